@@ -1,1 +1,36 @@
-fn main() {}
+//! `ktstr`: boots a sched_ext test kernel in a fresh VM with an exact CPU
+//! topology, runs a scheduler and a workload, and prints a verdict.
+
+mod cli;
+mod commands;
+mod exit;
+mod kernel;
+mod plugins;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    init_tracing(cli.verbose);
+    let code = match commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            exit::INFRA_ERROR
+        }
+    };
+    std::process::exit(code);
+}
+
+/// `-v` raises the level; `RUST_LOG` wins when set.
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

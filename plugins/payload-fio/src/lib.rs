@@ -1,1 +1,33 @@
+//! Payload adapter for fio. The default job is a short random read on the
+//! guest's tmpfs, with JSON output on stdout for the `fio` extractor.
 
+use ktstr_plugin_api::{export_plugin, BinaryLocator, Manifest, MetricHint, PayloadSpec, Plugin, Polarity, Stream};
+
+pub struct Fio;
+
+impl Plugin for Fio {
+    fn manifest() -> Manifest {
+        let bin = BinaryLocator::new("fio", Some("KTSTR_FIO"), "install it with `apt-get install fio`");
+        let spec = PayloadSpec::new(Some(bin), "fio", Stream::Stdout, "fio-json")
+            .with_default_args(&[
+                "--name=randread",
+                "--rw=randread",
+                "--size=16M",
+                "--bs=4k",
+                "--ioengine=psync",
+                "--runtime=3",
+                "--time_based",
+                "--filename=/tmp/ktstr-fio.dat",
+                "--output-format=json",
+            ])
+            .with_checks(&["exit==0", "exists(read/iops)"])
+            .with_hints(vec![
+                MetricHint::new("read/iops", "ops/s", Polarity::HigherIsBetter),
+                MetricHint::new("read/bw_kib", "KiB/s", Polarity::HigherIsBetter),
+                MetricHint::new("read/clat_p99_ns", "ns", Polarity::LowerIsBetter),
+            ]);
+        Manifest::payload("fio", env!("CARGO_PKG_VERSION"), "fio: I/O throughput and completion-latency percentiles per job", spec)
+    }
+}
+
+export_plugin!(Fio);

@@ -1,0 +1,70 @@
+//! Metrics as the host and the guest keep them (owned, serialisable).
+
+use serde::{Deserialize, Serialize};
+
+/// Which captured stream a metric was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+impl From<ktstr_plugin_api::Stream> for Stream {
+    fn from(s: ktstr_plugin_api::Stream) -> Self {
+        match s {
+            ktstr_plugin_api::Stream::Stdout => Stream::Stdout,
+            ktstr_plugin_api::Stream::Stderr => Stream::Stderr,
+        }
+    }
+}
+
+/// One named number, with where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    pub name: String,
+    pub value: f64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unit: String,
+    pub stream: Stream,
+}
+
+/// Finds a metric by exact name.
+pub fn find<'a>(metrics: &'a [Metric], name: &str) -> Option<&'a Metric> {
+    metrics.iter().find(|m| m.name == name)
+}
+
+/// Formats a value the way people read them: integers without a fraction,
+/// everything else with up to 3 decimals.
+pub fn format_value(v: f64) -> String {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else if v.is_finite() {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_values() {
+        assert_eq!(format_value(28.0), "28");
+        assert_eq!(format_value(23307.846077), "23307.846");
+        assert_eq!(format_value(0.5), "0.5");
+        assert_eq!(format_value(f64::NAN), "NaN");
+    }
+}

@@ -1,0 +1,16 @@
+//! One module per subcommand; `dispatch` maps the parsed command line to it
+//! and returns the process exit code.
+
+mod extract;
+mod list_plugins;
+
+use crate::cli::{Cli, Command};
+use crate::plugins::Discovery;
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::ListPlugins(args) => list_plugins::run(&Discovery::from_env(&cli.plugin_dirs), &args),
+        Command::Extract(args) => extract::run(&Discovery::from_env(&cli.plugin_dirs), &args),
+        Command::Kernel(cmd) => crate::kernel::run(cmd),
+    }
+}

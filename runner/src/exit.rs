@@ -1,0 +1,23 @@
+//! The exit codes of `ktstr`, documented in `ktstr --help` and the README.
+
+/// The run passed every check (or the command succeeded).
+pub const PASS: i32 = 0;
+/// The run finished but at least one check failed.
+pub const CHECK_FAILED: i32 = 1;
+/// Bad command line or input (clap uses 2 as well).
+pub const USAGE: i32 = 2;
+/// The scheduler crashed, exited or left sched_ext during the run.
+pub const SCHEDULER_FAILED: i32 = 3;
+/// The guest never answered, crashed, or the watchdog ended it.
+pub const TIMEOUT_OR_CRASH: i32 = 4;
+/// Something on the host went wrong (missing tool, kernel, I/O).
+pub const INFRA_ERROR: i32 = 5;
+
+pub const HELP: &str = "\
+EXIT CODES:
+    0  pass (or the command succeeded)
+    1  a check failed
+    2  usage error (bad flag, bad check expression, unknown plugin)
+    3  the scheduler failed during the run
+    4  the guest timed out or crashed (watchdog)
+    5  host or infrastructure error (missing kernel, tool, I/O)";

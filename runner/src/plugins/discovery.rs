@@ -1,0 +1,133 @@
+//! The plugin search path and one scan over it.
+//!
+//! Order (first match of a kind+name wins, later ones are reported as
+//! shadowed): `--plugin-dir` flags, `KTSTR_PLUGIN_PATH`, `plugins/` beside
+//! the executable, the executable's own directory when it is a cargo target
+//! directory, `~/.local/share/ktstr/plugins`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ktstr_core::plugin::{load, Kind, LoadError, LoadedPlugin};
+use serde::Serialize;
+
+/// One directory of the search path and why it is on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchDir {
+    pub path: PathBuf,
+    pub origin: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    pub dirs: Vec<SearchDir>,
+}
+
+/// A plugin hidden by an earlier one of the same kind and name.
+#[derive(Debug, Clone, Serialize)]
+pub struct Shadowed {
+    pub kind: Kind,
+    pub name: String,
+    pub path: PathBuf,
+    pub shadowed_by: PathBuf,
+}
+
+/// Everything one scan found.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub plugins: Vec<LoadedPlugin>,
+    pub broken: Vec<LoadError>,
+    pub shadowed: Vec<Shadowed>,
+}
+
+impl Discovery {
+    /// The documented search path for this process.
+    pub fn from_env(flag_dirs: &[PathBuf]) -> Discovery {
+        let mut dirs: Vec<SearchDir> = flag_dirs.iter().map(|p| SearchDir { path: p.clone(), origin: "--plugin-dir" }).collect();
+        if let Some(paths) = std::env::var_os("KTSTR_PLUGIN_PATH") {
+            dirs.extend(std::env::split_paths(&paths).filter(|p| !p.as_os_str().is_empty()).map(|path| SearchDir { path, origin: "KTSTR_PLUGIN_PATH" }));
+        }
+        if let Some(exe_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+            dirs.push(SearchDir { path: exe_dir.join("plugins"), origin: "beside the executable" });
+            if is_cargo_target_dir(&exe_dir) {
+                dirs.push(SearchDir { path: exe_dir, origin: "cargo target directory" });
+            }
+        }
+        if let Some(home) = std::env::var_os("HOME") {
+            dirs.push(SearchDir { path: PathBuf::from(home).join(".local/share/ktstr/plugins"), origin: "user plugin directory" });
+        }
+        Discovery { dirs }
+    }
+
+    /// Loads every `*.so` of every directory, in search order.
+    pub fn scan(&self) -> Catalog {
+        let mut catalog = Catalog::default();
+        let mut seen: HashMap<(Kind, String), PathBuf> = HashMap::new();
+        let mut visited: Vec<PathBuf> = Vec::new();
+        for dir in &self.dirs {
+            // The same directory reached twice (flag + env) is scanned once.
+            let canonical = dir.path.canonicalize().unwrap_or_else(|_| dir.path.clone());
+            if visited.contains(&canonical) {
+                continue;
+            }
+            visited.push(canonical);
+            for path in libraries_in(&dir.path) {
+                match load(&path) {
+                    Ok(plugin) => {
+                        let key = (plugin.info.kind, plugin.info.name.clone());
+                        match seen.get(&key) {
+                            Some(first) => catalog.shadowed.push(Shadowed { kind: key.0, name: key.1, path, shadowed_by: first.clone() }),
+                            None => {
+                                seen.insert(key, path);
+                                catalog.plugins.push(plugin);
+                            }
+                        }
+                    }
+                    Err(e) => catalog.broken.push(e),
+                }
+            }
+        }
+        catalog
+    }
+}
+
+impl Catalog {
+    pub fn find(&self, kind: Kind, name: &str) -> Option<&LoadedPlugin> {
+        self.plugins.iter().find(|p| p.info.kind == kind && p.info.name == name)
+    }
+
+    /// Like [`Catalog::find`], with an error that lists what exists and
+    /// mentions broken plugins that might be the one meant.
+    pub fn require(&self, kind: Kind, name: &str) -> anyhow::Result<&LoadedPlugin> {
+        if let Some(p) = self.find(kind, name) {
+            return Ok(p);
+        }
+        let have: Vec<&str> = self.plugins.iter().filter(|p| p.info.kind == kind).map(|p| p.info.name.as_str()).collect();
+        let mut msg = format!(
+            "no {kind} plugin named `{name}` (available: {}); see `ktstr list-plugins`",
+            if have.is_empty() { "none".to_string() } else { have.join(", ") }
+        );
+        for b in self.broken.iter().filter(|b| b.path.to_string_lossy().contains(&name.replace('-', "_"))) {
+            msg.push_str(&format!("\n  note: a plugin file that failed to load may be the one you meant: {b}"));
+        }
+        anyhow::bail!(msg)
+    }
+}
+
+/// Cargo's target dirs (`target/debug`, `target/release`) hold `.fingerprint`
+/// and `deps`; a real install directory does not.
+fn is_cargo_target_dir(dir: &Path) -> bool {
+    dir.join(".fingerprint").is_dir() && dir.join("deps").is_dir()
+}
+
+/// Shared libraries in `dir`, sorted for a stable order. A missing
+/// directory is simply empty: most of the search path is optional.
+fn libraries_in(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut libs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "so") && p.is_file())
+        .collect();
+    libs.sort();
+    libs
+}

@@ -1,0 +1,8 @@
+//! Finding plugins on the host: where to look, what loaded, what is shadowed,
+//! and where the binaries they need live.
+
+mod binary;
+mod discovery;
+
+pub use binary::{locate, Located};
+pub use discovery::{Catalog, Discovery, Shadowed};
