@@ -1,1 +1,87 @@
+//! Helpers for ktstr's end-to-end tests: build the workspace once, run the
+//! real `ktstr` binary, build out-of-tree plugins.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The workspace root (the parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// `release` or `debug`, matching the profile these tests were built with.
+pub fn profile() -> &'static str {
+    let exe = std::env::current_exe().expect("current exe");
+    if exe.components().any(|c| c.as_os_str() == "release") {
+        "release"
+    } else {
+        "debug"
+    }
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Builds the whole workspace (the `ktstr` binary and every plugin cdylib)
+/// once per test process, in this test's profile.
+pub fn ensure_built() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let mut cmd = cargo();
+        cmd.current_dir(workspace_root()).args(["build", "--workspace", "--quiet"]);
+        if profile() == "release" {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "cargo build of the workspace failed");
+        target_dir().join(profile())
+    })
+}
+
+/// The `ktstr` binary, built.
+pub fn ktstr_bin() -> PathBuf {
+    ensure_built().join("ktstr")
+}
+
+/// Runs `ktstr` with `args` and no plugin path from the environment.
+pub fn ktstr(args: &[&str]) -> Output {
+    Command::new(ktstr_bin()).args(args).env_remove("KTSTR_PLUGIN_PATH").output().expect("run ktstr")
+}
+
+/// Builds an out-of-tree Cargo project (release) into a shared target dir
+/// and returns the directory holding its `.so` files.
+pub fn build_out_of_tree(manifest_dir: &Path) -> PathBuf {
+    let target = target_dir().join("out-of-tree");
+    let status = cargo()
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(manifest_dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build of {} failed", manifest_dir.display());
+    target.join("release")
+}
+
+/// Copies the named `.so` files of `from` into a fresh directory, so a
+/// test's `--plugin-dir` sees exactly them.
+pub fn plugin_dir_with(from: &Path, libs: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for lib in libs {
+        std::fs::copy(from.join(lib), dir.path().join(lib)).unwrap_or_else(|e| panic!("copy {lib}: {e}"));
+    }
+    dir
+}
+
+/// Parses stdout as JSON, with the whole output in the panic message.
+pub fn stdout_json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    })
+}

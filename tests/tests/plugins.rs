@@ -1,0 +1,130 @@
+//! Plugin discovery, ABI checks and `list-plugins` through the real binary.
+
+use ktstr_tests::{build_out_of_tree, ktstr, plugin_dir_with, stdout_json, workspace_root};
+use serde_json::Value;
+
+fn names_of_kind(v: &Value, kind: &str) -> Vec<String> {
+    v["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == kind)
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn first_party_plugins_are_all_listed_and_load() {
+    let out = ktstr(&["list-plugins", "--json"]);
+    assert!(out.status.success());
+    let v = stdout_json(&out);
+    let mut payloads = names_of_kind(&v, "payload");
+    payloads.sort();
+    assert_eq!(payloads, ["fio", "schbench", "stress-ng", "workers"]);
+    let mut extractors = names_of_kind(&v, "extractor");
+    extractors.sort();
+    assert_eq!(extractors, ["fio", "json", "schbench", "stress-ng"]);
+    let mut schedulers = names_of_kind(&v, "scheduler");
+    schedulers.sort();
+    assert_eq!(schedulers, ["eevdf", "scx"]);
+    assert_eq!(v["broken"].as_array().unwrap().len(), 0, "{:#}", v["broken"]);
+    for p in v["plugins"].as_array().unwrap() {
+        assert_eq!(p["abi_status"], "ok");
+        assert!(p["path"].as_str().unwrap().ends_with(".so"));
+    }
+    // The built-in workers need no binary; payloads that do say where it is.
+    let workers = v["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "workers").unwrap();
+    assert!(workers["payload"]["binary"].is_null());
+    let sched = v["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "scx").unwrap();
+    assert_eq!(sched["binary_status"]["status"], "any");
+}
+
+#[test]
+fn kind_filter_and_human_table() {
+    let out = ktstr(&["list-plugins", "--kind", "scheduler"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("eevdf") && text.contains("scx"), "{text}");
+    assert!(!text.contains("payload"), "{text}");
+}
+
+#[test]
+fn broken_plugins_are_listed_with_file_and_reason_and_others_still_load() {
+    let oot = |name: &str| build_out_of_tree(&workspace_root().join("tests/fixtures/plugins").join(name));
+    let panicky = oot("panicky");
+    let old_abi = oot("old-abi");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(panicky.join("libpanicky_plugin.so"), dir.path().join("libpanicky_plugin.so")).unwrap();
+    std::fs::copy(old_abi.join("libold_abi_plugin.so"), dir.path().join("libold_abi_plugin.so")).unwrap();
+    std::fs::write(dir.path().join("libnot_a_library.so"), b"this is text, not ELF").unwrap();
+
+    let out = ktstr(&["list-plugins", "--json", "--plugin-dir", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "broken plugins do not fail list-plugins without --strict");
+    let v = stdout_json(&out);
+    let broken = v["broken"].as_array().unwrap();
+    let reason = |file: &str| -> String {
+        broken
+            .iter()
+            .find(|b| b["path"].as_str().unwrap().ends_with(file))
+            .unwrap_or_else(|| panic!("{file} not listed as broken: {broken:#?}"))["error"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let r = reason("libpanicky_plugin.so");
+    assert!(r.contains("panicked in manifest()") && r.contains("deliberate panic in the test fixture"), "{r}");
+    let r = reason("libold_abi_plugin.so");
+    assert!(r.contains("incompatible plugin ABI") && r.contains("9.0.0") && r.contains("0.1.0"), "{r}");
+    let r = reason("libnot_a_library.so");
+    assert!(r.contains("cannot open the library"), "{r}");
+    // The first-party plugins still loaded.
+    assert_eq!(names_of_kind(&v, "payload").len(), 4);
+
+    let strict = ktstr(&["list-plugins", "--strict", "--plugin-dir", dir.path().to_str().unwrap()]);
+    assert_eq!(strict.status.code(), Some(5));
+    let text = String::from_utf8_lossy(&strict.stdout);
+    assert!(text.contains("Broken plugins (3)"), "{text}");
+}
+
+#[test]
+fn third_party_example_is_discovered_and_its_extractor_works() {
+    let built = build_out_of_tree(&workspace_root().join("examples/primes"));
+    let dir = plugin_dir_with(&built, &["libprimes_payload.so", "libprimes_extractor.so"]);
+    let d = dir.path().to_str().unwrap();
+    let v = stdout_json(&ktstr(&["list-plugins", "--json", "--plugin-dir", d]));
+    assert!(names_of_kind(&v, "payload").contains(&"primes".to_string()));
+    assert!(names_of_kind(&v, "extractor").contains(&"primes".to_string()));
+
+    let out_file = dir.path().join("out.txt");
+    std::fs::write(&out_file, "primes: 1229\nrate: 614.5/s\n").unwrap();
+    let out = ktstr(&["extract", "--plugin-dir", d, "--plugin", "primes", "--stdout", out_file.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = stdout_json(&out);
+    assert_eq!(v["extractor"], "primes");
+    assert_eq!(v["metrics"][0]["name"], "primes");
+    assert_eq!(v["metrics"][0]["value"], 1229.0);
+    assert_eq!(v["metrics"][0]["stream"], "stdout");
+}
+
+#[test]
+fn a_plugin_dir_given_first_shadows_the_built_in_one() {
+    let built = ktstr_tests::ensure_built();
+    let dir = plugin_dir_with(built, &["libktstr_sched_eevdf.so"]);
+    let v = stdout_json(&ktstr(&["list-plugins", "--json", "--plugin-dir", dir.path().to_str().unwrap()]));
+    let eevdf = v["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "eevdf").unwrap();
+    assert!(eevdf["path"].as_str().unwrap().starts_with(dir.path().to_str().unwrap()));
+    let shadowed = v["shadowed"].as_array().unwrap();
+    assert_eq!(shadowed.len(), 1, "{shadowed:#?}");
+    assert_eq!(shadowed[0]["name"], "eevdf");
+}
+
+#[test]
+fn unknown_plugin_and_missing_input_are_usage_errors() {
+    let out = ktstr(&["extract", "--plugin", "nope", "--stdout", "/dev/null"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no extractor plugin named `nope`"));
+    let out = ktstr(&["extract", "--plugin", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = ktstr(&["extract", "--plugin", "json", "--stdout", "/nonexistent/file"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/file"));
+}
