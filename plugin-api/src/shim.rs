@@ -54,7 +54,10 @@ pub(crate) extern "C" fn launch<P: Plugin>(requested: RStr<'_>) -> RResult<Launc
 
 pub(crate) extern "C" fn run_inline<P: Plugin>(args: RVec<RString>) -> i32 {
     let args: Vec<String> = args.into_iter().map(String::from).collect();
-    match guarded("run_inline", || Ok(P::run_inline(&args))) {
+    let result = guarded("run_inline", || Ok(P::run_inline(&args)));
+    // The caller may _exit right after: nothing may stay buffered.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    match result {
         RResult::ROk(code) => code,
         RResult::RErr(e) => {
             eprintln!("{e}");

@@ -1,0 +1,73 @@
+//! The run plan: everything the guest init must do, written by the host into
+//! the per-run initramfs as `/ktstr/plan.json`. Versioned with the protocol.
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::Check;
+
+/// Where the plan lives in the guest.
+pub const PLAN_PATH: &str = "/ktstr/plan.json";
+/// Where plugins are packed in the guest.
+pub const PLUGIN_DIR: &str = "/ktstr/plugins";
+/// Where payload and scheduler binaries are packed in the guest.
+pub const BIN_DIR: &str = "/ktstr/bin";
+/// The cgroup (under the cgroup2 root) the payload runs in.
+pub const PAYLOAD_CGROUP: &str = "ktstr/payload";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunPlan {
+    /// Must equal [`crate::protocol::PROTOCOL_VERSION`] of the init.
+    pub protocol: u16,
+    pub payload: PayloadPlan,
+    pub scheduler: SchedulerPlan,
+    pub checks: Vec<Check>,
+    /// The topology string the host asked for (`1n2l2c1t`), reported back.
+    pub topology: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PayloadPlan {
+    pub name: String,
+    /// Guest path of the payload plugin (for inline payloads).
+    pub plugin: String,
+    /// Guest path of the extractor plugin.
+    pub extractor: String,
+    /// Guest path of the binary to exec; `None` runs the plugin inline.
+    pub binary: Option<String>,
+    pub args: Vec<String>,
+    pub own_process_group: bool,
+    /// Kill the payload after this long; `None`: no limit inside the guest
+    /// (the host watchdog still applies).
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchedulerPlan {
+    /// What the user asked for (`eevdf`, `scx_simple`, a path).
+    pub requested: String,
+    /// Guest path of the launcher plugin.
+    pub plugin: String,
+    /// Guest path of the binary the launcher named, packed by the host.
+    pub binary: Option<String>,
+    /// Extra arguments from `--sched-arg`, after the launcher's own.
+    pub extra_args: Vec<String>,
+}
+
+impl RunPlan {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("plans serialise")
+    }
+
+    /// Parses a plan and checks its protocol version.
+    pub fn from_json(text: &str) -> anyhow::Result<RunPlan> {
+        let plan: RunPlan = serde_json::from_str(text).map_err(|e| anyhow::anyhow!("unreadable run plan: {e}"))?;
+        if plan.protocol != crate::protocol::PROTOCOL_VERSION {
+            anyhow::bail!(
+                "run plan speaks protocol {}, this init speaks {}: the initramfs was built by another ktstr version",
+                plan.protocol,
+                crate::protocol::PROTOCOL_VERSION
+            );
+        }
+        Ok(plan)
+    }
+}

@@ -1,0 +1,72 @@
+//! The messages the guest init sends to the host, in the order a run
+//! produces them. Bump [`PROTOCOL_VERSION`] with any change; new variants go
+//! at the end so an older host skips them instead of misreading them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::CheckResult;
+use crate::metrics::Metric;
+
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Which captured output a chunk belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutputSource {
+    PayloadStdout,
+    PayloadStderr,
+    /// The scheduler's stdout and stderr, interleaved as written.
+    Scheduler,
+}
+
+impl OutputSource {
+    /// The artifact file this output is kept in.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            OutputSource::PayloadStdout => "payload.stdout",
+            OutputSource::PayloadStderr => "payload.stderr",
+            OutputSource::Scheduler => "scheduler.log",
+        }
+    }
+}
+
+/// Why the scheduler is considered failed, with its evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SchedulerFailure {
+    pub reason: String,
+    /// The tail of what the scheduler printed.
+    pub output_tail: String,
+    /// Kernel log lines about sched_ext.
+    pub kernel_log: Vec<String>,
+}
+
+/// The guest's last word before it powers off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finish {
+    /// Set when the init itself failed (bad plan, missing plugin…).
+    pub init_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    Hello { protocol: u16, init_version: String, kernel_release: String, cpus_online: String },
+    Log { text: String },
+    /// The guest's view of its CPU topology, as JSON of `topology::GuestTopology`.
+    Topology { json: String },
+    SchedulerStarted { name: String, pid: Option<u32>, sched_ext_state: String, ops: String, ready_ms: u64 },
+    PayloadStarted { name: String, pid: u32, cgroup: String },
+    Output { source: OutputSource, data: Vec<u8> },
+    PayloadEnded {
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        timed_out: bool,
+        duration_ms: u64,
+        stdout_truncated: bool,
+        stderr_truncated: bool,
+    },
+    /// sched_ext as seen while the payload ran (sampled at its end).
+    SchedExtDuringPayload { state: String, ops: String },
+    Metrics { metrics: Vec<Metric>, extractor: String, error: Option<String> },
+    Checks { results: Vec<CheckResult> },
+    SchedulerFailed(SchedulerFailure),
+    Finish(Finish),
+}

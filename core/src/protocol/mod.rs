@@ -1,0 +1,9 @@
+//! The wire protocol between the guest init and the host: versioned postcard
+//! messages in frames with a length and CRCs, so the host decoder can
+//! resynchronise after garbage, corruption and truncation.
+
+mod frame;
+mod message;
+
+pub use frame::{encode, DecodeEvent, Decoder, HEADER_LEN, MAGIC, MAX_PAYLOAD};
+pub use message::{Finish, Message, OutputSource, SchedulerFailure, PROTOCOL_VERSION};
