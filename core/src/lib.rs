@@ -1,7 +1,10 @@
-//! The shared model of ktstr: metrics, checks and plugin loading, used both by
-//! the host runner and by the guest init. Knows nothing of KVM or QEMU.
+//! The shared model of ktstr: metrics, checks, plugin loading, the run plan,
+//! the wire protocol and the guest init. Knows nothing of KVM or QEMU.
 
 pub mod check;
 pub mod extract;
+pub mod guest;
 pub mod metrics;
+pub mod plan;
 pub mod plugin;
+pub mod protocol;
