@@ -6,6 +6,7 @@ mod commands;
 mod exit;
 mod kernel;
 mod plugins;
+mod initramfs;
 
 use clap::Parser;
 
