@@ -113,10 +113,9 @@ pub struct CheckResult {
     pub check: String,
     pub passed: bool,
     /// The value that was compared (metric value or exit code).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    // No skip_serializing_if here or below: postcard is not self-describing.
     pub value: Option<f64>,
     /// Why it failed, for people: names the metric, its value and the bound.
-    #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
 }
 

@@ -8,3 +8,4 @@ pub mod metrics;
 pub mod plan;
 pub mod plugin;
 pub mod protocol;
+pub mod topology;

@@ -33,7 +33,8 @@ impl From<ktstr_plugin_api::Stream> for Stream {
 pub struct Metric {
     pub name: String,
     pub value: f64,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    /// Empty when unknown. Always serialised: postcard is not self-describing.
+    #[serde(default)]
     pub unit: String,
     pub stream: Stream,
 }

@@ -27,8 +27,9 @@ pub fn run(ch: &mut Channel) -> anyhow::Result<()> {
     });
     ch.log(format!("data channel: {}", ch.description));
     let plan = RunPlan::from_json(&std::fs::read_to_string(PLAN_PATH).with_context(|| format!("read {PLAN_PATH}"))?)?;
-    if let Some(json) = topology_json() {
-        ch.send(&Message::Topology { json });
+    match crate::topology::GuestTopology::read_from_sysfs(Path::new("/")) {
+        Ok(seen) => ch.send(&Message::Topology { json: serde_json::to_string(&seen).expect("topology serialises") }),
+        Err(e) => ch.log(format!("could not read the topology from sysfs: {e:#}")),
     }
 
     let load_plugin = |p: &str| load(Path::new(p)).map_err(|e| anyhow::anyhow!("{e}"));
@@ -136,9 +137,4 @@ fn send_scheduler_log(ch: &mut Channel) {
 
 fn read_trim(path: &str) -> String {
     std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default()
-}
-
-/// The guest's topology as JSON, once the topology model can read sysfs.
-fn topology_json() -> Option<String> {
-    None
 }

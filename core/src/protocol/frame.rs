@@ -142,6 +142,8 @@ fn find_magic_start(b: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::CheckResult;
+    use crate::metrics::{Metric, Stream};
     use crate::protocol::OutputSource;
     use proptest::prelude::*;
 
@@ -201,6 +203,14 @@ mod tests {
         prop_oneof![
             ".{0,40}".prop_map(|text| Message::Log { text }),
             proptest::collection::vec(any::<u8>(), 0..300).prop_map(|data| Message::Output { source: OutputSource::PayloadStderr, data }),
+            (".{0,12}", -1e12f64..1e12, "|us", proptest::option::of(".{0,20}")).prop_map(|(name, value, unit, error)| Message::Metrics {
+                metrics: vec![Metric { name, value, unit: unit.to_string(), stream: Stream::Stdout }],
+                extractor: "json".into(),
+                error,
+            }),
+            (any::<bool>(), proptest::option::of(-1e12f64..1e12), "|.{0,20}").prop_map(|(passed, value, detail)| Message::Checks {
+                results: vec![CheckResult { check: "x>=1".into(), passed, value, detail }],
+            }),
         ]
     }
 
