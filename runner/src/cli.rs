@@ -41,6 +41,82 @@ pub enum Command {
     /// Build, list and clean cached sched_ext test kernels.
     #[command(subcommand)]
     Kernel(KernelCmd),
+    /// Boot a VM, start a scheduler, run a payload, check its metrics.
+    #[command(after_help = RUN_HELP)]
+    Run(Box<RunArgs>),
+}
+
+pub const RUN_HELP: &str = "\
+EXAMPLES:
+    ktstr run --plugin workers
+    ktstr run --plugin stress-ng --scheduler scx_simple --topology 1n2l2c1t
+    ktstr run --plugin fio --scheduler scx_qmap --check 'read/iops>=1000' --json result.json
+    ktstr run --plugin workers --arg=--work --arg=futex --duration 20 --artifacts ./out
+
+TOPOLOGY NnNlNcNt: N NUMA nodes, L LLCs per node, C cores per LLC, T threads per
+core; 1n2l2c1t is 4 CPUs in two LLCs.
+
+CHECKS: `name>=N`, `name<=N`, `LO<=name<=HI`, `exists(name)`, `exit==N`; they are
+added to the payload's default checks. `ktstr extract` shows metric names.
+
+Every run keeps its console log, scheduler log and payload output: in --artifacts
+DIR, or else under $KTSTR_CACHE_DIR/runs/ (the path is printed).";
+
+/// Which VM engine boots the guest.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmmArg {
+    /// Our KVM VMM where /dev/kvm runs full-virtualisation guests, else QEMU.
+    Auto,
+    /// QEMU (-M microvm): KVM acceleration where it works, TCG otherwise.
+    Qemu,
+    /// ktstr's own KVM VMM.
+    Kvm,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The payload plugin to run (see `ktstr list-plugins --kind payload`).
+    #[arg(long)]
+    pub plugin: String,
+    /// An argument for the payload, replacing its defaults (repeatable;
+    /// use --arg=-x for values that start with a dash).
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+    /// `eevdf`, or a sched_ext scheduler by name (scx_simple, scx_qmap…) or path.
+    #[arg(long, default_value = "eevdf")]
+    pub scheduler: String,
+    /// An argument for the scheduler (repeatable).
+    #[arg(long = "sched-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub sched_args: Vec<String>,
+    /// CPU topology of the guest, NnNlNcNt.
+    #[arg(long, default_value = "1n1l2c1t")]
+    pub topology: String,
+    /// Guest memory in MiB (or with a suffix: 512M, 2G).
+    #[arg(long, default_value = "1024")]
+    pub memory: String,
+    /// Longest the payload may run, in seconds; it is killed after that.
+    #[arg(long, default_value_t = 60)]
+    pub duration: u64,
+    /// Kernel: a bzImage path, a cache entry or key. Default: $KTSTR_KERNEL,
+    /// then the newest cached kernel.
+    #[arg(long)]
+    pub kernel: Option<String>,
+    /// VM engine.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub vmm: VmmArg,
+    /// A check on the result (repeatable), e.g. 'wakeup_latency_p99<=5000'.
+    #[arg(long = "check", value_name = "EXPR")]
+    pub checks: Vec<String>,
+    /// End a guest that has not finished after this many seconds (default:
+    /// 150 s for boot and scheduler start, plus --duration).
+    #[arg(long, value_name = "SECS")]
+    pub watchdog: Option<u64>,
+    /// Write the result as JSON to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Keep every artifact (console log, scheduler log, payload output) here.
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
 }
 
 pub const PLUGIN_DISCOVERY_HELP: &str = "\

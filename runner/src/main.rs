@@ -7,6 +7,10 @@ mod exit;
 mod kernel;
 mod plugins;
 mod initramfs;
+mod interrupt;
+mod run;
+mod usage;
+mod vm;
 
 use clap::Parser;
 
@@ -17,7 +21,7 @@ fn main() {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            exit::INFRA_ERROR
+            usage::exit_code_for(&err)
         }
     };
     std::process::exit(code);

@@ -85,3 +85,48 @@ pub fn stdout_json(out: &Output) -> serde_json::Value {
         panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
     })
 }
+
+/// Whether VM tests can run: a cached kernel and QEMU. Without them the test
+/// FAILS with the reason, unless `KTSTR_SKIP_VM_TESTS=1` says to skip (then
+/// it prints a loud SKIPPED line and returns false).
+pub fn vm_tests_enabled(test: &str) -> bool {
+    let missing = vm_prerequisite_missing();
+    match missing {
+        None => true,
+        Some(why) if std::env::var_os("KTSTR_SKIP_VM_TESTS").is_some_and(|v| v == "1") => {
+            eprintln!("\n!!! SKIPPED {test}: {why} (KTSTR_SKIP_VM_TESTS=1)\n");
+            false
+        }
+        Some(why) => panic!("{test} needs a VM: {why}. Run scripts/setup.sh and `ktstr kernel build`, or set KTSTR_SKIP_VM_TESTS=1 to skip VM tests"),
+    }
+}
+
+fn vm_prerequisite_missing() -> Option<String> {
+    let out = ktstr(&["kernel", "list", "--json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || text.trim() == "[]" || text.trim().is_empty() {
+        return Some("no cached kernel (`ktstr kernel build` makes one)".into());
+    }
+    let qemu = std::env::var_os("KTSTR_QEMU").map(PathBuf::from).unwrap_or_else(|| "qemu-system-x86_64".into());
+    if Command::new(&qemu).arg("--version").output().is_err() {
+        return Some(format!("{} is not installed (apt-get install qemu-system-x86)", qemu.display()));
+    }
+    None
+}
+
+/// Runs `ktstr run` with `args` plus `--json -`, returning the exit code and
+/// the result document.
+pub fn ktstr_run(args: &[&str]) -> (i32, serde_json::Value, Output) {
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--json", "-"]);
+    let out = ktstr(&all);
+    let code = out.status.code().unwrap_or(-1);
+    let doc = stdout_json(&out);
+    (code, doc, out)
+}
+
+/// The value of metric `name` in a result document.
+pub fn metric(doc: &serde_json::Value, name: &str) -> Option<f64> {
+    doc["metrics"].as_array()?.iter().find(|m| m["name"] == name)?["value"].as_f64()
+}

@@ -66,30 +66,11 @@ EXAMPLES:
     ktstr kernel build --source ~/src/linux --jobs 8
     ktstr kernel build --source linux-6.12.tar.xz --json";
 
-/// A bad argument: exit code 2 instead of 5.
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
-
 pub fn run(cmd: KernelCmd) -> Result<i32> {
-    let result = match cmd {
+    match cmd {
         KernelCmd::Build(args) => build_cmd(&args),
         KernelCmd::List { json } => list_cmd(json),
         KernelCmd::Clean { keep, json } => clean_cmd(keep, json),
-    };
-    match result {
-        Err(e) if e.is::<UsageError>() => {
-            eprintln!("error: {e:#}");
-            Ok(exit::USAGE)
-        }
-        other => other,
     }
 }
 

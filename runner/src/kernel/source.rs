@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use super::cache::hex;
-use super::cli::UsageError;
+use crate::usage::UsageError;
 use super::progress;
 
 /// Debian's `linux-source-*` packages put their tarball here.

@@ -4,5 +4,5 @@
 mod binary;
 mod discovery;
 
-pub use binary::{locate, Located};
-pub use discovery::{Catalog, Discovery, Shadowed};
+pub use binary::{find_in_path, locate};
+pub use discovery::{Catalog, Discovery};

@@ -1,0 +1,145 @@
+//! `ktstr run`: prepare → pack → boot → follow → verdict → report.
+
+mod engine;
+mod prepare;
+mod record;
+mod report;
+mod session;
+mod verdict;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::cli::RunArgs;
+use crate::initramfs::{concat, write_newc, ArchiveSpec, BaseArchiveCache};
+use crate::plugins::Discovery;
+use crate::vm::VmSpec;
+use record::Record;
+use report::Outcome;
+use verdict::Verdict;
+
+/// Boot, scheduler start and the grace after the payload, under emulation.
+const DEFAULT_BUDGET: Duration = Duration::from_secs(150);
+
+pub use engine::kvm_usable;
+
+pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
+    let wall = Instant::now();
+    crate::interrupt::install();
+    let catalog = discovery.scan();
+    let valid = prepare::validate(args, &catalog)?;
+    let (engine, engine_line) = engine::select(args.vmm)?;
+    let kernel = crate::kernel::resolve(args.kernel.as_deref())?;
+    let prepared = prepare::prepare(args, &catalog, valid, &kernel)?;
+
+    let artifacts = artifacts_dir(args)?;
+    let work = tempfile::Builder::new().prefix("ktstr-run-").tempdir().context("create a temporary directory")?;
+    progress(&format!("kernel {} ({})", kernel.version, kernel.bzimage.display()));
+    progress(&format!("engine {engine_line}"));
+    progress("packing the initramfs…");
+    let base = BaseArchiveCache::new(crate::kernel::cache_dir().join("initramfs")).get_or_build(&prepared.base)?;
+    let plan_json = prepared.plan.to_json();
+    std::fs::write(artifacts.join("plan.json"), &plan_json)?;
+    let mut plan_archive = ArchiveSpec::default();
+    plan_archive.add_bytes(ktstr_core::plan::PLAN_PATH, plan_json.into_bytes(), 0o644);
+    let plan_cpio = work.path().join("plan.cpio");
+    write_newc(&plan_archive, &mut std::fs::File::create(&plan_cpio)?)?;
+    let initramfs = work.path().join("initramfs.cpio");
+    concat(&[base.as_path(), plan_cpio.as_path()], &initramfs)?;
+
+    let spec = VmSpec {
+        kernel: kernel.bzimage.clone(),
+        initramfs,
+        cmdline: "panic=-1 rdinit=/init".into(),
+        topology: prepared.topology.clone(),
+        memory_mib: prepared.memory_mib,
+        console_log: artifacts.join("console.log"),
+        data_out: artifacts.join("data.bin"),
+        data_fallback_out: artifacts.join("data-com2.bin"),
+    };
+    let watchdog = args.watchdog.map(Duration::from_secs).unwrap_or(DEFAULT_BUDGET + Duration::from_secs(args.duration));
+    progress(&format!("booting {} CPUs ({}), {} MiB; watchdog {}s", prepared.topology.cpus(), prepared.topology, prepared.memory_mib, watchdog.as_secs()));
+    let mut record = Record::default();
+    let end = session::run_vm(engine.as_ref(), &spec, watchdog, &mut record, &mut |l| progress(&format!("[guest] {l}")))?;
+    report::write_artifacts(&artifacts, &record)?;
+
+    let mismatches = topology_mismatches(&prepared.topology, &record);
+    if !mismatches.is_empty() && record.finished.is_some() {
+        record.checks.push(ktstr_core::check::CheckResult {
+            check: format!("topology=={}", prepared.topology),
+            passed: false,
+            value: None,
+            detail: mismatches.join("; "),
+        });
+    }
+    let verdict = Verdict::decide(&record, end);
+    let outcome = Outcome {
+        verdict,
+        record: &record,
+        kernel: format!("{} ({})", kernel.version, kernel.bzimage.display()),
+        engine: engine_line,
+        topology: prepared.topology.to_string(),
+        topology_mismatches: mismatches,
+        scheduler: prepared.scheduler_desc.clone(),
+        payload: format!("{}: {}", args.plugin, prepared.payload_desc),
+        artifacts: artifacts.clone(),
+        wall_ms: wall.elapsed().as_millis(),
+        console_tail: report::tail_lines(&spec.console_log, 25),
+    };
+    let doc = serde_json::to_string_pretty(&outcome.to_json())?;
+    std::fs::write(artifacts.join("result.json"), &doc)?;
+    match args.json.as_deref() {
+        Some(p) if p.as_os_str() == "-" => println!("{doc}"),
+        Some(p) => {
+            std::fs::write(p, &doc).with_context(|| format!("write {}", p.display()))?;
+            print!("{}", outcome.summary());
+        }
+        None => print!("{}", outcome.summary()),
+    }
+    Ok(verdict.exit_code())
+}
+
+fn progress(line: &str) {
+    eprintln!("[ktstr] {line}");
+}
+
+/// `--artifacts DIR`, or a fresh directory under the cache's `runs/`.
+fn artifacts_dir(args: &RunArgs) -> anyhow::Result<PathBuf> {
+    let dir = match &args.artifacts {
+        Some(d) => d.clone(),
+        None => {
+            let runs = crate::kernel::cache_dir().join("runs");
+            prune_runs(&runs, KEPT_RUNS);
+            let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
+            runs.join(format!("{stamp}-{}-{}", args.plugin, std::process::id()))
+        }
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("create the artifacts directory {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Runs kept under the cache's `runs/` when no --artifacts is given.
+const KEPT_RUNS: usize = 50;
+
+/// Removes all but the newest `keep - 1` run directories (names start with
+/// a millisecond timestamp, so name order is age order).
+fn prune_runs(runs: &std::path::Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(runs) else { return };
+    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    let excess = dirs.len().saturating_sub(keep.saturating_sub(1));
+    for old in &dirs[..excess] {
+        let _ = std::fs::remove_dir_all(old);
+    }
+}
+
+/// Differences between the requested topology and what the guest reported.
+fn topology_mismatches(expected: &ktstr_core::topology::Topology, record: &Record) -> Vec<String> {
+    let Some(json) = &record.topology_json else { return Vec::new() };
+    match serde_json::from_str::<ktstr_core::topology::GuestTopology>(json) {
+        Ok(seen) => ktstr_core::topology::compare(expected, &seen),
+        Err(e) => vec![format!("unreadable topology report from the guest: {e}")],
+    }
+}

@@ -1,0 +1,201 @@
+//! Turning the command line into a run: plugins, binaries, checks, the plan,
+//! and the list of what goes into the base initramfs.
+
+use std::path::{Path, PathBuf};
+
+use ktstr_core::check::Check;
+use ktstr_core::plan::{PayloadPlan, RunPlan, SchedulerPlan, BIN_DIR, PLUGIN_DIR};
+use ktstr_core::plugin::{Kind, LoadedPlugin};
+use ktstr_core::protocol::PROTOCOL_VERSION;
+use ktstr_core::topology::Topology;
+
+use crate::cli::RunArgs;
+use crate::initramfs::ArchiveSpec;
+use crate::kernel::KernelEntry;
+use crate::plugins::{locate, Catalog};
+use crate::usage::UsageError;
+
+/// Where the init is in the guest: the kernel runs `/init` from an initramfs.
+const INIT_GUEST_PATH: &str = "/init";
+
+pub struct Prepared {
+    pub plan: RunPlan,
+    pub base: ArchiveSpec,
+    pub topology: Topology,
+    pub memory_mib: u64,
+    pub payload_desc: String,
+    pub scheduler_desc: String,
+}
+
+/// What the command line asks for, checked before anything else happens.
+pub struct Validated<'c> {
+    topology: Topology,
+    memory_mib: u64,
+    payload: &'c LoadedPlugin,
+    extractor: &'c LoadedPlugin,
+    checks: Vec<Check>,
+}
+
+/// Checks the user's input (usage errors, exit 2) before any host work.
+pub fn validate<'c>(args: &RunArgs, catalog: &'c Catalog) -> anyhow::Result<Validated<'c>> {
+    let topology: Topology = args.topology.parse().map_err(|e| UsageError(format!("{e}")))?;
+    let memory_mib = parse_memory(&args.memory).map_err(UsageError)?;
+    if args.duration == 0 {
+        return Err(UsageError("--duration must be at least 1 second".into()).into());
+    }
+    let payload = catalog.require(Kind::Payload, &args.plugin).map_err(|e| UsageError(format!("{e:#}")))?;
+    let pinfo = payload.info.payload.as_ref().expect("payload plugins carry a payload section");
+    let extractor = catalog.require(Kind::Extractor, &pinfo.extractor).map_err(|e| UsageError(format!("payload `{}` needs {e:#}", args.plugin)))?;
+    let mut checks = Vec::new();
+    for text in pinfo.default_checks.iter().chain(&args.checks) {
+        checks.push(Check::parse(text).map_err(UsageError)?);
+    }
+    Ok(Validated { topology, memory_mib, payload, extractor, checks })
+}
+
+/// Resolves binaries against the kernel and builds the plan and archive.
+pub fn prepare(args: &RunArgs, catalog: &Catalog, valid: Validated<'_>, kernel: &KernelEntry) -> anyhow::Result<Prepared> {
+    let Validated { topology, memory_mib, payload, extractor, checks } = valid;
+    let pinfo = payload.info.payload.as_ref().expect("payload plugins carry a payload section");
+    let (launcher, sched_binary) = resolve_scheduler(&args.scheduler, catalog, kernel)?;
+
+    let mut base = ArchiveSpec::default();
+    base.add_elf_with_deps(&init_binary()?, INIT_GUEST_PATH)?;
+    let mut pack_plugin = |p: &LoadedPlugin| -> anyhow::Result<String> {
+        let guest = format!("{PLUGIN_DIR}/{}", file_name(&p.path));
+        base.add_elf_with_deps(&p.path, &guest)?;
+        Ok(guest)
+    };
+    let payload_guest = pack_plugin(payload)?;
+    let extractor_guest = pack_plugin(extractor)?;
+    let launcher_guest = pack_plugin(launcher)?;
+
+    let payload_binary = match &pinfo.binary {
+        None => None,
+        Some(bin) => {
+            let found = locate(bin, &[]).map_err(|e| anyhow::anyhow!("payload `{}`: {e}", args.plugin))?;
+            let guest = format!("{BIN_DIR}/{}", file_name(&found.path));
+            base.add_elf_with_deps(&found.path, &guest)?;
+            Some(guest)
+        }
+    };
+    for extra in &pinfo.extra_files {
+        base.add_file(Path::new(extra), extra, 0o644);
+    }
+    let sched_guest = match &sched_binary {
+        None => None,
+        Some(path) => {
+            let guest = format!("{BIN_DIR}/{}", file_name(path));
+            base.add_elf_with_deps(path, &guest)?;
+            Some(guest)
+        }
+    };
+
+    let args_for_payload = if args.args.is_empty() { pinfo.default_args.clone() } else { args.args.clone() };
+    let plan = RunPlan {
+        protocol: PROTOCOL_VERSION,
+        payload: PayloadPlan {
+            name: args.plugin.clone(),
+            plugin: payload_guest,
+            extractor: extractor_guest,
+            binary: payload_binary.clone(),
+            args: args_for_payload.clone(),
+            own_process_group: pinfo.own_process_group,
+            timeout_ms: Some(args.duration * 1000),
+        },
+        scheduler: SchedulerPlan {
+            requested: args.scheduler.clone(),
+            plugin: launcher_guest,
+            binary: sched_guest,
+            extra_args: args.sched_args.clone(),
+        },
+        checks,
+        topology: topology.to_string(),
+    };
+    let payload_desc = format!("{} {}", payload_binary.as_deref().unwrap_or("(inline)"), args_for_payload.join(" "));
+    let scheduler_desc = match &sched_binary {
+        Some(p) => format!("{} ({}, launcher {})", args.scheduler, p.display(), launcher.info.name),
+        None => format!("{} (launcher {})", args.scheduler, launcher.info.name),
+    };
+    Ok(Prepared { plan, base, topology, memory_mib, payload_desc, scheduler_desc })
+}
+
+/// A scheduler plugin of that exact name (e.g. `eevdf`), else the first
+/// launcher that accepts any binary (`scx`). Returns the binary to pack.
+fn resolve_scheduler<'c>(requested: &str, catalog: &'c Catalog, kernel: &KernelEntry) -> anyhow::Result<(&'c LoadedPlugin, Option<PathBuf>)> {
+    let exact = catalog.find(Kind::Scheduler, requested).filter(|p| !p.info.scheduler.as_ref().is_some_and(|s| s.accepts_any_binary));
+    let launcher = match exact {
+        Some(p) => p,
+        None => catalog
+            .plugins
+            .iter()
+            .find(|p| p.info.scheduler.as_ref().is_some_and(|s| s.accepts_any_binary))
+            .ok_or_else(|| UsageError(format!("no scheduler plugin named `{requested}` and no launcher for arbitrary sched_ext binaries (is the `scx` plugin installed?)")))?,
+    };
+    let spec = launcher.launch(requested).map_err(|e| UsageError(format!("scheduler `{requested}`: {e}")))?;
+    let Some(binary) = spec.binary.as_ref().into_option().map(|b| b.to_string()) else {
+        return Ok((launcher, None));
+    };
+    if binary.contains('/') {
+        let p = PathBuf::from(&binary);
+        if !p.is_file() {
+            return Err(UsageError(format!("scheduler binary {binary} does not exist")).into());
+        }
+        return Ok((launcher, Some(p)));
+    }
+    if let Some(p) = kernel.find_scheduler(&binary) {
+        return Ok((launcher, Some(p)));
+    }
+    if let Some(p) = crate::plugins::find_in_path(&binary) {
+        return Ok((launcher, Some(p)));
+    }
+    let cached: Vec<String> = crate::kernel::available_schedulers().into_iter().map(|(n, _)| n).collect();
+    Err(UsageError(format!(
+        "scheduler `{binary}` not found in the kernel cache entry ({}) nor on PATH; cached schedulers: {}",
+        kernel.dir.display(),
+        if cached.is_empty() { "none (run `ktstr kernel build`)".into() } else { cached.join(", ") }
+    ))
+    .into())
+}
+
+/// `ktstr-init`: `$KTSTR_INIT`, else beside this executable.
+fn init_binary() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("KTSTR_INIT") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let p = exe.with_file_name("ktstr-init");
+    anyhow::ensure!(p.is_file(), "ktstr-init not found at {} (build the workspace with `cargo build --release`, or set KTSTR_INIT)", p.display());
+    Ok(p)
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// `1024`, `512M`, `2G` → MiB.
+pub fn parse_memory(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'G' | 'g')) => (&t[..i], 1024),
+        Some((i, 'M' | 'm')) => (&t[..i], 1),
+        _ => (t, 1),
+    };
+    let mib = num.parse::<u64>().ok().map(|n| n * mult).ok_or_else(|| format!("bad --memory `{s}`: use MiB (1024) or a suffix (512M, 2G)"))?;
+    if !(128..=65536).contains(&mib) {
+        return Err(format!("--memory {mib} MiB is out of range (128 MiB to 64 GiB)"));
+    }
+    Ok(mib)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(super::parse_memory("1024"), Ok(1024));
+        assert_eq!(super::parse_memory("2G"), Ok(2048));
+        assert_eq!(super::parse_memory("512M"), Ok(512));
+        assert!(super::parse_memory("64").is_err());
+        assert!(super::parse_memory("lots").unwrap_err().contains("bad --memory"));
+    }
+}

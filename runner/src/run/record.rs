@@ -1,0 +1,107 @@
+//! What the host learned from the guest, collected from decoded messages in
+//! arrival order. Pure: fed by the session, read by the verdict.
+
+use ktstr_core::check::CheckResult;
+use ktstr_core::metrics::Metric;
+use ktstr_core::protocol::{DecodeEvent, Message, OutputSource, SchedulerFailure};
+
+#[derive(Debug, Default)]
+pub struct Record {
+    pub hello: Option<(String, String)>,
+    pub logs: Vec<String>,
+    pub topology_json: Option<String>,
+    pub scheduler_ready: Option<SchedulerReady>,
+    pub payload_pid: Option<u32>,
+    pub payload_end: Option<PayloadEnd>,
+    pub sched_ext_during_payload: Option<(String, String)>,
+    pub metrics: Vec<Metric>,
+    pub extractor: Option<String>,
+    pub extract_error: Option<String>,
+    pub checks: Vec<CheckResult>,
+    pub scheduler_failure: Option<SchedulerFailure>,
+    /// `Some` once the guest said its last word; the inner error is the init's own.
+    pub finished: Option<Option<String>>,
+    pub payload_stdout: Vec<u8>,
+    pub payload_stderr: Vec<u8>,
+    pub scheduler_log: Vec<u8>,
+    pub skipped_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct SchedulerReady {
+    pub pid: Option<u32>,
+    pub state: String,
+    pub ops: String,
+    pub ready_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PayloadEnd {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub duration_ms: u64,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+}
+
+impl Record {
+    /// Applies one decoder event; returns a progress line worth showing.
+    pub fn apply(&mut self, event: DecodeEvent) -> Option<String> {
+        let msg = match event {
+            DecodeEvent::Message(m) => m,
+            DecodeEvent::Skipped { bytes, reason } => {
+                self.skipped_bytes += bytes;
+                return Some(format!("data channel: skipped {bytes} bytes ({reason})"));
+            }
+        };
+        match msg {
+            Message::Hello { protocol, init_version, kernel_release, cpus_online } => {
+                self.hello = Some((kernel_release.clone(), cpus_online.clone()));
+                return Some(format!("guest up: kernel {kernel_release}, cpus {cpus_online}, init {init_version}, protocol {protocol}"));
+            }
+            Message::Log { text } => {
+                self.logs.push(text.clone());
+                return Some(text);
+            }
+            Message::Topology { json } => self.topology_json = Some(json),
+            Message::SchedulerStarted { name, pid, sched_ext_state, ops, ready_ms } => {
+                let line = format!("scheduler {name} ready after {ready_ms} ms (sched_ext {sched_ext_state}, ops `{ops}`)");
+                self.scheduler_ready = Some(SchedulerReady { pid, state: sched_ext_state, ops, ready_ms });
+                return Some(line);
+            }
+            Message::PayloadStarted { name, pid, cgroup } => {
+                self.payload_pid = Some(pid);
+                return Some(format!("payload {name} started (pid {pid}, cgroup {cgroup})"));
+            }
+            Message::Output { source, data } => match source {
+                OutputSource::PayloadStdout => self.payload_stdout.extend(data),
+                OutputSource::PayloadStderr => self.payload_stderr.extend(data),
+                OutputSource::Scheduler => self.scheduler_log.extend(data),
+            },
+            Message::PayloadEnded { exit_code, signal, timed_out, duration_ms, stdout_truncated, stderr_truncated } => {
+                self.payload_end = Some(PayloadEnd { exit_code, signal, timed_out, duration_ms, stdout_truncated, stderr_truncated });
+                let how = match (exit_code, signal) {
+                    (Some(c), _) => format!("exit code {c}"),
+                    (None, Some(s)) => format!("signal {s}"),
+                    _ => "unknown status".into(),
+                };
+                return Some(format!("payload ended after {duration_ms} ms: {how}{}", if timed_out { " (timed out)" } else { "" }));
+            }
+            Message::SchedExtDuringPayload { state, ops } => self.sched_ext_during_payload = Some((state, ops)),
+            Message::Metrics { metrics, extractor, error } => {
+                self.metrics = metrics;
+                self.extractor = Some(extractor);
+                self.extract_error = error;
+            }
+            Message::Checks { results } => self.checks = results,
+            Message::SchedulerFailed(f) => {
+                let line = format!("scheduler failed: {}", f.reason);
+                self.scheduler_failure = Some(f);
+                return Some(line);
+            }
+            Message::Finish(f) => self.finished = Some(f.init_error),
+        }
+        None
+    }
+}

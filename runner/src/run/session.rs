@@ -1,0 +1,103 @@
+//! One VM's life: boot, follow the data channel, enforce the watchdog,
+//! honour Ctrl-C, and always end the VM.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ktstr_core::protocol::Decoder;
+
+use super::record::Record;
+use super::verdict::VmEnd;
+use crate::interrupt;
+use crate::vm::{RunningVm, VmEngine, VmSpec};
+
+/// After the guest's last word, how long it may take to power off.
+const POWEROFF_GRACE: Duration = Duration::from_secs(15);
+const POLL: Duration = Duration::from_millis(50);
+
+/// Follows a file another process appends to.
+struct Tail {
+    file: Option<File>,
+    path: PathBuf,
+    pos: u64,
+    decoder: Decoder,
+}
+
+impl Tail {
+    fn new(path: &Path) -> Tail {
+        Tail { file: None, path: path.to_path_buf(), pos: 0, decoder: Decoder::new() }
+    }
+
+    fn read_new(&mut self, record: &mut Record, progress: &mut dyn FnMut(&str)) {
+        if self.file.is_none() {
+            self.file = File::open(&self.path).ok();
+        }
+        let Some(f) = self.file.as_mut() else { return };
+        let mut buf = Vec::new();
+        if f.seek(SeekFrom::Start(self.pos)).is_ok() && f.read_to_end(&mut buf).is_ok() {
+            self.pos += buf.len() as u64;
+            for ev in self.decoder.push(&buf) {
+                if let Some(line) = record.apply(ev) {
+                    progress(&line);
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, record: &mut Record, progress: &mut dyn FnMut(&str)) {
+        self.read_new(record, progress);
+        for ev in self.decoder.finish() {
+            if let Some(line) = record.apply(ev) {
+                progress(&line);
+            }
+        }
+    }
+}
+
+/// Boots `spec`, follows both data channels until the guest powers off, the
+/// watchdog fires or the user interrupts, and returns how it ended.
+pub fn run_vm(engine: &dyn VmEngine, spec: &VmSpec, watchdog: Duration, record: &mut Record, progress: &mut dyn FnMut(&str)) -> anyhow::Result<VmEnd> {
+    let mut vm = engine.boot(spec)?;
+    let started = Instant::now();
+    let mut channels = [Tail::new(&spec.data_out), Tail::new(&spec.data_fallback_out)];
+    let mut finished_at: Option<Instant> = None;
+    let end = loop {
+        for ch in &mut channels {
+            ch.read_new(record, progress);
+        }
+        if record.finished.is_some() && finished_at.is_none() {
+            finished_at = Some(Instant::now());
+        }
+        if vm.try_wait()?.is_some() {
+            break VmEnd::PoweredOff;
+        }
+        if interrupt::requested() {
+            progress("interrupted: stopping the VM");
+            stop(&mut *vm);
+            break VmEnd::Interrupted;
+        }
+        if finished_at.is_some_and(|t| t.elapsed() > POWEROFF_GRACE) {
+            progress("the guest finished but did not power off; stopping the VM");
+            stop(&mut *vm);
+            break VmEnd::PoweredOff;
+        }
+        if started.elapsed() > watchdog {
+            progress(&format!("watchdog: no result after {}s; stopping the VM", watchdog.as_secs()));
+            stop(&mut *vm);
+            break VmEnd::WatchdogKilled;
+        }
+        std::thread::sleep(POLL);
+    };
+    for ch in &mut channels {
+        ch.finish(record, progress);
+    }
+    Ok(end)
+}
+
+fn stop(vm: &mut dyn RunningVm) {
+    if let Err(e) = vm.kill() {
+        tracing::warn!("could not kill the VM process {}: {e:#}", vm.pid());
+    }
+}

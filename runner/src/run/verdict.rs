@@ -1,0 +1,101 @@
+//! The one verdict of a run, built once from the record and how the VM
+//! ended; the summary, the JSON and the exit code all come from it.
+
+use serde::Serialize;
+
+use super::record::Record;
+use crate::exit;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Verdict {
+    Pass,
+    CheckFailed,
+    SchedulerFailed,
+    /// The watchdog ended a guest that never finished.
+    Timeout,
+    /// The guest died (panic, triple fault) or powered off without finishing.
+    GuestCrash,
+    /// The guest init could not do its job (bad plan, missing plugin…).
+    InitError,
+    /// The user pressed Ctrl-C.
+    Interrupted,
+}
+
+/// How the VM's life ended, as seen by the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmEnd {
+    PoweredOff,
+    WatchdogKilled,
+    Interrupted,
+}
+
+impl Verdict {
+    pub fn decide(record: &Record, end: VmEnd) -> Verdict {
+        if end == VmEnd::Interrupted {
+            return Verdict::Interrupted;
+        }
+        if record.scheduler_failure.is_some() {
+            return Verdict::SchedulerFailed;
+        }
+        match &record.finished {
+            None if end == VmEnd::WatchdogKilled => Verdict::Timeout,
+            None => Verdict::GuestCrash,
+            Some(Some(_)) => Verdict::InitError,
+            Some(None) if record.checks.is_empty() => Verdict::InitError,
+            Some(None) if record.checks.iter().all(|c| c.passed) => Verdict::Pass,
+            Some(None) => Verdict::CheckFailed,
+        }
+    }
+
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Pass => exit::PASS,
+            Verdict::CheckFailed => exit::CHECK_FAILED,
+            Verdict::SchedulerFailed => exit::SCHEDULER_FAILED,
+            Verdict::Timeout | Verdict::GuestCrash => exit::TIMEOUT_OR_CRASH,
+            Verdict::InitError | Verdict::Interrupted => exit::INFRA_ERROR,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::CheckFailed => "CHECK_FAILED",
+            Verdict::SchedulerFailed => "SCHEDULER_FAILED",
+            Verdict::Timeout => "TIMEOUT",
+            Verdict::GuestCrash => "GUEST_CRASH",
+            Verdict::InitError => "INIT_ERROR",
+            Verdict::Interrupted => "INTERRUPTED",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ktstr_core::check::CheckResult;
+    use ktstr_core::protocol::SchedulerFailure;
+
+    fn check(passed: bool) -> CheckResult {
+        CheckResult { check: "x>=1".into(), passed, value: Some(1.0), detail: String::new() }
+    }
+
+    #[test]
+    fn decides_every_outcome() {
+        let mut r = Record::default();
+        assert_eq!(Verdict::decide(&r, VmEnd::WatchdogKilled), Verdict::Timeout);
+        assert_eq!(Verdict::decide(&r, VmEnd::PoweredOff), Verdict::GuestCrash);
+        assert_eq!(Verdict::decide(&r, VmEnd::Interrupted), Verdict::Interrupted);
+        r.finished = Some(Some("no plan".into()));
+        assert_eq!(Verdict::decide(&r, VmEnd::PoweredOff), Verdict::InitError);
+        r.finished = Some(None);
+        r.checks = vec![check(true)];
+        assert_eq!(Verdict::decide(&r, VmEnd::PoweredOff), Verdict::Pass);
+        r.checks.push(check(false));
+        assert_eq!(Verdict::decide(&r, VmEnd::PoweredOff), Verdict::CheckFailed);
+        r.scheduler_failure = Some(SchedulerFailure { reason: "exited".into(), output_tail: String::new(), kernel_log: vec![] });
+        assert_eq!(Verdict::decide(&r, VmEnd::PoweredOff), Verdict::SchedulerFailed);
+        assert_eq!(Verdict::SchedulerFailed.exit_code(), 3);
+    }
+}

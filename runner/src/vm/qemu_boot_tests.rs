@@ -1,0 +1,232 @@
+//! Real boots through `QemuEngine`: the guest must see exactly the topology
+//! asked for, and both data channels must carry bytes out.
+//!
+//! Needs a cached kernel (`ktstr kernel build`), busybox-static and cpio. When
+//! one is missing it skips loudly, or fails under KTSTR_REQUIRE_VM_TESTS=1.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ktstr_core::topology::{compare, GuestTopology, Topology};
+
+use super::QemuEngine;
+use crate::vm::{VmEngine, VmExit, VmSpec};
+
+const WATCHDOG: Duration = Duration::from_secs(120);
+const MARKER: &str = "KTSTR-MARKER data-channel-ok";
+const FILE_PREFIX: &str = "KTSTR-FILE ";
+
+/// PID 1: prints the sysfs topology files as `KTSTR-FILE <path> <content>`,
+/// writes the marker to the virtio port named ktstr and to COM2, powers off.
+const INIT: &str = r#"#!/bin/busybox sh
+B=/bin/busybox
+$B mount -t proc proc /proc
+$B mount -t sysfs sysfs /sys
+$B mount -t devtmpfs devtmpfs /dev
+dump() { for f in "$@"; do [ -f "$f" ] && echo "KTSTR-FILE $f $($B cat $f)"; done; }
+dump /sys/devices/system/cpu/online
+for c in /sys/devices/system/cpu/cpu[0-9]*; do
+  dump $c/topology/thread_siblings_list
+  for i in $c/cache/index[0-9]*; do dump $i/level $i/shared_cpu_list; done
+done
+for n in /sys/devices/system/node/node[0-9]*; do
+  dump $n/cpulist
+  [ -f $n/meminfo ] && echo "KTSTR-FILE $n/meminfo $($B grep MemTotal $n/meminfo)"
+done
+echo "KTSTR-UPTIME $($B cat /proc/uptime)"
+echo "KTSTR-CLOCK $($B cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+for p in /sys/class/virtio-ports/*; do
+  [ "$($B cat $p/name 2>/dev/null)" = ktstr ] || continue
+  d=/dev/${p##*/}
+  # No mdev/udev in an initramfs: make the node if devtmpfs did not.
+  [ -e $d ] || $B mknod $d c $($B cat $p/dev | $B tr : ' ')
+  echo "KTSTR-MARKER data-channel-ok" > $d
+done
+echo "KTSTR-MARKER data-channel-ok" > /dev/ttyS1
+echo "KTSTR-DONE"
+$B poweroff -f
+"#;
+
+/// Why the test cannot run here, or what it needs.
+enum Prereq<T> {
+    Have(T),
+    Missing(String),
+}
+
+fn required() -> bool {
+    std::env::var("KTSTR_REQUIRE_VM_TESTS").is_ok_and(|v| v == "1")
+}
+
+fn newest_cached_kernel() -> Prereq<PathBuf> {
+    let cache = match std::env::var_os("KTSTR_CACHE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => match std::env::var_os("HOME") {
+            Some(h) => PathBuf::from(h).join(".cache/ktstr"),
+            None => return Prereq::Missing("neither KTSTR_CACHE_DIR nor HOME is set".into()),
+        },
+    };
+    let kernels = cache.join("kernels");
+    let newest = std::fs::read_dir(&kernels)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path().join("bzImage")))
+        .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+        .max();
+    match newest {
+        Some((_, p)) => Prereq::Have(p),
+        None => Prereq::Missing(format!("no cached kernel under {}/*/bzImage (run `ktstr kernel build`)", kernels.display())),
+    }
+}
+
+/// A statically linked busybox: the initramfs has no libraries.
+fn static_busybox() -> Prereq<PathBuf> {
+    let p = PathBuf::from("/bin/busybox");
+    let Ok(data) = std::fs::read(&p) else {
+        return Prereq::Missing("no /bin/busybox (apt-get install -y busybox-static)".into());
+    };
+    use object::read::elf::{ElfFile64, ProgramHeader};
+    let Ok(elf) = ElfFile64::<object::Endianness>::parse(&*data) else {
+        return Prereq::Missing("/bin/busybox is not a 64-bit ELF".into());
+    };
+    let endian = elf.endian();
+    if elf.elf_program_headers().iter().any(|ph| ph.p_type(endian) == object::elf::PT_INTERP) {
+        return Prereq::Missing("/bin/busybox is dynamically linked (apt-get install -y busybox-static)".into());
+    }
+    Prereq::Have(p)
+}
+
+fn build_initramfs(busybox: &Path, dir: &Path) -> PathBuf {
+    let root = dir.join("root");
+    for d in ["bin", "proc", "sys", "dev"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    let init = root.join("init");
+    std::fs::write(&init, INIT).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = dir.join("initramfs.cpio");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("find . | cpio -o -H newc --quiet > '{}'", out.display()))
+        .current_dir(&root)
+        .status()
+        .expect("run find | cpio");
+    assert!(status.success(), "find | cpio failed: {status}");
+    out
+}
+
+/// Rebuilds the guest's sysfs files from the console under `root`.
+fn sysfs_from_console(console: &str, root: &Path) -> usize {
+    let mut n = 0;
+    for line in console.lines().map(|l| l.trim_end_matches('\r')) {
+        let Some(rest) = line.strip_prefix(FILE_PREFIX) else { continue };
+        let (path, content) = rest.split_once(' ').unwrap_or((rest, ""));
+        let file = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, format!("{content}\n")).unwrap();
+        n += 1;
+    }
+    n
+}
+
+/// Boots `topo` and fails unless the guest sees it exactly and both data channels work.
+fn boot_and_check(engine: &QemuEngine, kernel: &Path, initramfs: &Path, topo: &str, dir: &Path) {
+    let topology: Topology = topo.parse().unwrap();
+    let out = dir.join(topo);
+    std::fs::create_dir_all(&out).unwrap();
+    let spec = VmSpec {
+        kernel: kernel.to_path_buf(),
+        initramfs: initramfs.to_path_buf(),
+        // Keep printk from splitting the lines the init prints.
+        cmdline: "rdinit=/init panic=-1 loglevel=1".into(),
+        topology: topology.clone(),
+        memory_mib: 512,
+        console_log: out.join("console.log"),
+        data_out: out.join("data.bin"),
+        data_fallback_out: out.join("com2.bin"),
+    };
+    let started = Instant::now();
+    let mut vm = engine.boot(&spec).expect("boot");
+    let exit = loop {
+        if let Some(exit) = vm.try_wait().unwrap() {
+            break exit;
+        }
+        if started.elapsed() > WATCHDOG {
+            vm.kill().unwrap();
+            let console = std::fs::read_to_string(&spec.console_log).unwrap_or_default();
+            panic!("{topo}: no exit after {WATCHDOG:?}; console:\n{console}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let wall = started.elapsed();
+    let console = String::from_utf8_lossy(&std::fs::read(&spec.console_log).unwrap()).into_owned();
+    let stderr = std::fs::read_to_string(out.join("qemu.stderr")).unwrap_or_default();
+    assert_eq!(exit, VmExit::Exited { code: Some(0), signal: None }, "{topo}: qemu stderr:\n{stderr}\nconsole:\n{console}");
+    assert!(console.contains("KTSTR-DONE"), "{topo}: init did not finish; console:\n{console}");
+
+    let sysfs = out.join("sysfs");
+    assert!(sysfs_from_console(&console, &sysfs) > 0, "{topo}: no sysfs lines; console:\n{console}");
+    let seen = GuestTopology::read_from_sysfs(&sysfs).unwrap();
+    let diffs = compare(&topology, &seen);
+    assert!(diffs.is_empty(), "{topo}: the guest sees another topology:\n  {}\nconsole:\n{console}", diffs.join("\n  "));
+
+    for (what, path) in [("virtio-console", &spec.data_out), ("COM2", &spec.data_fallback_out)] {
+        let data = String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned();
+        assert!(data.contains(MARKER), "{topo}: no marker on the {what} channel ({}): {data:?}", path.display());
+    }
+    let line = |tag: &str| console.lines().find_map(|l| l.strip_prefix(tag)).unwrap_or("?").trim().to_string();
+    let (uptime, clock) = (line("KTSTR-UPTIME "), line("KTSTR-CLOCK "));
+    let mem: Vec<String> = seen.nodes.iter().map(|n| format!("node{}={:?}KiB", n.node, n.mem_total_kib)).collect();
+    eprintln!(
+        "{topo}: {} boot-to-exit {:.2}s wall, guest uptime at init end {uptime}, clocksource {clock}; {}",
+        engine.describe(),
+        wall.as_secs_f64(),
+        mem.join(" ")
+    );
+}
+
+#[test]
+fn guest_sees_the_requested_topology() {
+    let prereqs = (newest_cached_kernel(), static_busybox(), which("cpio"), QemuEngine::detect(None));
+    let (kernel, busybox, engine) = match prereqs {
+        (Prereq::Have(k), Prereq::Have(b), Prereq::Have(()), Ok(e)) => (k, b, e),
+        (k, b, c, e) => {
+            let why: Vec<String> = [k.missing(), b.missing(), c.missing(), e.err().map(|e| format!("{e:#}"))]
+                .into_iter()
+                .flatten()
+                .collect();
+            assert!(!required(), "KTSTR_REQUIRE_VM_TESTS=1 but: {}", why.join("; "));
+            eprintln!("SKIPPED: qemu boot test: {}", why.join("; "));
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let initramfs = build_initramfs(&busybox, dir.path());
+    eprintln!("kernel {}", kernel.display());
+    // KTSTR_VM_TEST_TOPOLOGIES=1n2l4c2t,2n4l2c1t tries other shapes.
+    let topologies = std::env::var("KTSTR_VM_TEST_TOPOLOGIES").unwrap_or_else(|_| "1n2l2c1t,2n1l2c2t".into());
+    for topo in topologies.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        boot_and_check(&engine, &kernel, &initramfs, topo, dir.path());
+    }
+}
+
+fn which(cmd: &str) -> Prereq<()> {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+        .unwrap_or(false);
+    if found {
+        Prereq::Have(())
+    } else {
+        Prereq::Missing(format!("no `{cmd}` command (apt-get install -y {cmd})"))
+    }
+}
+
+impl<T> Prereq<T> {
+    fn missing(self) -> Option<String> {
+        match self {
+            Prereq::Have(_) => None,
+            Prereq::Missing(why) => Some(why),
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! `ktstr run` end to end: real kernel, real VM (QEMU), real schedulers.
+
+use ktstr_tests::{ktstr_run, metric, vm_tests_enabled};
+
+fn explain(out: &std::process::Output) -> String {
+    format!("stderr:\n{}", String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn workers_under_eevdf_pass_with_work_and_wake_latency() {
+    if !vm_tests_enabled("workers_under_eevdf") {
+        return;
+    }
+    let (code, doc, out) = ktstr_run(&[
+        "--plugin", "workers", "--topology", "1n2l2c1t", "--arg=--work", "--arg=spin,futex,sleep", "--arg=--duration", "--arg=2",
+    ]);
+    assert_eq!(code, 0, "{doc:#}\n{}", explain(&out));
+    assert_eq!(doc["verdict"], "PASS");
+    assert!(metric(&doc, "work_units").unwrap() > 0.0);
+    assert!(metric(&doc, "wake_latency_p99_us").is_some());
+    assert!(metric(&doc, "futex/wake_samples").unwrap() > 0.0);
+    assert_eq!(doc["topology"]["mismatches"].as_array().unwrap().len(), 0, "{:#}", doc["topology"]);
+    assert!(!doc["topology"]["seen"].is_null(), "the guest reports its topology");
+}
+
+#[test]
+fn stress_ng_under_scx_simple_runs_with_sched_ext_enabled() {
+    if !vm_tests_enabled("stress_ng_under_scx_simple") {
+        return;
+    }
+    let (code, doc, out) = ktstr_run(&[
+        "--plugin", "stress-ng", "--scheduler", "scx_simple", "--topology", "1n2l2c1t",
+        "--arg=--cpu", "--arg=2", "--arg=--timeout", "--arg=2s", "--arg=--metrics-brief", "--arg=--yaml", "--arg=/dev/stdout",
+    ]);
+    assert_eq!(code, 0, "{doc:#}\n{}", explain(&out));
+    assert_eq!(doc["scheduler"]["during_payload"]["sched_ext_state"], "enabled");
+    assert_eq!(doc["scheduler"]["during_payload"]["ops"], "simple");
+    assert!(metric(&doc, "cpu/bogo_ops").unwrap() >= 1.0);
+}
+
+#[test]
+fn fio_under_scx_qmap_extracts_read_iops() {
+    if !vm_tests_enabled("fio_under_scx_qmap") {
+        return;
+    }
+    let (code, doc, out) = ktstr_run(&[
+        "--plugin", "fio", "--scheduler", "scx_qmap", "--topology", "1n1l2c1t",
+        "--arg=--name=randread", "--arg=--rw=randread", "--arg=--size=8M", "--arg=--bs=4k", "--arg=--ioengine=psync",
+        "--arg=--runtime=2", "--arg=--time_based", "--arg=--filename=/tmp/fio.dat", "--arg=--output-format=json",
+    ]);
+    assert_eq!(code, 0, "{doc:#}\n{}", explain(&out));
+    assert_eq!(doc["scheduler"]["during_payload"]["ops"], "qmap");
+    assert!(metric(&doc, "read/iops").unwrap() > 0.0, "{:#}", doc["metrics"]);
+}
+
+#[test]
+fn a_failing_check_exits_1_and_names_metric_value_and_bound() {
+    if !vm_tests_enabled("a_failing_check") {
+        return;
+    }
+    let (code, doc, out) = ktstr_run(&[
+        "--plugin", "workers", "--arg=--work", "--arg=spin", "--arg=--duration", "--arg=1", "--check", "work_units<=0",
+    ]);
+    assert_eq!(code, 1, "{doc:#}\n{}", explain(&out));
+    assert_eq!(doc["verdict"], "CHECK_FAILED");
+    let failed: Vec<&serde_json::Value> = doc["checks"].as_array().unwrap().iter().filter(|c| c["passed"] == false).collect();
+    assert_eq!(failed.len(), 1);
+    let detail = failed[0]["detail"].as_str().unwrap();
+    assert!(detail.starts_with("work_units = ") && detail.ends_with("must be <= 0"), "{detail}");
+    let summary = ktstr_tests::ktstr(&["run", "--plugin", "workers", "--arg=--work", "--arg=spin", "--arg=--duration", "--arg=1", "--check", "work_units<=0"]);
+    let text = String::from_utf8_lossy(&summary.stdout);
+    assert!(text.contains("FAIL work_units<=0: work_units = ") && text.contains("must be <= 0"), "{text}");
+}
+
+#[test]
+fn a_scheduler_that_dies_mid_run_gives_the_scheduler_failure_verdict() {
+    if !vm_tests_enabled("a_scheduler_that_dies") {
+        return;
+    }
+    // scx_qmap -e N calls scx_bpf_error() after N enqueues: the BPF scheduler
+    // aborts while the payload generates wake-ups.
+    let (code, doc, out) = ktstr_run(&[
+        "--plugin", "workers", "--scheduler", "scx_qmap", "--sched-arg=-e", "--sched-arg=20000",
+        "--arg=--work", "--arg=yield,futex,sleep", "--arg=--duration", "--arg=30",
+    ]);
+    assert_eq!(code, 3, "{doc:#}\n{}", explain(&out));
+    assert_eq!(doc["verdict"], "SCHEDULER_FAILED");
+    let failure = &doc["scheduler"]["failure"];
+    assert!(!failure["reason"].as_str().unwrap().is_empty());
+    let evidence = format!("{}{:?}", failure["output_tail"].as_str().unwrap(), failure["kernel_log"]);
+    assert!(evidence.contains("qmap") || evidence.contains("sched_ext"), "{failure:#}");
+}
+
+#[test]
+fn a_guest_that_never_answers_is_ended_by_the_watchdog() {
+    if !vm_tests_enabled("watchdog") {
+        return;
+    }
+    let (code, doc, out) = ktstr_run(&[
+        "--plugin", "workers", "--arg=--work", "--arg=sleep", "--arg=--duration", "--arg=600", "--duration", "900", "--watchdog", "25",
+    ]);
+    assert_eq!(code, 4, "{doc:#}\n{}", explain(&out));
+    assert_eq!(doc["verdict"], "TIMEOUT");
+    assert!(!doc["console_tail"].as_array().unwrap().is_empty(), "the last console lines are kept");
+    let qemu_left = std::process::Command::new("pgrep").args(["-f", "qemu-system-x86_64.*ktstr-run"]).output().unwrap();
+    assert!(qemu_left.stdout.is_empty(), "no VM process survives: {}", String::from_utf8_lossy(&qemu_left.stdout));
+}
+
+#[test]
+fn bad_input_is_rejected_before_boot_with_exit_2() {
+    for (args, needle) in [
+        (vec!["run", "--plugin", "workers", "--topology", "1n2x"], "bad topology"),
+        (vec!["run", "--plugin", "workers", "--check", "work_units<5"], "bad check"),
+        (vec!["run", "--plugin", "nope"], "no payload plugin named `nope`"),
+        (vec!["run", "--plugin", "workers", "--memory", "lots"], "bad --memory"),
+        (vec!["run", "--plugin", "workers", "--vmm", "kvm"], "--vmm kvm"),
+    ] {
+        let out = ktstr_tests::ktstr(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
