@@ -44,6 +44,46 @@ pub enum Command {
     /// Boot a VM, start a scheduler, run a payload, check its metrics.
     #[command(after_help = RUN_HELP)]
     Run(Box<RunArgs>),
+    /// Run ktstr itself inside an L1 VM (QEMU) that has a real /dev/kvm.
+    #[command(after_help = NESTED_HELP)]
+    Nested(NestedArgs),
+}
+
+pub const NESTED_HELP: &str = "\
+The L1 guest boots the cached test kernel (it has KVM, KVM_AMD and KVM_INTEL
+built in) under QEMU: TCG with -cpu max where /dev/kvm cannot run guests (it
+exposes SVM with nested paging), KVM with -cpu host where it can. Inside L1,
+`ktstr ARGS` runs with this ktstr, its plugins, the kernel cache entry and the
+payload binaries found here; its stdout comes back as this command's stdout,
+its progress lines on stderr, and its exit code is this command's exit code.
+
+EXAMPLES:
+    ktstr nested -- run --vmm kvm --plugin workers --scheduler scx_simple --topology 1n2l2c1t
+    ktstr nested --with-qemu -- bench --runs 5";
+
+#[derive(Args, Debug)]
+pub struct NestedArgs {
+    /// vCPUs of the L1 guest.
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    /// Memory of the L1 guest (MiB, or 512M, 3G); L2 guests live inside it.
+    #[arg(long, default_value = "3G")]
+    pub memory: String,
+    /// Kernel for L1 and L2 (a cache entry; default: the newest).
+    #[arg(long)]
+    pub kernel: Option<String>,
+    /// Also pack QEMU into L1 (for `--vmm qemu` or `bench` inside it).
+    #[arg(long)]
+    pub with_qemu: bool,
+    /// Seconds before the L1 guest is killed.
+    #[arg(long, default_value_t = 900)]
+    pub watchdog: u64,
+    /// Keep the L1 console log and outputs here.
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
+    /// The ktstr command line to run inside L1 (after `--`).
+    #[arg(last = true, value_name = "KTSTR_ARGS")]
+    pub args: Vec<String>,
 }
 
 pub const RUN_HELP: &str = "\

@@ -8,6 +8,7 @@ mod kernel;
 mod plugins;
 mod initramfs;
 mod interrupt;
+mod nested;
 mod run;
 mod usage;
 mod vm;

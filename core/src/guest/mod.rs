@@ -33,12 +33,34 @@ pub fn main() -> ! {
     power_off()
 }
 
-/// Powers the VM off; if that fails, idles until the host watchdog ends it.
+/// The kernel command line word that asks for a reset instead of a power-off:
+/// VMMs without ACPI power management (ktstr's own) see the reset (`reboot=k`).
+pub const RESET_TO_EXIT: &str = "ktstr.poweroff=reboot";
+
+/// Powers the VM off (or resets it, see [`RESET_TO_EXIT`]); if that fails,
+/// idles until the host watchdog ends it.
 pub fn power_off() -> ! {
+    use nix::sys::reboot::{reboot, RebootMode};
     nix::unistd::sync();
-    let err = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF).err();
-    eprintln!("ktstr-init: power off failed ({err:?}); waiting for the host watchdog");
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let mode = if wants_reset(&cmdline) { RebootMode::RB_AUTOBOOT } else { RebootMode::RB_POWER_OFF };
+    let err = reboot(mode).err();
+    eprintln!("ktstr-init: {mode:?} failed ({err:?}); waiting for the host watchdog");
     loop {
         std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+fn wants_reset(cmdline: &str) -> bool {
+    cmdline.split_whitespace().any(|w| w == RESET_TO_EXIT)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reset_is_asked_for_by_a_whole_word() {
+        assert!(super::wants_reset("console=ttyS0 ktstr.poweroff=reboot reboot=k"));
+        assert!(!super::wants_reset("console=ttyS0 xktstr.poweroff=rebootx"));
+        assert!(!super::wants_reset(""));
     }
 }

@@ -24,6 +24,7 @@ use verdict::Verdict;
 const DEFAULT_BUDGET: Duration = Duration::from_secs(150);
 
 pub use engine::kvm_usable;
+pub use prepare::parse_memory;
 
 pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     let wall = Instant::now();

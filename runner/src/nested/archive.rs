@@ -1,0 +1,146 @@
+//! What an L1 guest needs to run `ktstr` itself: this ktstr and its guest
+//! init, every loaded plugin, the binaries the payload plugins found on this
+//! host, the kernel cache entry (the L2 kernel and its schedulers), busybox
+//! for the L1 init script, and optionally QEMU with its firmware.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::initramfs::ArchiveSpec;
+use crate::kernel::KernelEntry;
+use crate::plugins::{locate, Catalog};
+
+/// Where things live inside L1.
+pub const KTSTR_DIR: &str = "/ktstr";
+pub const CACHE_DIR: &str = "/cache";
+pub const BIN_DIR: &str = "/usr/bin";
+const BUSYBOX_CANDIDATES: [&str; 2] = ["/bin/busybox", "/usr/bin/busybox"];
+/// Firmware QEMU loads for `-M microvm` (the first) and `-M q35` guests.
+const QEMU_FIRMWARE: [&str; 4] = ["bios-microvm.bin", "bios-256k.bin", "kvmvapic.bin", "linuxboot_dma.bin"];
+/// QEMU's data directory in L1; on the host Debian splits it with seabios.
+const QEMU_DATA_DIR: &str = "/usr/share/qemu";
+const HOST_FIRMWARE_DIRS: [&str; 2] = ["/usr/share/qemu", "/usr/share/seabios"];
+
+/// The script L1 runs as PID 1: mounts, runs `ktstr ARGS` with its stdout
+/// on the virtio port `ktstr`, its exit code on COM2, and powers off.
+fn init_script(args: &[String]) -> String {
+    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+    format!(
+        r#"#!/bin/busybox sh
+/bin/busybox mkdir -p /bin /sbin /usr/sbin /proc /sys /dev /tmp /run /root
+/bin/busybox --install -s
+export PATH={BIN_DIR}:/bin:/sbin:/usr/sbin HOME=/root KTSTR_CACHE_DIR={CACHE_DIR}
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mkdir -p /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup
+out=/dev/null
+for p in /sys/class/virtio-ports/*; do
+  [ "$(cat $p/name 2>/dev/null)" = ktstr ] || continue
+  out=/dev/${{p##*/}}
+  [ -e $out ] || mknod $out c $(tr : ' ' < $p/dev)
+done
+echo "[L1] up $(cut -d' ' -f1 /proc/uptime)s; /dev/kvm: $([ -e /dev/kvm ] && echo present || echo MISSING); running: ktstr {shown}"
+{KTSTR_DIR}/ktstr {joined} > $out
+rc=$?
+stty -F /dev/ttyS1 raw 2>/dev/null
+echo "KTSTR-NESTED-EXIT $rc" > /dev/ttyS1
+sync
+poweroff -f
+"#,
+        shown = quoted.join(" ").replace('`', "'"),
+        joined = quoted.join(" "),
+    )
+}
+
+/// Single-quotes `s` for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Everything L1 needs; `with_qemu` adds QEMU (for `--vmm qemu` inside L1).
+pub fn l1_archive(args: &[String], catalog: &Catalog, kernel: &KernelEntry, with_qemu: bool) -> Result<ArchiveSpec> {
+    let mut a = ArchiveSpec::default();
+    let busybox = BUSYBOX_CANDIDATES.iter().map(PathBuf::from).find(|p| p.is_file()).context(
+        "busybox not found (/bin/busybox): install busybox-static (scripts/setup.sh does)",
+    )?;
+    a.add_file(&busybox, "/bin/busybox", 0o755);
+    a.add_bytes("/init", init_script(args), 0o755);
+
+    let exe = std::env::current_exe().context("find the ktstr executable")?;
+    a.add_elf_with_deps(&exe, format!("{KTSTR_DIR}/ktstr"))?;
+    a.add_elf_with_deps(exe.with_file_name("ktstr-init"), format!("{KTSTR_DIR}/ktstr-init"))?;
+    for p in &catalog.plugins {
+        let name = p.path.file_name().context("plugin path without a file name")?.to_string_lossy().into_owned();
+        a.add_elf_with_deps(&p.path, format!("{KTSTR_DIR}/plugins/{name}"))?;
+        let binary = p.info.payload.as_ref().and_then(|pl| pl.binary.as_ref());
+        if let Some(found) = binary.and_then(|b| locate(b, &[]).ok()) {
+            a.add_elf_with_deps(&found.path, format!("{BIN_DIR}/{}", file_name(&found.path)))?;
+        }
+    }
+    add_kernel_entry(&mut a, kernel)?;
+    if with_qemu {
+        add_qemu(&mut a)?;
+    }
+    Ok(a)
+}
+
+/// The entry as L1's kernel cache sees it, without the 100 MB vmlinux.
+fn add_kernel_entry(a: &mut ArchiveSpec, kernel: &KernelEntry) -> Result<()> {
+    let key = kernel.key.as_deref().context("the L2 kernel must be a cache entry (`ktstr kernel build`), not a bare bzImage")?;
+    let guest = format!("{CACHE_DIR}/kernels/{key}");
+    for name in ["bzImage", "config", "metadata.json"] {
+        let host = kernel.dir.join(name);
+        if host.is_file() {
+            a.add_file(&host, format!("{guest}/{name}"), 0o644);
+        }
+    }
+    for (name, path) in kernel.schedulers() {
+        a.add_elf_with_deps(&path, format!("{guest}/schedulers/{name}"))?;
+    }
+    Ok(())
+}
+
+fn add_qemu(a: &mut ArchiveSpec) -> Result<()> {
+    let qemu = crate::plugins::find_in_path("qemu-system-x86_64").context("--with-qemu: qemu-system-x86_64 not found (apt-get install qemu-system-x86)")?;
+    a.add_elf_with_deps(&qemu, format!("{BIN_DIR}/qemu-system-x86_64"))?;
+    for (i, fw) in QEMU_FIRMWARE.iter().enumerate() {
+        match HOST_FIRMWARE_DIRS.iter().map(|d| Path::new(d).join(fw)).find(|p| p.is_file()) {
+            Some(host) => {
+                a.add_file(&host, format!("{QEMU_DATA_DIR}/{fw}"), 0o644);
+            }
+            None if i == 0 => bail!("--with-qemu: QEMU firmware {fw} not found in {}", HOST_FIRMWARE_DIRS.join(" or ")),
+            None => tracing::warn!("QEMU firmware {fw} not found: NUMA (q35) guests will not boot with QEMU inside L1"),
+        }
+    }
+    Ok(())
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_quotes_and_spaces() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("--check=x>=1"), "'--check=x>=1'");
+    }
+
+    #[test]
+    fn the_script_runs_ktstr_with_the_arguments_and_reports_its_exit() {
+        let s = init_script(&["run".into(), "--plugin".into(), "work ers".into()]);
+        assert!(s.starts_with("#!/bin/busybox sh\n"));
+        assert!(s.contains("/ktstr/ktstr 'run' '--plugin' 'work ers' > $out\n"), "{s}");
+        assert!(s.contains("KTSTR-NESTED-EXIT $rc"));
+        assert!(s.contains("KTSTR_CACHE_DIR=/cache"));
+        assert!(s.trim_end().ends_with("poweroff -f"));
+    }
+}
