@@ -44,9 +44,41 @@ pub enum Command {
     /// Boot a VM, start a scheduler, run a payload, check its metrics.
     #[command(after_help = RUN_HELP)]
     Run(Box<RunArgs>),
+    /// Time-to-verdict and peak RSS of a trivial run, per VM engine.
+    #[command(after_help = BENCH_HELP)]
+    Bench(BenchArgs),
     /// Run ktstr itself inside an L1 VM (QEMU) that has a real /dev/kvm.
     #[command(after_help = NESTED_HELP)]
     Nested(NestedArgs),
+}
+
+pub const BENCH_HELP: &str = "\
+Each round runs `ktstr run --plugin workers` (one second of spinning under
+EEVDF) once per engine, engines interleaved; the report gives the median
+time-to-verdict (the wall time of the whole `ktstr run`, boot to verdict) and
+the median peak RSS of the VM process (for --vmm kvm that is the ktstr
+process, which is the VMM), and the ratio of the first engine to the second.
+Where /dev/kvm cannot run guests, benchmark inside an L1 guest:
+
+EXAMPLES:
+    ktstr bench --runs 5
+    ktstr nested --with-qemu -- bench --runs 5";
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Runs per engine.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Engines to compare, comma-separated; the ratio is first/second.
+    #[arg(long, default_value = "kvm,qemu")]
+    pub vmm: String,
+    #[arg(long, default_value = "1n2l2c1t")]
+    pub topology: String,
+    #[arg(long, default_value = "512")]
+    pub memory: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub const NESTED_HELP: &str = "\

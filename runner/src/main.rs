@@ -1,6 +1,7 @@
 //! `ktstr`: boots a sched_ext test kernel in a fresh VM with an exact CPU
 //! topology, runs a scheduler and a workload, and prints a verdict.
 
+mod bench;
 mod cli;
 mod commands;
 mod exit;

@@ -63,7 +63,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     let watchdog = args.watchdog.map(Duration::from_secs).unwrap_or(DEFAULT_BUDGET + Duration::from_secs(args.duration));
     progress(&format!("booting {} CPUs ({}), {} MiB; watchdog {}s", prepared.topology.cpus(), prepared.topology, prepared.memory_mib, watchdog.as_secs()));
     let mut record = Record::default();
-    let end = session::run_vm(engine.as_ref(), &spec, watchdog, &mut record, &mut |l| progress(&format!("[guest] {l}")))?;
+    let ended = session::run_vm(engine.as_ref(), &spec, watchdog, &mut record, &mut |l| progress(&format!("[guest] {l}")))?;
     report::write_artifacts(&artifacts, &record)?;
 
     let mismatches = topology_mismatches(&prepared.topology, &record);
@@ -75,12 +75,12 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
             detail: mismatches.join("; "),
         });
     }
-    let verdict = Verdict::decide(&record, end);
+    let verdict = Verdict::decide(&record, ended.end);
     let outcome = Outcome {
         verdict,
         record: &record,
         kernel: format!("{} ({})", kernel.version, kernel.bzimage.display()),
-        engine: engine_line,
+        engine: report::EngineInfo { name: engine.name(), description: engine_line, peak_rss_kib: ended.peak_rss_kib },
         topology: prepared.topology.to_string(),
         topology_mismatches: mismatches,
         scheduler: prepared.scheduler_desc.clone(),

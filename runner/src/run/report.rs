@@ -10,12 +10,21 @@ use serde_json::json;
 use super::record::Record;
 use super::verdict::Verdict;
 
+/// Which VM engine ran the guest, and what it cost.
+pub struct EngineInfo {
+    /// `qemu` or `kvm` (ktstr's own VMM).
+    pub name: &'static str,
+    /// Version, accelerator and why it was chosen.
+    pub description: String,
+    pub peak_rss_kib: Option<u64>,
+}
+
 /// Everything a rendering needs.
 pub struct Outcome<'a> {
     pub verdict: Verdict,
     pub record: &'a Record,
     pub kernel: String,
-    pub engine: String,
+    pub engine: EngineInfo,
     pub topology: String,
     pub topology_mismatches: Vec<String>,
     pub scheduler: String,
@@ -53,7 +62,7 @@ impl Outcome<'_> {
             "verdict": self.verdict,
             "exit_code": self.verdict.exit_code(),
             "reason": self.reason(),
-            "engine": self.engine,
+            "engine": { "name": self.engine.name, "description": self.engine.description, "peak_rss_kib": self.engine.peak_rss_kib },
             "kernel": self.kernel,
             "topology": { "requested": self.topology, "mismatches": self.topology_mismatches,
                           "seen": r.topology_json.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()) },
@@ -85,7 +94,8 @@ impl Outcome<'_> {
         let mut s = format!("\nktstr: {}  (exit {}) — {}\n", self.verdict.as_str(), self.verdict.exit_code(), self.reason());
         let mut row = |k: &str, v: String| s.push_str(&format!("  {k:<10} {v}\n"));
         row("kernel", self.kernel.clone());
-        row("engine", self.engine.clone());
+        let rss = self.engine.peak_rss_kib.map(|k| format!("; peak RSS {} MiB", k / 1024)).unwrap_or_default();
+        row("engine", format!("{}{rss}", self.engine.description));
         let topo = if r.topology_json.is_none() {
             "(not reported by the guest)".to_string()
         } else if self.topology_mismatches.is_empty() {

@@ -56,11 +56,19 @@ impl Tail {
     }
 }
 
+/// How the VM ended and what it cost.
+pub struct Ended {
+    pub end: VmEnd,
+    /// The VM process's peak resident set (VmHWM), last seen before it exited.
+    pub peak_rss_kib: Option<u64>,
+}
+
 /// Boots `spec`, follows both data channels until the guest powers off, the
 /// watchdog fires or the user interrupts, and returns how it ended.
-pub fn run_vm(engine: &dyn VmEngine, spec: &VmSpec, watchdog: Duration, record: &mut Record, progress: &mut dyn FnMut(&str)) -> anyhow::Result<VmEnd> {
+pub fn run_vm(engine: &dyn VmEngine, spec: &VmSpec, watchdog: Duration, record: &mut Record, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Ended> {
     let mut vm = engine.boot(spec)?;
     let started = Instant::now();
+    let mut peak_rss_kib = None;
     let mut channels = [Tail::new(&spec.data_out), Tail::new(&spec.data_fallback_out)];
     let mut finished_at: Option<Instant> = None;
     let end = loop {
@@ -70,6 +78,8 @@ pub fn run_vm(engine: &dyn VmEngine, spec: &VmSpec, watchdog: Duration, record: 
         if record.finished.is_some() && finished_at.is_none() {
             finished_at = Some(Instant::now());
         }
+        // VmHWM only grows, so the last value read is (nearly) the peak.
+        peak_rss_kib = peak_rss_of(vm.pid()).or(peak_rss_kib);
         if vm.try_wait()?.is_some() {
             break VmEnd::PoweredOff;
         }
@@ -93,7 +103,14 @@ pub fn run_vm(engine: &dyn VmEngine, spec: &VmSpec, watchdog: Duration, record: 
     for ch in &mut channels {
         ch.finish(record, progress);
     }
-    Ok(end)
+    Ok(Ended { end, peak_rss_kib })
+}
+
+/// `VmHWM` of a live process, in KiB.
+fn peak_rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn stop(vm: &mut dyn RunningVm) {
