@@ -8,4 +8,6 @@ pub mod metrics;
 pub mod plan;
 pub mod plugin;
 pub mod protocol;
+pub mod scenario;
 pub mod topology;
+pub mod work;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::check::Check;
+use crate::scenario::Scenario;
 
 /// Where the plan lives in the guest.
 pub const PLAN_PATH: &str = "/ktstr/plan.json";
@@ -18,7 +19,9 @@ pub const PAYLOAD_CGROUP: &str = "ktstr/payload";
 pub struct RunPlan {
     /// Must equal [`crate::protocol::PROTOCOL_VERSION`] of the init.
     pub protocol: u16,
-    pub payload: PayloadPlan,
+    /// The one payload of a plain run; `None` when a scenario runs instead.
+    pub payload: Option<PayloadPlan>,
+    pub scenario: Option<ScenarioPlan>,
     pub scheduler: SchedulerPlan,
     pub checks: Vec<Check>,
     /// The topology string the host asked for (`1n2l2c1t`), reported back.
@@ -39,6 +42,26 @@ pub struct PayloadPlan {
     /// Kill the payload after this long; `None`: no limit inside the guest
     /// (the host watchdog still applies).
     pub timeout_ms: Option<u64>,
+}
+
+/// A scenario and the payload plugins its `run_payload` ops name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioPlan {
+    pub scenario: Scenario,
+    pub payloads: Vec<ScenarioPayloadPlan>,
+    /// The run duration (`hold = { fraction = F }` holds F of it); also the
+    /// longest a step waits for its payloads.
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioPayloadPlan {
+    /// The plugin name `run_payload` uses.
+    pub name: String,
+    /// Guest path of the plugin (run inline when `binary` is `None`).
+    pub plugin: String,
+    pub binary: Option<String>,
+    pub default_args: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

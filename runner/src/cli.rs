@@ -36,6 +36,8 @@ pub enum Command {
     /// List every discovered plugin, its kind, version, ABI status and binary.
     #[command(after_help = PLUGIN_DISCOVERY_HELP)]
     ListPlugins(ListPluginsArgs),
+    /// List the canned scenarios (`ktstr run --scenario NAME`).
+    ListScenarios(ListScenariosArgs),
     /// Run a payload's extractor on captured output and print the metrics.
     Extract(ExtractArgs),
     /// Build, list and clean cached sched_ext test kernels.
@@ -124,6 +126,8 @@ EXAMPLES:
     ktstr run --plugin stress-ng --scheduler scx_simple --topology 1n2l2c1t
     ktstr run --plugin fio --scheduler scx_qmap --check 'read/iops>=1000' --json result.json
     ktstr run --plugin workers --arg=--work --arg=futex --duration 20 --artifacts ./out
+    ktstr run --scenario two-equal-cgroups --scheduler scx_simple --topology 1n2l2c1t
+    ktstr run --scenario my-scenario.toml --check 'run/a/work_units>=1000'
 
 TOPOLOGY NnNlNcNt: N NUMA nodes, L LLCs per node, C cores per LLC, T threads per
 core; 1n2l2c1t is 4 CPUs in two LLCs.
@@ -148,8 +152,12 @@ pub enum VmmArg {
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// The payload plugin to run (see `ktstr list-plugins --kind payload`).
-    #[arg(long)]
-    pub plugin: String,
+    #[arg(long, required_unless_present = "scenario", conflicts_with = "scenario")]
+    pub plugin: Option<String>,
+    /// Run a scenario instead of one payload: a TOML file, or the name of a
+    /// canned one (see `ktstr list-scenarios`; schema: core/scenarios/SCHEMA.md).
+    #[arg(long, value_name = "FILE|NAME")]
+    pub scenario: Option<String>,
     /// An argument for the payload, replacing its defaults (repeatable;
     /// use --arg=-x for values that start with a dash).
     #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
@@ -166,7 +174,8 @@ pub struct RunArgs {
     /// Guest memory in MiB (or with a suffix: 512M, 2G).
     #[arg(long, default_value = "1024")]
     pub memory: String,
-    /// Longest the payload may run, in seconds; it is killed after that.
+    /// Longest the payload may run, in seconds; it is killed after that. For
+    /// a scenario: the run duration its `fraction` holds are taken of.
     #[arg(long, default_value_t = 60)]
     pub duration: u64,
     /// Kernel: a bzImage path, a cache entry or key. Default: $KTSTR_KERNEL,
@@ -212,6 +221,16 @@ pub struct ListPluginsArgs {
     /// Exit non-zero (5) when any plugin failed to load or a binary is missing.
     #[arg(long)]
     pub strict: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ListScenariosArgs {
+    /// Print JSON (name, description, TOML) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the TOML of one canned scenario.
+    #[arg(long, value_name = "NAME")]
+    pub show: Option<String>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

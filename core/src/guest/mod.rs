@@ -9,6 +9,7 @@ mod kmsg;
 mod mounts;
 mod payload;
 mod run;
+pub mod scenario;
 mod sched_ext;
 mod scheduler;
 

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use nix::mount::{mount, MsFlags};
 
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Mounts what a run needs. The essential ones fail the run; tracing and
 /// debug filesystems are best-effort (only some schedulers need them).

@@ -3,12 +3,14 @@
 //! with stdout and stderr captured concurrently and capped.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
 use crate::plugin::LoadedPlugin;
+use crate::work::gate::{pipe, Gate};
 
 /// Most bytes kept per stream; the rest is counted and reported truncated.
 pub const CAPTURE_CAP: usize = 16 << 20;
@@ -64,21 +66,47 @@ pub trait Watch {
     fn keep_going(&mut self) -> bool;
 }
 
-fn pipe() -> anyhow::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: pipe2 fills two fds we then own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("pipe2");
-    }
-    // SAFETY: both fds were just created and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 /// Runs `program` in the cgroup at `cgroup_dir` and captures its output.
 pub fn run(program: &Program<'_>, cgroup_dir: &str, own_group: bool, timeout: Option<Duration>, watch: &mut dyn Watch) -> anyhow::Result<Outcome> {
+    let mut running = start(program, cgroup_dir, own_group)?;
+    watch.started(running.pid());
+    loop {
+        if running.pump(100, &mut |stdout, chunk| watch.output(stdout, chunk)) {
+            break;
+        }
+        if !running.exited() && running.interrupted.is_none() {
+            if timeout.is_some_and(|t| running.elapsed() > t) {
+                running.interrupt(Interrupt::TimedOut);
+            } else if !watch.keep_going() {
+                running.interrupt(Interrupt::Watcher);
+            }
+        }
+    }
+    Ok(running.finish())
+}
+
+/// A payload placed in its cgroup and released, whose output is captured by
+/// calling [`Running::pump`] until it says the payload is done. Several can
+/// run at once (scenarios); [`run`] drives one to the end.
+pub(crate) struct Running {
+    pid: i32,
+    own_group: bool,
+    open: [Option<OwnedFd>; 2],
+    stdout: Captured,
+    stderr: Captured,
+    status: Option<i32>,
+    interrupted: Option<Interrupt>,
+    drain_deadline: Option<Instant>,
+    start: Instant,
+    buf: Vec<u8>,
+}
+
+/// Forks `program`, places it in `cgroup_dir` BEFORE it execs (the child
+/// waits at the gate until its pid is in `cgroup.procs`), and releases it.
+pub(crate) fn start(program: &Program<'_>, cgroup_dir: &str, own_group: bool) -> anyhow::Result<Running> {
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    let (gate_r, gate_w) = pipe()?;
+    let gate = Gate::new()?;
     // Everything the child needs is prepared before fork: after fork only
     // async-signal-safe calls happen until exec.
     let exec_args: Option<(CString, Vec<CString>)> = match program {
@@ -103,31 +131,36 @@ pub fn run(program: &Program<'_>, cgroup_dir: &str, own_group: bool, timeout: Op
         return Err(std::io::Error::last_os_error()).context("fork the payload");
     }
     if pid == 0 {
-        child(program, &out_w, &err_w, &gate_r, own_group, exec_args.as_ref().map(|(p, _)| p), argv_ptrs.as_deref());
+        child(program, &out_w, &err_w, &gate, own_group, exec_args.as_ref().map(|(p, _)| p), argv_ptrs.as_deref());
     }
-    drop((out_w, err_w, gate_r));
+    drop((out_w, err_w));
     let start = Instant::now();
     if own_group {
         // Also set here so the parent can signal the group without racing the child.
         // SAFETY: setpgid on our own child.
         unsafe { libc::setpgid(pid, pid) };
     }
-    let placed = std::fs::write(format!("{cgroup_dir}/cgroup.procs"), pid.to_string()).with_context(|| format!("move payload {pid} into {cgroup_dir}"));
-    if let Err(e) = placed {
+    if let Err(e) = gate.release(pid, Some(Path::new(cgroup_dir))) {
         kill(pid, own_group);
         reap(pid);
-        return Err(e);
+        return Err(e).with_context(|| format!("move payload {pid} into {cgroup_dir}"));
     }
-    // Release the child: it is in its cgroup now.
-    // SAFETY: writing one byte to our pipe.
-    unsafe { libc::write(gate_w.as_raw_fd(), b"g".as_ptr().cast(), 1) };
-    drop(gate_w);
-    watch.started(pid as u32);
-    capture_loop(pid, own_group, out_r, err_r, timeout, start, watch)
+    Ok(Running {
+        pid,
+        own_group,
+        open: [Some(out_r), Some(err_r)],
+        stdout: Captured::default(),
+        stderr: Captured::default(),
+        status: None,
+        interrupted: None,
+        drain_deadline: None,
+        start,
+        buf: vec![0u8; 64 << 10],
+    })
 }
 
 /// The forked child: wire stdio, wait at the gate, then exec or run inline.
-fn child(program: &Program<'_>, out_w: &OwnedFd, err_w: &OwnedFd, gate_r: &OwnedFd, own_group: bool, path: Option<&CString>, argv: Option<&[*const libc::c_char]>) -> ! {
+fn child(program: &Program<'_>, out_w: &OwnedFd, err_w: &OwnedFd, gate: &Gate, own_group: bool, path: Option<&CString>, argv: Option<&[*const libc::c_char]>) -> ! {
     // SAFETY: async-signal-safe calls on fds we own, then exec or _exit.
     unsafe {
         libc::dup2(out_w.as_raw_fd(), 1);
@@ -135,8 +168,7 @@ fn child(program: &Program<'_>, out_w: &OwnedFd, err_w: &OwnedFd, gate_r: &Owned
         if own_group {
             libc::setpgid(0, 0);
         }
-        let mut b = 0u8;
-        if libc::read(gate_r.as_raw_fd(), (&mut b as *mut u8).cast(), 1) != 1 {
+        if !gate.wait_in_child() {
             libc::_exit(126);
         }
         match (program, path, argv) {
@@ -155,70 +187,97 @@ fn child(program: &Program<'_>, out_w: &OwnedFd, err_w: &OwnedFd, gate_r: &Owned
     }
 }
 
-fn capture_loop(pid: i32, own_group: bool, out_r: OwnedFd, err_r: OwnedFd, timeout: Option<Duration>, start: Instant, watch: &mut dyn Watch) -> anyhow::Result<Outcome> {
-    let (mut stdout, mut stderr) = (Captured::default(), Captured::default());
-    let mut open = [Some(out_r), Some(err_r)];
-    let mut status: Option<i32> = None;
-    let mut interrupted = None;
-    let mut drain_deadline: Option<Instant> = None;
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
+impl Running {
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid as u32
+    }
+
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// The payload exited (its output may still be draining).
+    pub(crate) fn exited(&self) -> bool {
+        self.status.is_some()
+    }
+
+    /// The output pipes still open, for a caller polling several payloads.
+    pub(crate) fn fds(&self) -> Vec<RawFd> {
+        self.open.iter().flatten().map(AsRawFd::as_raw_fd).collect()
+    }
+
+    /// Kills the payload (its group when it has one) and notes why.
+    pub(crate) fn interrupt(&mut self, why: Interrupt) {
+        if self.status.is_none() && self.interrupted.is_none() {
+            self.interrupted = Some(why);
+            kill(self.pid, self.own_group);
+        }
+    }
+
+    /// Reads what output is ready (waiting up to `wait_ms` for some) and
+    /// reaps the payload once it exits. True when it is reaped and its output
+    /// drained (or the 2 s drain after its exit ran out).
+    pub(crate) fn pump(&mut self, wait_ms: i32, output: &mut dyn FnMut(bool, &[u8])) -> bool {
         let mut fds: Vec<libc::pollfd> =
-            open.iter().flatten().map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+            self.open.iter().flatten().map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
         if !fds.is_empty() {
             // SAFETY: fds is a valid array of pollfd.
-            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
-        } else {
-            std::thread::sleep(Duration::from_millis(20));
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait_ms) };
+        } else if wait_ms > 0 {
+            std::thread::sleep(Duration::from_millis(wait_ms.min(20) as u64));
         }
-        for (i, slot) in open.iter_mut().enumerate() {
+        for (i, slot) in self.open.iter_mut().enumerate() {
             let Some(fd) = slot else { continue };
             let Some(p) = fds.iter().find(|p| p.fd == fd.as_raw_fd()) else { continue };
             if p.revents == 0 {
                 continue;
             }
             // SAFETY: reading into our buffer from our fd.
-            let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            let n = unsafe { libc::read(fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), self.buf.len()) };
             if n <= 0 {
                 *slot = None;
                 continue;
             }
-            let chunk = &buf[..n as usize];
-            let kept = if i == 0 { stdout.push(chunk) } else { stderr.push(chunk) };
+            let chunk = &self.buf[..n as usize];
+            let kept = if i == 0 { self.stdout.push(chunk) } else { self.stderr.push(chunk) };
             if !kept.is_empty() {
-                watch.output(i == 0, kept);
+                output(i == 0, kept);
             }
         }
-        if status.is_none() {
+        if self.status.is_none() {
             let mut st = 0;
             // SAFETY: non-blocking wait for our own child.
-            if unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) } == pid {
-                status = Some(st);
+            if unsafe { libc::waitpid(self.pid, &mut st, libc::WNOHANG) } == self.pid {
+                self.status = Some(st);
                 // Grandchildren may hold the pipes: end the group, drain briefly.
-                if own_group {
-                    kill(pid, true);
+                if self.own_group {
+                    kill(self.pid, true);
                 }
-                drain_deadline = Some(Instant::now() + Duration::from_secs(2));
-            } else if interrupted.is_none() {
-                if timeout.is_some_and(|t| start.elapsed() > t) {
-                    interrupted = Some(Interrupt::TimedOut);
-                } else if !watch.keep_going() {
-                    interrupted = Some(Interrupt::Watcher);
-                }
-                if interrupted.is_some() {
-                    kill(pid, own_group);
-                }
+                self.drain_deadline = Some(Instant::now() + Duration::from_secs(2));
             }
         }
-        let drained = open.iter().all(Option::is_none) || drain_deadline.is_some_and(|d| Instant::now() > d);
-        if status.is_some() && drained {
-            break;
+        let drained = self.open.iter().all(Option::is_none) || self.drain_deadline.is_some_and(|d| Instant::now() > d);
+        self.status.is_some() && drained
+    }
+
+    /// The outcome; call once [`Running::pump`] returned true.
+    pub(crate) fn finish(self) -> Outcome {
+        let st = self.status.unwrap_or(0);
+        let (exit_code, signal) = match self.status {
+            Some(_) if libc::WIFEXITED(st) => (Some(libc::WEXITSTATUS(st)), None),
+            Some(_) => (None, libc::WIFSIGNALED(st).then(|| libc::WTERMSIG(st))),
+            None => (None, None),
+        };
+        Outcome {
+            pid: self.pid as u32,
+            exit_code,
+            signal,
+            interrupted: self.interrupted,
+            duration: self.start.elapsed(),
+            stdout: self.stdout,
+            stderr: self.stderr,
         }
     }
-    let st = status.expect("loop ends after the child was reaped");
-    let (exit_code, signal) =
-        if libc::WIFEXITED(st) { (Some(libc::WEXITSTATUS(st)), None) } else { (None, libc::WIFSIGNALED(st).then(|| libc::WTERMSIG(st))) };
-    Ok(Outcome { pid: pid as u32, exit_code, signal, interrupted, duration: start.elapsed(), stdout, stderr })
 }
 
 fn kill(pid: i32, group: bool) {

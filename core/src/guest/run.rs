@@ -1,19 +1,24 @@
-//! One run, in order: plan → plugins → scheduler → payload (watched) →
-//! extraction → checks. Every step reports over the channel as it goes.
+//! One run, in order: plan → scheduler → payload or scenario (watched) →
+//! metrics → checks. Every step reports over the channel as it goes.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
 
 use super::payload::{self, Interrupt, Program};
+use super::scenario::{self as scenario_exec, PayloadSource, ScenarioPayload, ScenarioRun, SCENARIO_CGROUP};
 use super::scheduler::{self, Scheduler};
 use super::{mounts, sched_ext, Channel};
-use crate::check::evaluate;
+use crate::check::{evaluate, CheckResult};
 use crate::extract::{extract_metrics, Captured};
-use crate::plan::{RunPlan, PAYLOAD_CGROUP, PLAN_PATH};
-use crate::plugin::load;
+use crate::metrics::Metric;
+use crate::plan::{PayloadPlan, RunPlan, ScenarioPlan, PAYLOAD_CGROUP, PLAN_PATH};
+use crate::plugin::{load, LoadedPlugin};
 use crate::protocol::{Message, OutputSource, SchedulerFailure, PROTOCOL_VERSION};
+use crate::scenario::{metrics as scenario_metrics, Progress, StepResult};
+use crate::topology::Topology;
 
 /// Output is forwarded in chunks no bigger than this.
 const CHUNK: usize = 32 << 10;
@@ -32,14 +37,7 @@ pub fn run(ch: &mut Channel) -> anyhow::Result<()> {
         Err(e) => ch.log(format!("could not read the topology from sysfs: {e:#}")),
     }
 
-    let load_plugin = |p: &str| load(Path::new(p)).map_err(|e| anyhow::anyhow!("{e}"));
     let launcher = load_plugin(&plan.scheduler.plugin)?;
-    let extractor = load_plugin(&plan.payload.extractor)?;
-    let inline = match plan.payload.binary {
-        None => Some(load_plugin(&plan.payload.plugin)?),
-        Some(_) => None,
-    };
-
     let mut sched = Scheduler::start(&plan.scheduler, &launcher)?;
     match sched.wait_ready() {
         Ok(ready) => ch.send(&Message::SchedulerStarted {
@@ -56,18 +54,69 @@ pub fn run(ch: &mut Channel) -> anyhow::Result<()> {
             return Ok(());
         }
     }
+    let outcome = match (&plan.payload, &plan.scenario) {
+        (Some(payload), _) => run_payload(ch, &plan, payload, &mut sched),
+        (None, Some(scenario)) => run_scenario(ch, &plan, scenario, &mut sched),
+        (None, None) => Err(anyhow::anyhow!("the run plan names neither a payload nor a scenario")),
+    };
+    // Whatever happened, the scheduler stops and its log reaches the host.
+    let (metrics, mut results, extractor, error) = match outcome {
+        Ok(Finished::Measured { metrics, results, extractor, error }) => (metrics, results, extractor, error),
+        Ok(Finished::SchedulerFailed(failure)) => {
+            sched.stop();
+            send_scheduler_log(ch);
+            ch.send(&Message::SchedulerFailed(failure));
+            return Ok(());
+        }
+        Err(e) => {
+            sched.stop();
+            send_scheduler_log(ch);
+            return Err(e);
+        }
+    };
+    sched.stop();
+    send_scheduler_log(ch);
+    results.extend(evaluate_user_checks(&plan, &metrics));
+    ch.send(&Message::Metrics { metrics, extractor, error });
+    ch.send(&Message::Checks { results });
+    Ok(())
+}
 
+/// How a payload or scenario ended, before its checks are sent.
+enum Finished {
+    Measured { metrics: Vec<Metric>, results: Vec<CheckResult>, extractor: String, error: Option<String> },
+    SchedulerFailed(SchedulerFailure),
+}
+
+fn load_plugin(path: &str) -> anyhow::Result<LoadedPlugin> {
+    load(Path::new(path)).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The plan's checks that the payload's own evaluation did not cover: for
+/// a plain run they were evaluated with the exit code already.
+fn evaluate_user_checks(plan: &RunPlan, metrics: &[Metric]) -> Vec<CheckResult> {
+    match plan.payload {
+        Some(_) => Vec::new(),
+        None => evaluate(&plan.checks, metrics, None, &[]),
+    }
+}
+
+fn run_payload(ch: &mut Channel, plan: &RunPlan, payload: &PayloadPlan, sched: &mut Scheduler) -> anyhow::Result<Finished> {
+    let extractor = load_plugin(&payload.extractor)?;
+    let inline = match payload.binary {
+        None => Some(load_plugin(&payload.plugin)?),
+        Some(_) => None,
+    };
     let cgroup_dir = mounts::make_cgroup(PAYLOAD_CGROUP)?;
-    let program = match (&plan.payload.binary, &inline) {
-        (Some(path), _) => Program::Exec { path, args: &plan.payload.args },
-        (None, Some(plugin)) => Program::Inline { plugin, args: &plan.payload.args },
+    let program = match (&payload.binary, &inline) {
+        (Some(path), _) => Program::Exec { path, args: &payload.args },
+        (None, Some(plugin)) => Program::Inline { plugin, args: &payload.args },
         (None, None) => unreachable!("inline plugin loaded above"),
     };
-    let mut watch = Watcher { ch, sched: &mut sched, failure: None, name: &plan.payload.name };
-    let timeout = plan.payload.timeout_ms.map(Duration::from_millis);
-    let outcome = payload::run(&program, &cgroup_dir, plan.payload.own_process_group, timeout, &mut watch)?;
+    let mut watch = Watcher { ch, sched, failure: None, name: &payload.name };
+    let timeout = payload.timeout_ms.map(Duration::from_millis);
+    let outcome = payload::run(&program, &cgroup_dir, payload.own_process_group, timeout, &mut watch)?;
     let failure = watch.failure.take();
-    drop(watch);
 
     ch.send(&Message::SchedExtDuringPayload { state: sched_ext::state(), ops: sched_ext::ops() });
     ch.send(&Message::PayloadEnded {
@@ -79,23 +128,95 @@ pub fn run(ch: &mut Channel) -> anyhow::Result<()> {
         stderr_truncated: outcome.stderr.truncated,
     });
     if let Some(failure) = failure {
-        send_scheduler_log(ch);
-        ch.send(&Message::SchedulerFailed(failure));
-        sched.stop();
-        return Ok(());
+        return Ok(Finished::SchedulerFailed(failure));
     }
-    sched.stop();
-    send_scheduler_log(ch);
-
     let captured = Captured { stdout: &outcome.stdout.data, stderr: &outcome.stderr.data };
     let (metrics, error) = match extract_metrics(&extractor, &captured) {
         Ok(m) => (m, None),
         Err(e) => (Vec::new(), Some(format!("{e:#}"))),
     };
     let results = evaluate(&plan.checks, &metrics, outcome.exit_code, &outcome.stderr.data);
-    ch.send(&Message::Metrics { metrics, extractor: extractor.info.name.clone(), error });
-    ch.send(&Message::Checks { results });
-    Ok(())
+    Ok(Finished::Measured { metrics, results, extractor: extractor.info.name.clone(), error })
+}
+
+fn run_scenario(ch: &mut Channel, plan: &RunPlan, sp: &ScenarioPlan, sched: &mut Scheduler) -> anyhow::Result<Finished> {
+    let topology: Topology = plan.topology.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut payloads = BTreeMap::new();
+    for p in &sp.payloads {
+        let source = match &p.binary {
+            Some(b) => PayloadSource::Binary(b.clone()),
+            None => PayloadSource::Inline(Box::new(load_plugin(&p.plugin)?)),
+        };
+        payloads.insert(p.name.clone(), ScenarioPayload { source, default_args: p.default_args.clone() });
+    }
+    let duration = Duration::from_millis(sp.duration_ms);
+    let input = ScenarioRun {
+        scenario: &sp.scenario,
+        topology: &topology,
+        duration,
+        cgroup_mount: mounts::CGROUP_ROOT.into(),
+        root: SCENARIO_CGROUP.into(),
+        payloads,
+        payload_limit: duration,
+    };
+    let mut reporter = ScenarioReporter { ch, sched, failure: None };
+    let result = scenario_exec::run(&input, &mut reporter)?;
+    let failure = reporter.failure.take();
+    ch.send(&Message::SchedExtDuringPayload { state: sched_ext::state(), ops: sched_ext::ops() });
+    ch.send(&Message::ScenarioDone { name: result.name.clone(), error: result.error.clone() });
+    if let Some(failure) = failure {
+        return Ok(Finished::SchedulerFailed(failure));
+    }
+    let mut results: Vec<CheckResult> = result.checks().cloned().collect();
+    if let Some(e) = &result.error {
+        results.push(CheckResult { check: "scenario completed".into(), passed: false, value: None, detail: e.clone() });
+    }
+    Ok(Finished::Measured { metrics: scenario_metrics(&result), results, extractor: "scenario".into(), error: None })
+}
+
+/// Forwards a scenario's progress and watches the scheduler.
+struct ScenarioReporter<'a> {
+    ch: &'a mut Channel,
+    sched: &'a mut Scheduler,
+    failure: Option<SchedulerFailure>,
+}
+
+impl scenario_exec::Reporter for ScenarioReporter<'_> {
+    fn step_started(&mut self, step: &str) {
+        self.ch.log(format!("scenario step `{step}`"));
+    }
+
+    fn log(&mut self, text: String) {
+        self.ch.log(text);
+    }
+
+    fn payload_started(&mut self, name: &str, pid: u32, cgroup: &str) {
+        self.ch.send(&Message::PayloadStarted { name: name.to_string(), pid, cgroup: cgroup.to_string() });
+    }
+
+    fn payload_output(&mut self, name: &str, stdout: bool, chunk: &[u8]) {
+        for part in chunk.chunks(CHUNK) {
+            self.ch.send(&Message::ScenarioOutput { name: name.to_string(), stdout, data: part.to_vec() });
+        }
+    }
+
+    fn progress(&mut self, progress: &Progress) {
+        self.ch.send(&Message::ScenarioProgress(progress.clone()));
+    }
+
+    fn step_finished(&mut self, result: &StepResult) {
+        self.ch.send(&Message::ScenarioStep(result.clone()));
+    }
+
+    fn keep_going(&mut self) -> bool {
+        match self.sched.check() {
+            Ok(()) => true,
+            Err(f) => {
+                self.failure = Some(f);
+                false
+            }
+        }
+    }
 }
 
 /// Forwards output and watches the scheduler while the payload runs.

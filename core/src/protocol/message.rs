@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::CheckResult;
 use crate::metrics::Metric;
+use crate::scenario::{Progress, StepResult};
 
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Which captured output a chunk belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,4 +70,12 @@ pub enum Message {
     Checks { results: Vec<CheckResult> },
     SchedulerFailed(SchedulerFailure),
     Finish(Finish),
+    /// A scenario step (or, last, the backdrop) ended.
+    ScenarioStep(StepResult),
+    /// About once a second while a scenario step holds.
+    ScenarioProgress(Progress),
+    /// Output of a payload a scenario runs, by its instance name.
+    ScenarioOutput { name: String, stdout: bool, data: Vec<u8> },
+    /// The scenario ended; `error` says why when it stopped early.
+    ScenarioDone { name: String, error: Option<String> },
 }

@@ -3,6 +3,7 @@
 
 mod extract;
 mod list_plugins;
+mod list_scenarios;
 
 use crate::cli::{Cli, Command};
 use crate::plugins::Discovery;
@@ -10,6 +11,7 @@ use crate::plugins::Discovery;
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::ListPlugins(args) => list_plugins::run(&Discovery::from_env(&cli.plugin_dirs), &args),
+        Command::ListScenarios(args) => list_scenarios::run(&args),
         Command::Extract(args) => extract::run(&Discovery::from_env(&cli.plugin_dirs), &args),
         Command::Kernel(cmd) => crate::kernel::run(cmd),
         Command::Bench(args) => crate::bench::execute(&args),

@@ -35,7 +35,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     let kernel = crate::kernel::resolve(args.kernel.as_deref())?;
     let prepared = prepare::prepare(args, &catalog, valid, &kernel)?;
 
-    let artifacts = artifacts_dir(args)?;
+    let artifacts = artifacts_dir(args, &prepared.job_name)?;
     let work = tempfile::Builder::new().prefix("ktstr-run-").tempdir().context("create a temporary directory")?;
     progress(&format!("kernel {} ({})", kernel.version, kernel.bzimage.display()));
     progress(&format!("engine {engine_line}"));
@@ -84,7 +84,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         topology: prepared.topology.to_string(),
         topology_mismatches: mismatches,
         scheduler: prepared.scheduler_desc.clone(),
-        payload: format!("{}: {}", args.plugin, prepared.payload_desc),
+        payload: prepared.job_desc.clone(),
         artifacts: artifacts.clone(),
         wall_ms: wall.elapsed().as_millis(),
         console_tail: report::tail_lines(&spec.console_log, 25),
@@ -107,14 +107,14 @@ fn progress(line: &str) {
 }
 
 /// `--artifacts DIR`, or a fresh directory under the cache's `runs/`.
-fn artifacts_dir(args: &RunArgs) -> anyhow::Result<PathBuf> {
+fn artifacts_dir(args: &RunArgs, job_name: &str) -> anyhow::Result<PathBuf> {
     let dir = match &args.artifacts {
         Some(d) => d.clone(),
         None => {
             let runs = crate::kernel::cache_dir().join("runs");
             prune_runs(&runs, KEPT_RUNS);
             let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
-            runs.join(format!("{stamp}-{}-{}", args.plugin, std::process::id()))
+            runs.join(format!("{stamp}-{job_name}-{}", std::process::id()))
         }
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("create the artifacts directory {}", dir.display()))?;

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use ktstr_core::check::Check;
-use ktstr_core::plan::{PayloadPlan, RunPlan, SchedulerPlan, BIN_DIR, PLUGIN_DIR};
+use ktstr_core::plan::{PayloadPlan, RunPlan, ScenarioPlan, ScenarioPayloadPlan, SchedulerPlan, BIN_DIR, PLUGIN_DIR};
+use ktstr_core::scenario::Scenario;
 use ktstr_core::plugin::{Kind, LoadedPlugin};
 use ktstr_core::protocol::PROTOCOL_VERSION;
 use ktstr_core::topology::Topology;
@@ -23,7 +24,10 @@ pub struct Prepared {
     pub base: ArchiveSpec,
     pub topology: Topology,
     pub memory_mib: u64,
-    pub payload_desc: String,
+    /// `plugin: command line`, or `scenario NAME (payloads …)`.
+    pub job_desc: String,
+    /// A short name for the artifacts directory.
+    pub job_name: String,
     pub scheduler_desc: String,
 }
 
@@ -31,9 +35,14 @@ pub struct Prepared {
 pub struct Validated<'c> {
     topology: Topology,
     memory_mib: u64,
-    payload: &'c LoadedPlugin,
-    extractor: &'c LoadedPlugin,
+    job: Job<'c>,
     checks: Vec<Check>,
+}
+
+/// One payload, or a scenario and the payload plugins it names.
+enum Job<'c> {
+    Payload { name: String, payload: &'c LoadedPlugin, extractor: &'c LoadedPlugin },
+    Scenario { scenario: Scenario, payloads: Vec<&'c LoadedPlugin> },
 }
 
 /// Checks the user's input (usage errors, exit 2) before any host work.
@@ -43,66 +52,107 @@ pub fn validate<'c>(args: &RunArgs, catalog: &'c Catalog) -> anyhow::Result<Vali
     if args.duration == 0 {
         return Err(UsageError("--duration must be at least 1 second".into()).into());
     }
-    let payload = catalog.require(Kind::Payload, &args.plugin).map_err(|e| UsageError(format!("{e:#}")))?;
-    let pinfo = payload.info.payload.as_ref().expect("payload plugins carry a payload section");
-    let extractor = catalog.require(Kind::Extractor, &pinfo.extractor).map_err(|e| UsageError(format!("payload `{}` needs {e:#}", args.plugin)))?;
     let mut checks = Vec::new();
-    for text in pinfo.default_checks.iter().chain(&args.checks) {
+    let job = match (&args.plugin, &args.scenario) {
+        (Some(name), _) => {
+            let payload = catalog.require(Kind::Payload, name).map_err(|e| UsageError(format!("{e:#}")))?;
+            let pinfo = payload.info.payload.as_ref().expect("payload plugins carry a payload section");
+            let extractor = catalog.require(Kind::Extractor, &pinfo.extractor).map_err(|e| UsageError(format!("payload `{name}` needs {e:#}")))?;
+            for text in &pinfo.default_checks {
+                checks.push(Check::parse(text).map_err(UsageError)?);
+            }
+            Job::Payload { name: name.clone(), payload, extractor }
+        }
+        (None, Some(spec)) => {
+            let scenario = load_scenario(spec)?;
+            scenario.validate(&topology).map_err(|e| UsageError(format!("scenario `{}`: {e}", scenario.name)))?;
+            let mut payloads = Vec::new();
+            for name in scenario.payload_plugins() {
+                payloads.push(catalog.require(Kind::Payload, &name).map_err(|e| UsageError(format!("scenario `{}` runs {e:#}", scenario.name)))?);
+            }
+            Job::Scenario { scenario, payloads }
+        }
+        (None, None) => return Err(UsageError("give --plugin PAYLOAD or --scenario FILE|NAME".into()).into()),
+    };
+    for text in &args.checks {
         checks.push(Check::parse(text).map_err(UsageError)?);
     }
-    Ok(Validated { topology, memory_mib, payload, extractor, checks })
+    Ok(Validated { topology, memory_mib, job, checks })
+}
+
+/// A scenario file, else a canned scenario of that name.
+fn load_scenario(spec: &str) -> anyhow::Result<Scenario> {
+    let path = Path::new(spec);
+    let text = if path.is_file() {
+        std::fs::read_to_string(path).map_err(|e| UsageError(format!("--scenario {spec}: {e}")))?
+    } else if let Some(text) = ktstr_core::scenario::canned(spec) {
+        text.to_string()
+    } else {
+        let names: Vec<&str> = ktstr_core::scenario::library().into_iter().map(|(n, _, _)| n).collect();
+        return Err(UsageError(format!("--scenario {spec}: no such file and no canned scenario of that name (canned: {})", names.join(", "))).into());
+    };
+    Scenario::from_toml(&text).map_err(|e| UsageError(format!("--scenario {spec}: {e}")).into())
 }
 
 /// Resolves binaries against the kernel and builds the plan and archive.
 pub fn prepare(args: &RunArgs, catalog: &Catalog, valid: Validated<'_>, kernel: &KernelEntry) -> anyhow::Result<Prepared> {
-    let Validated { topology, memory_mib, payload, extractor, checks } = valid;
-    let pinfo = payload.info.payload.as_ref().expect("payload plugins carry a payload section");
+    let Validated { topology, memory_mib, job, checks } = valid;
     let (launcher, sched_binary) = resolve_scheduler(&args.scheduler, catalog, kernel)?;
 
     let mut base = ArchiveSpec::default();
     base.add_elf_with_deps(&init_binary()?, INIT_GUEST_PATH)?;
-    let mut pack_plugin = |p: &LoadedPlugin| -> anyhow::Result<String> {
-        let guest = format!("{PLUGIN_DIR}/{}", file_name(&p.path));
-        base.add_elf_with_deps(&p.path, &guest)?;
-        Ok(guest)
-    };
-    let payload_guest = pack_plugin(payload)?;
-    let extractor_guest = pack_plugin(extractor)?;
-    let launcher_guest = pack_plugin(launcher)?;
-
-    let payload_binary = match &pinfo.binary {
-        None => None,
-        Some(bin) => {
-            let found = locate(bin, &[]).map_err(|e| anyhow::anyhow!("payload `{}`: {e}", args.plugin))?;
-            let guest = format!("{BIN_DIR}/{}", file_name(&found.path));
-            base.add_elf_with_deps(&found.path, &guest)?;
-            Some(guest)
-        }
-    };
-    for extra in &pinfo.extra_files {
-        base.add_file(Path::new(extra), extra, 0o644);
-    }
+    let launcher_guest = pack_plugin(&mut base, launcher)?;
     let sched_guest = match &sched_binary {
         None => None,
-        Some(path) => {
-            let guest = format!("{BIN_DIR}/{}", file_name(path));
-            base.add_elf_with_deps(path, &guest)?;
-            Some(guest)
+        Some(path) => Some(pack_binary(&mut base, path)?),
+    };
+
+    let (payload, scenario, job_desc, job_name) = match job {
+        Job::Payload { name, payload, extractor } => {
+            let pinfo = payload.info.payload.as_ref().expect("payload plugins carry a payload section");
+            let plugin = pack_plugin(&mut base, payload)?;
+            let extractor = pack_plugin(&mut base, extractor)?;
+            let binary = pack_payload_binary(&mut base, payload)?;
+            let args_for_payload = if args.args.is_empty() { pinfo.default_args.clone() } else { args.args.clone() };
+            let desc = format!("{name}: {} {}", binary.as_deref().unwrap_or("(inline)"), args_for_payload.join(" "));
+            let plan = PayloadPlan {
+                name: name.clone(),
+                plugin,
+                extractor,
+                binary,
+                args: args_for_payload,
+                own_process_group: pinfo.own_process_group,
+                timeout_ms: Some(args.duration * 1000),
+            };
+            (Some(plan), None, desc, name)
+        }
+        Job::Scenario { scenario, payloads } => {
+            let mut planned = Vec::new();
+            for p in payloads {
+                let pinfo = p.info.payload.as_ref().expect("payload plugins carry a payload section");
+                planned.push(ScenarioPayloadPlan {
+                    name: p.info.name.clone(),
+                    plugin: pack_plugin(&mut base, p)?,
+                    binary: pack_payload_binary(&mut base, p)?,
+                    default_args: pinfo.default_args.clone(),
+                });
+            }
+            let names: Vec<&str> = planned.iter().map(|p| p.name.as_str()).collect();
+            let desc = format!(
+                "scenario {} ({} steps{})",
+                scenario.name,
+                scenario.steps.len(),
+                if names.is_empty() { String::new() } else { format!("; payloads {}", names.join(", ")) }
+            );
+            let name = scenario.name.clone();
+            (None, Some(ScenarioPlan { scenario, payloads: planned, duration_ms: args.duration * 1000 }), desc, name)
         }
     };
 
-    let args_for_payload = if args.args.is_empty() { pinfo.default_args.clone() } else { args.args.clone() };
     let plan = RunPlan {
         protocol: PROTOCOL_VERSION,
-        payload: PayloadPlan {
-            name: args.plugin.clone(),
-            plugin: payload_guest,
-            extractor: extractor_guest,
-            binary: payload_binary.clone(),
-            args: args_for_payload.clone(),
-            own_process_group: pinfo.own_process_group,
-            timeout_ms: Some(args.duration * 1000),
-        },
+        payload,
+        scenario,
         scheduler: SchedulerPlan {
             requested: args.scheduler.clone(),
             plugin: launcher_guest,
@@ -112,12 +162,36 @@ pub fn prepare(args: &RunArgs, catalog: &Catalog, valid: Validated<'_>, kernel: 
         checks,
         topology: topology.to_string(),
     };
-    let payload_desc = format!("{} {}", payload_binary.as_deref().unwrap_or("(inline)"), args_for_payload.join(" "));
     let scheduler_desc = match &sched_binary {
         Some(p) => format!("{} ({}, launcher {})", args.scheduler, p.display(), launcher.info.name),
         None => format!("{} (launcher {})", args.scheduler, launcher.info.name),
     };
-    Ok(Prepared { plan, base, topology, memory_mib, payload_desc, scheduler_desc })
+    Ok(Prepared { plan, base, topology, memory_mib, job_desc, job_name, scheduler_desc })
+}
+
+/// Packs a plugin library with its dependencies; returns its guest path.
+fn pack_plugin(base: &mut ArchiveSpec, p: &LoadedPlugin) -> anyhow::Result<String> {
+    let guest = format!("{PLUGIN_DIR}/{}", file_name(&p.path));
+    base.add_elf_with_deps(&p.path, &guest)?;
+    Ok(guest)
+}
+
+fn pack_binary(base: &mut ArchiveSpec, host: &Path) -> anyhow::Result<String> {
+    let guest = format!("{BIN_DIR}/{}", file_name(host));
+    base.add_elf_with_deps(host, &guest)?;
+    Ok(guest)
+}
+
+/// The binary a payload plugin runs (and its extra files), packed; `None`
+/// for inline payloads.
+fn pack_payload_binary(base: &mut ArchiveSpec, p: &LoadedPlugin) -> anyhow::Result<Option<String>> {
+    let pinfo = p.info.payload.as_ref().expect("payload plugins carry a payload section");
+    for extra in &pinfo.extra_files {
+        base.add_file(Path::new(extra), extra, 0o644);
+    }
+    let Some(bin) = &pinfo.binary else { return Ok(None) };
+    let found = locate(bin, &[]).map_err(|e| anyhow::anyhow!("payload `{}`: {e}", p.info.name))?;
+    pack_binary(base, &found.path).map(Some)
 }
 
 /// A scheduler plugin of that exact name (e.g. `eevdf`), else the first

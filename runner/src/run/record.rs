@@ -3,7 +3,10 @@
 
 use ktstr_core::check::CheckResult;
 use ktstr_core::metrics::Metric;
+use std::collections::BTreeMap;
+
 use ktstr_core::protocol::{DecodeEvent, Message, OutputSource, SchedulerFailure};
+use ktstr_core::scenario::StepResult;
 
 #[derive(Debug, Default)]
 pub struct Record {
@@ -25,6 +28,12 @@ pub struct Record {
     pub payload_stderr: Vec<u8>,
     pub scheduler_log: Vec<u8>,
     pub skipped_bytes: usize,
+    /// Scenario runs: each step's results as it ended (the backdrop last).
+    pub scenario_steps: Vec<StepResult>,
+    /// Scenario runs: (name, why it stopped early) once it ended.
+    pub scenario_done: Option<(String, Option<String>)>,
+    /// Scenario payloads' output by instance name: (stdout, stderr).
+    pub scenario_outputs: BTreeMap<String, (Vec<u8>, Vec<u8>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +110,27 @@ impl Record {
                 return Some(line);
             }
             Message::Finish(f) => self.finished = Some(f.init_error),
+            Message::ScenarioStep(step) => {
+                let failed = step.checks.iter().filter(|c| !c.passed).count();
+                let line = format!("scenario step `{}` ended after {} ms: {} checks, {failed} failed", step.name, step.duration_ms, step.checks.len());
+                self.scenario_steps.push(step);
+                return Some(line);
+            }
+            Message::ScenarioProgress(p) => {
+                return Some(format!("  {} +{:.1}s: {} workers, {} work units, {} payloads running", p.step, p.elapsed_ms as f64 / 1000.0, p.workers, p.work_units, p.payloads_running));
+            }
+            Message::ScenarioOutput { name, stdout, data } => {
+                let (out, err) = self.scenario_outputs.entry(name).or_default();
+                if stdout { out } else { err }.extend(data);
+            }
+            Message::ScenarioDone { name, error } => {
+                let line = match &error {
+                    None => format!("scenario {name} done"),
+                    Some(e) => format!("scenario {name} stopped early: {e}"),
+                };
+                self.scenario_done = Some((name, error));
+                return Some(line);
+            }
         }
         None
     }

@@ -80,6 +80,7 @@ impl Outcome<'_> {
             },
             "extractor": r.extractor,
             "extract_error": r.extract_error,
+            "scenario": r.scenario_done.as_ref().map(|(name, error)| json!({ "name": name, "error": error, "steps": r.scenario_steps })),
             "metrics": r.metrics,
             "checks": r.checks,
             "guest_log": r.logs,
@@ -115,6 +116,9 @@ impl Outcome<'_> {
             (None, sig) => format!(" — killed by signal {} after {} ms", sig.unwrap_or(0), e.duration_ms),
         });
         row("payload", format!("{}{}", self.payload, end.unwrap_or_default()));
+        if !r.scenario_steps.is_empty() {
+            s.push_str(&scenario_summary(r));
+        }
         if !r.metrics.is_empty() {
             s.push_str("  metrics\n");
             let width = r.metrics.iter().map(|m| m.name.len()).max().unwrap_or(0);
@@ -152,6 +156,38 @@ impl Outcome<'_> {
     }
 }
 
+/// Per step: how long it held, each cgroup's workers and work, its checks.
+fn scenario_summary(r: &Record) -> String {
+    let mut s = String::new();
+    if let Some((name, error)) = &r.scenario_done {
+        s.push_str(&format!("  scenario   {name}{}\n", error.as_ref().map(|e| format!(" — stopped early: {e}")).unwrap_or_default()));
+    }
+    for step in &r.scenario_steps {
+        s.push_str(&format!("    step {} ({} ms)\n", step.name, step.duration_ms));
+        for cg in &step.cgroups {
+            let units: u64 = cg.workers.iter().map(|w| w.report.work_units).sum();
+            let cpus = cg.cpus.as_ref().map(|c| format!(" on CPUs {}", ktstr_core::topology::format_cpulist(c))).unwrap_or_default();
+            s.push_str(&format!("      {:<20} {} workers{cpus}, {units} work units\n", cg.cgroup, cg.workers.len()));
+        }
+        for c in &step.captures {
+            s.push_str(&format!("      capture {} of {}: pids {:?}\n", c.tag, c.cgroup, c.pids));
+        }
+        for p in &step.payloads {
+            let how = match (p.exit_code, p.signal, &p.error) {
+                (_, _, Some(e)) => format!("error: {e}"),
+                (Some(c), _, _) => format!("exit {c}"),
+                (None, Some(sig), _) => format!("signal {sig}"),
+                _ => "no status".into(),
+            };
+            s.push_str(&format!("      payload {} ({}) in {}: {how} after {} ms\n", p.name, p.plugin, p.cgroup, p.duration_ms));
+        }
+        for e in &step.errors {
+            s.push_str(&format!("      error: {e}\n"));
+        }
+    }
+    s
+}
+
 /// Whether a check's text form reads this metric (`name>=…`, `exists(name)`…).
 fn check_names_metric(check: &str, metric: &str) -> bool {
     ktstr_core::check::Check::parse(check).ok().is_some_and(|c| c.metric() == Some(metric))
@@ -174,5 +210,11 @@ pub fn write_artifacts(dir: &Path, record: &Record) -> std::io::Result<()> {
     std::fs::write(dir.join(OutputSource::PayloadStdout.file_name()), &record.payload_stdout)?;
     std::fs::write(dir.join(OutputSource::PayloadStderr.file_name()), &record.payload_stderr)?;
     std::fs::write(dir.join(OutputSource::Scheduler.file_name()), &record.scheduler_log)?;
+    for (name, (out, err)) in &record.scenario_outputs {
+        // Instance names are validated to be plain (no `/`); be safe anyway.
+        let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+        std::fs::write(dir.join(format!("payload-{safe}.stdout")), out)?;
+        std::fs::write(dir.join(format!("payload-{safe}.stderr")), err)?;
+    }
     Ok(())
 }
