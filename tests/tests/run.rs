@@ -96,13 +96,18 @@ fn a_guest_that_never_answers_is_ended_by_the_watchdog() {
     if !vm_tests_enabled("watchdog") {
         return;
     }
+    let artifacts = tempfile::tempdir().unwrap();
+    let dir = artifacts.path().to_str().unwrap();
     let (code, doc, out) = ktstr_run(&[
         "--plugin", "workers", "--arg=--work", "--arg=sleep", "--arg=--duration", "--arg=600", "--duration", "900", "--watchdog", "25",
+        "--artifacts", dir,
     ]);
     assert_eq!(code, 4, "{doc:#}\n{}", explain(&out));
     assert_eq!(doc["verdict"], "TIMEOUT");
     assert!(!doc["console_tail"].as_array().unwrap().is_empty(), "the last console lines are kept");
-    let qemu_left = std::process::Command::new("pgrep").args(["-f", "qemu-system-x86_64.*ktstr-run"]).output().unwrap();
+    // This run's QEMU names the artifacts directory in its arguments (other
+    // tests run their own VMs at the same time).
+    let qemu_left = std::process::Command::new("pgrep").args(["-f", &format!("qemu-system-x86_64.*{dir}")]).output().unwrap();
     assert!(qemu_left.stdout.is_empty(), "no VM process survives: {}", String::from_utf8_lossy(&qemu_left.stdout));
 }
 
@@ -113,11 +118,17 @@ fn bad_input_is_rejected_before_boot_with_exit_2() {
         (vec!["run", "--plugin", "workers", "--check", "work_units<5"], "bad check"),
         (vec!["run", "--plugin", "nope"], "no payload plugin named `nope`"),
         (vec!["run", "--plugin", "workers", "--memory", "lots"], "bad --memory"),
-        (vec!["run", "--plugin", "workers", "--vmm", "kvm"], "--vmm kvm"),
     ] {
         let out = ktstr_tests::ktstr(&args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    // Where /dev/kvm cannot run guests, asking for our VMM says so before boot.
+    if std::path::Path::new("/sys/module/kvm_pvm").exists() || !std::path::Path::new("/dev/kvm").exists() {
+        let out = ktstr_tests::ktstr(&["run", "--plugin", "workers", "--vmm", "kvm"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("--vmm kvm: ktstr's KVM VMM cannot run here"), "{err}");
     }
 }

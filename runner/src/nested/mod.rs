@@ -128,7 +128,7 @@ impl ConsoleTail {
             self.pos += n as u64;
             let text = String::from_utf8_lossy(&line);
             let text = text.trim_end();
-            if text.starts_with("[ktstr]") || text.starts_with("[L1]") || text.starts_with("error:") {
+            if ["[ktstr]", "[bench]", "[L1]", "error:"].iter().any(|p| text.starts_with(p)) {
                 eprintln!("[L1] {}", text.trim_start_matches("[L1] "));
             }
             line.clear();

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::cli::VmmArg;
 use crate::usage::UsageError;
-use crate::vm::{Accel, QemuEngine, VmEngine};
+use crate::vm::{Accel, KvmEngine, QemuEngine, VmEngine};
 
 /// Whether `/dev/kvm` can run a full-virtualisation guest here, and if not why.
 pub fn kvm_usable() -> Result<(), String> {
@@ -23,15 +23,20 @@ pub fn kvm_usable() -> Result<(), String> {
 
 /// The engine for `--vmm`, with a line saying which and why.
 pub fn select(vmm: VmmArg) -> anyhow::Result<(Box<dyn VmEngine>, String)> {
-    let kvm = kvm_usable();
-    match vmm {
-        VmmArg::Kvm => Err(UsageError(
-            "--vmm kvm: ktstr's own KVM VMM is not part of this build yet; use --vmm qemu (or auto)".into(),
-        )
-        .into()),
-        VmmArg::Qemu | VmmArg::Auto => {
+    let kvm = kvm_usable().and_then(|()| KvmEngine::detect().map_err(|e| format!("{e:#}")));
+    match (vmm, kvm) {
+        (VmmArg::Kvm, Ok(engine)) => {
+            let line = format!("{} — asked for with --vmm kvm", engine.describe());
+            Ok((Box::new(engine), line))
+        }
+        (VmmArg::Kvm, Err(why)) => Err(UsageError(format!("--vmm kvm: ktstr's KVM VMM cannot run here: {why}; use --vmm qemu (or auto)")).into()),
+        (VmmArg::Auto, Ok(engine)) => {
+            let line = format!("{} — /dev/kvm runs full-virtualisation guests here", engine.describe());
+            Ok((Box::new(engine), line))
+        }
+        (VmmArg::Qemu | VmmArg::Auto, kvm) => {
             let (accel, why) = match &kvm {
-                Ok(()) => (Accel::Kvm, "KVM works here".to_string()),
+                Ok(_) => (Accel::Kvm, "asked for with --vmm qemu; KVM works here".to_string()),
                 Err(e) => (Accel::Tcg, format!("software emulation (TCG): {e}")),
             };
             let engine = QemuEngine::detect(Some(accel))?;

@@ -2,6 +2,7 @@
 //! same three devices whatever the engine (COM1 console, a virtio-console data
 //! port, COM2 as the fallback data channel).
 
+mod kvm;
 mod qemu;
 mod qemu_args;
 
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 
 use ktstr_core::topology::Topology;
 
+pub use kvm::KvmEngine;
 pub use qemu::{Accel, QemuEngine};
 
 /// What to boot and where its output goes.

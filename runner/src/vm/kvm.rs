@@ -1,0 +1,124 @@
+//! The KVM engine: ktstr's own VMM (`ktstr-vmm`), in-process. The VM runs in
+//! threads of this process (one per vCPU plus a supervisor), so `pid()` is our
+//! own pid; `kill()` stops and joins those threads rather than signalling.
+//!
+//! Exit mapping, so callers treat both engines alike: a guest reset (reboot,
+//! `ktstr.poweroff=reboot`, `panic=-1`), triple fault or KVM system event ends
+//! like QEMU with `-no-reboot` (code 0); `kill()` reads as SIGKILL; a KVM
+//! failure as code 1 (logged).
+
+use anyhow::bail;
+use ktstr_vmm::{RunningVm as VmmRunning, Vm, VmConfig, VmExitReason};
+
+use super::{RunningVm, VmEngine, VmExit, VmSpec};
+
+#[derive(Debug)]
+pub struct KvmEngine;
+
+impl KvmEngine {
+    /// Checks /dev/kvm opens and has what the VMM needs.
+    pub fn detect() -> anyhow::Result<KvmEngine> {
+        ktstr_vmm::kvm_check()?;
+        Ok(KvmEngine)
+    }
+}
+
+impl VmEngine for KvmEngine {
+    fn name(&self) -> &'static str {
+        "kvm"
+    }
+
+    fn describe(&self) -> String {
+        "ktstr-vmm (kvm)".into()
+    }
+
+    fn boot(&self, spec: &VmSpec) -> anyhow::Result<Box<dyn RunningVm>> {
+        for (what, p) in [("kernel", &spec.kernel), ("initramfs", &spec.initramfs)] {
+            if !p.is_file() {
+                bail!("the {what} {} does not exist", p.display());
+            }
+        }
+        let cfg = VmConfig {
+            kernel: spec.kernel.clone(),
+            initramfs: spec.initramfs.clone(),
+            cmdline: spec.cmdline.clone(),
+            topology: spec.topology.clone(),
+            memory_mib: spec.memory_mib,
+            console_log: spec.console_log.clone(),
+            data_out: spec.data_out.clone(),
+            data_fallback_out: spec.data_fallback_out.clone(),
+        };
+        let vm = Vm::boot(&cfg)?;
+        Ok(Box::new(RunningKvm { vm, exit: None }))
+    }
+}
+
+struct RunningKvm {
+    vm: VmmRunning,
+    exit: Option<VmExit>,
+}
+
+fn to_exit(reason: &VmExitReason) -> VmExit {
+    match reason {
+        VmExitReason::Reset | VmExitReason::TripleFault | VmExitReason::SystemEvent(_) => {
+            VmExit::Exited { code: Some(0), signal: None }
+        }
+        VmExitReason::Killed => VmExit::Exited { code: None, signal: Some(libc::SIGKILL) },
+        VmExitReason::Error(e) => {
+            tracing::warn!("the KVM VM failed: {e}");
+            VmExit::Exited { code: Some(1), signal: None }
+        }
+    }
+}
+
+impl RunningVm for RunningKvm {
+    fn pid(&self) -> u32 {
+        std::process::id()
+    }
+
+    fn try_wait(&mut self) -> anyhow::Result<Option<VmExit>> {
+        if self.exit.is_none() {
+            if let Some(r) = self.vm.try_wait() {
+                tracing::debug!("KVM VM ended: {r:?}");
+                self.exit = Some(to_exit(&r));
+            }
+        }
+        Ok(self.exit)
+    }
+
+    fn kill(&mut self) -> anyhow::Result<()> {
+        if self.exit.is_none() {
+            self.exit = Some(to_exit(&self.vm.kill()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exits_map_like_qemu() {
+        assert_eq!(to_exit(&VmExitReason::Reset), VmExit::Exited { code: Some(0), signal: None });
+        assert_eq!(to_exit(&VmExitReason::TripleFault), VmExit::Exited { code: Some(0), signal: None });
+        assert_eq!(to_exit(&VmExitReason::Killed), VmExit::Exited { code: None, signal: Some(libc::SIGKILL) });
+        assert_eq!(to_exit(&VmExitReason::Error("x".into())), VmExit::Exited { code: Some(1), signal: None });
+    }
+
+    #[test]
+    fn missing_files_fail_before_kvm() {
+        let spec = VmSpec {
+            kernel: "/nonexistent/bzImage".into(),
+            initramfs: "/nonexistent/initrd".into(),
+            cmdline: String::new(),
+            topology: "1n1l1c1t".parse().unwrap(),
+            memory_mib: 256,
+            console_log: "/tmp/x".into(),
+            data_out: "/tmp/y".into(),
+            data_fallback_out: "/tmp/z".into(),
+        };
+        let err = format!("{:#}", KvmEngine.boot(&spec).err().unwrap());
+        assert!(err.contains("kernel") && err.contains("does not exist"), "{err}");
+    }
+}

@@ -1,0 +1,9 @@
+//! x86_64 guest setup: memory layout, boot protocol, CPU state, CPUID, ACPI.
+
+pub mod acpi;
+pub mod aml;
+pub mod boot;
+pub mod cpuid;
+pub mod layout;
+pub mod regs;
+pub mod topo;

@@ -1,0 +1,162 @@
+//! Assembles a VM: KVM objects, guest memory, kernel and boot data, ACPI,
+//! devices on their buses, and configured vCPUs (not yet running).
+
+use std::fs::{File, OpenOptions};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context};
+use kvm_bindings::{kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY};
+use kvm_ioctls::{Kvm, VmFd};
+use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use crate::arch::x86_64::{acpi, boot, cpuid, layout::*, regs, topo};
+use crate::devices::bus::Bus;
+use crate::devices::i8042::I8042;
+use crate::devices::serial::Serial;
+use crate::devices::virtio::console::Console;
+use crate::devices::virtio::mmio::MmioTransport;
+use crate::exit::{ExitState, ResetLine};
+use crate::vcpu::Vcpu;
+use crate::VmConfig;
+
+/// The guest finds the data port by this name (see ktstr_core::guest::channel).
+pub const DATA_PORT_NAME: &str = "ktstr";
+
+/// Everything that must outlive the vCPU threads.
+pub struct VmResources {
+    pub _kvm: Kvm,
+    pub _vm: VmFd,
+    pub _mem: GuestMemoryMmap,
+    pub _irqs: Vec<Arc<EventFd>>,
+}
+
+pub struct Built {
+    pub vcpus: Vec<Vcpu>,
+    pub resources: VmResources,
+    pub exit: Arc<ExitState>,
+}
+
+/// The full kernel command line: the caller's, then what this VMM needs.
+pub fn kernel_cmdline(caller: &str) -> String {
+    let mut parts: Vec<&str> = caller.split_whitespace().collect();
+    // console: COM1. reboot=k: reset through the i8042, the VM's end signal;
+    // ktstr.poweroff=reboot: ktstr-init reboots instead of powering off, as a
+    // hardware-reduced ACPI machine without sleep registers cannot power off.
+    // io_delay=none: port 0x80 writes would each be a VM exit.
+    parts.extend(["console=ttyS0", "reboot=k", "ktstr.poweroff=reboot", "io_delay=none"]);
+    parts.join(" ")
+}
+
+fn open_out(path: &std::path::Path, append: bool) -> anyhow::Result<File> {
+    let mut o = OpenOptions::new();
+    o.create(true);
+    if append {
+        o.append(true);
+    } else {
+        o.write(true).truncate(true);
+    }
+    o.open(path).with_context(|| format!("open {}", path.display()))
+}
+
+pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
+    let cpu_topo = topo::CpuTopo::new(&cfg.topology)?;
+    let node_mib = topo::node_memory_mib(cfg.memory_mib, cfg.topology.nodes)?;
+    for (what, p) in [("kernel", &cfg.kernel), ("initramfs", &cfg.initramfs)] {
+        if !p.is_file() {
+            bail!("the {what} {} does not exist", p.display());
+        }
+    }
+    let mem_bytes = cfg.memory_mib << 20;
+
+    let kvm = Kvm::new().context("open /dev/kvm")?;
+    let vm = kvm.create_vm().context("KVM_CREATE_VM")?;
+    vm.set_tss_address(KVM_TSS_ADDR as usize).context("KVM_SET_TSS_ADDR")?;
+    // Intel-only; harmless elsewhere.
+    let _ = vm.set_identity_map_address(KVM_IDENTITY_MAP_ADDR);
+    vm.create_irq_chip().context("KVM_CREATE_IRQCHIP")?;
+    vm.create_pit2(kvm_pit_config { flags: KVM_PIT_SPEAKER_DUMMY, ..Default::default() })
+        .context("KVM_CREATE_PIT2")?;
+
+    let mem = GuestMemoryMmap::from_ranges(&ram_ranges(mem_bytes)).context("allocate guest memory")?;
+    for (slot, region) in mem.iter().enumerate() {
+        let host = mem.get_host_address(region.start_addr()).context("host address of guest RAM")?;
+        let r = kvm_userspace_memory_region {
+            slot: slot as u32,
+            flags: 0,
+            guest_phys_addr: region.start_addr().0,
+            memory_size: region.len(),
+            userspace_addr: host as u64,
+        };
+        // SAFETY: the mapping lives in `mem`, which VmResources keeps until
+        // every vCPU thread has been joined.
+        unsafe { vm.set_user_memory_region(r) }.context("KVM_SET_USER_MEMORY_REGION")?;
+    }
+
+    let kernel = boot::load_kernel(&mem, &cfg.kernel)?;
+    boot::setup_boot(&mem, &kernel, mem_bytes, &cfg.initramfs, &kernel_cmdline(&cfg.cmdline))?;
+    regs::write_boot_tables(&mem)?;
+    let mut offset = 0u64;
+    let nodes: Vec<acpi::NodeRam> = node_mib
+        .iter()
+        .map(|mib| {
+            let span = ram_span(offset, offset + (mib << 20));
+            offset += mib << 20;
+            span
+        })
+        .collect();
+    acpi::write(&mem, &acpi::build(&cpu_topo, &nodes)?)?;
+
+    let exit = Arc::new(ExitState::default());
+    let mut irqs = Vec::new();
+    let mut irq = |gsi: u32| -> anyhow::Result<Arc<EventFd>> {
+        let fd = Arc::new(EventFd::new(EFD_NONBLOCK).context("eventfd")?);
+        vm.register_irqfd(&fd, gsi).with_context(|| format!("KVM_IRQFD for GSI {gsi}"))?;
+        irqs.push(fd.clone());
+        Ok(fd)
+    };
+    let mut pio = Bus::new();
+    let com1 = Serial::new(irq(COM1_IRQ)?, open_out(&cfg.console_log, true)?);
+    pio.insert(COM1_PORT.into(), 8, Arc::new(Mutex::new(com1)))?;
+    let com2 = Serial::new(irq(COM2_IRQ)?, open_out(&cfg.data_fallback_out, false)?);
+    pio.insert(COM2_PORT.into(), 8, Arc::new(Mutex::new(com2)))?;
+    pio.insert(I8042_PORT.into(), I8042_LEN.into(), Arc::new(Mutex::new(I8042::new(Arc::new(ResetLine(exit.clone()))))))?;
+    let mut mmio = Bus::new();
+    let console = Console::new(DATA_PORT_NAME, open_out(&cfg.data_out, false)?);
+    let transport = MmioTransport::new(Box::new(console), mem.clone(), irq(VIRTIO_CONSOLE_IRQ)?);
+    mmio.insert(VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE, Arc::new(Mutex::new(transport)))?;
+    let (pio, mmio) = (Arc::new(pio), Arc::new(mmio));
+
+    let supported = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).context("KVM_GET_SUPPORTED_CPUID")?;
+    let mut vcpus = Vec::new();
+    for place in cpu_topo.places() {
+        // The vCPU id is the initial APIC id.
+        let fd = vm.create_vcpu(u64::from(place.apic_id)).with_context(|| format!("create vCPU {}", place.cpu))?;
+        let entries = cpuid::for_vcpu(supported.as_slice(), &cpu_topo, place.cpu);
+        let cpuid = CpuId::from_entries(&entries).map_err(|e| anyhow::anyhow!("CPUID table: {e:?}"))?;
+        fd.set_cpuid2(&cpuid).with_context(|| format!("KVM_SET_CPUID2 on vCPU {}", place.cpu))?;
+        regs::setup_msrs(&fd)?;
+        regs::setup_fpu(&fd)?;
+        regs::setup_lapic(&fd)?;
+        if place.cpu == 0 {
+            // The others wait for INIT/SIPI from the kernel, as on hardware.
+            regs::setup_boot_vcpu(&fd, kernel.entry.0)?;
+        }
+        vcpus.push(Vcpu { index: place.cpu, fd, pio: pio.clone(), mmio: mmio.clone(), exit: exit.clone() });
+    }
+    let resources = VmResources { _kvm: kvm, _vm: vm, _mem: mem, _irqs: irqs };
+    Ok(Built { vcpus, resources, exit })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmdline_appends_what_the_vmm_needs() {
+        assert_eq!(
+            kernel_cmdline(" rdinit=/init  panic=-1 "),
+            "rdinit=/init panic=-1 console=ttyS0 reboot=k ktstr.poweroff=reboot io_delay=none"
+        );
+    }
+}

@@ -1,0 +1,31 @@
+//! Virtio over MMIO: the transport (`mmio`) and the one device we need,
+//! a virtio-console with one named port (`console`).
+
+pub mod console;
+pub mod mmio;
+
+use virtio_queue::Queue;
+use vm_memory::GuestMemoryMmap;
+
+pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
+pub const TYPE_CONSOLE: u32 = 3;
+
+/// What a device behind the MMIO transport implements.
+pub trait VirtioDevice: Send {
+    fn device_type(&self) -> u32;
+    /// Offered feature bits.
+    fn features(&self) -> u64;
+    /// The maximum size of each queue; its length is the number of queues.
+    fn queue_max_sizes(&self) -> Vec<u16>;
+    fn read_config(&self, offset: u64, data: &mut [u8]);
+    /// The driver has set DRIVER_OK with these feature bits accepted.
+    fn activate(&mut self, acked_features: u64);
+    /// The driver notified queue `index`. Returns whether used buffers were
+    /// added (and so whether the driver should be interrupted).
+    fn process(&mut self, mem: &GuestMemoryMmap, queues: &mut [Queue], index: usize) -> bool;
+    /// The driver reset the device (status 0).
+    fn reset(&mut self);
+}
+
+#[cfg(test)]
+mod tests;

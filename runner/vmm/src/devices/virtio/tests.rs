@@ -1,0 +1,270 @@
+//! The virtio-console behind the MMIO transport, driven the way Linux's
+//! virtio_mmio + virtio_console drivers drive it, over plain guest memory.
+
+use std::sync::Arc;
+
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+use super::console::*;
+use super::mmio::*;
+use crate::devices::bus::BusDevice;
+use crate::devices::{CountingIrq, SharedBuf};
+
+const QSIZE: u16 = 16;
+const F_NEXT: u16 = 1;
+const F_WRITE: u16 = 2;
+
+/// The driver's side of one split queue.
+struct DriverQueue {
+    desc: u64,
+    avail: u64,
+    used: u64,
+    next_desc: u16,
+}
+
+impl DriverQueue {
+    fn new(q: usize) -> DriverQueue {
+        let base = 0x10000 * (q as u64 + 1);
+        DriverQueue { desc: base, avail: base + 0x1000, used: base + 0x2000, next_desc: 0 }
+    }
+
+    fn write_desc(&self, mem: &GuestMemoryMmap, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
+        let at = GuestAddress(self.desc + 16 * u64::from(i));
+        mem.write_obj(addr, at).unwrap();
+        mem.write_obj(len, GuestAddress(at.0 + 8)).unwrap();
+        mem.write_obj(flags, GuestAddress(at.0 + 12)).unwrap();
+        mem.write_obj(next, GuestAddress(at.0 + 14)).unwrap();
+    }
+
+    /// Publishes a chain of (addr, len, device-writable) buffers.
+    fn add_chain(&mut self, mem: &GuestMemoryMmap, bufs: &[(u64, u32, bool)]) -> u16 {
+        let head = self.next_desc;
+        for (k, &(addr, len, w)) in bufs.iter().enumerate() {
+            let i = self.next_desc;
+            let last = k + 1 == bufs.len();
+            let flags = if w { F_WRITE } else { 0 } | if last { 0 } else { F_NEXT };
+            self.write_desc(mem, i, addr, len, flags, (i + 1) % QSIZE);
+            self.next_desc = (i + 1) % QSIZE;
+        }
+        self.publish(mem, head);
+        head
+    }
+
+    fn publish(&self, mem: &GuestMemoryMmap, head: u16) {
+        let idx: u16 = mem.read_obj(GuestAddress(self.avail + 2)).unwrap();
+        mem.write_obj(head, GuestAddress(self.avail + 4 + 2 * u64::from(idx % QSIZE))).unwrap();
+        mem.write_obj(idx.wrapping_add(1), GuestAddress(self.avail + 2)).unwrap();
+    }
+
+    fn used_idx(&self, mem: &GuestMemoryMmap) -> u16 {
+        mem.read_obj(GuestAddress(self.used + 2)).unwrap()
+    }
+
+    /// (descriptor id, length) of used entry `n`.
+    fn used_elem(&self, mem: &GuestMemoryMmap, n: u16) -> (u32, u32) {
+        let at = self.used + 4 + 8 * u64::from(n % QSIZE);
+        (mem.read_obj(GuestAddress(at)).unwrap(), mem.read_obj(GuestAddress(at + 4)).unwrap())
+    }
+}
+
+struct Rig {
+    mem: GuestMemoryMmap,
+    dev: MmioTransport,
+    irq: Arc<CountingIrq>,
+    out: SharedBuf,
+    q: Vec<DriverQueue>,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
+        let irq = Arc::new(CountingIrq::default());
+        let out = SharedBuf::default();
+        let dev = MmioTransport::new(Box::new(Console::new("ktstr", out.clone())), mem.clone(), irq.clone());
+        Rig { mem, dev, irq, out, q: (0..4).map(DriverQueue::new).collect() }
+    }
+
+    fn w(&mut self, off: u64, v: u32) {
+        self.dev.write(off, &v.to_le_bytes());
+    }
+
+    fn r(&mut self, off: u64) -> u32 {
+        let mut b = [0u8; 4];
+        self.dev.read(off, &mut b);
+        u32::from_le_bytes(b)
+    }
+
+    /// What virtio_mmio.c does at probe, accepting `features`.
+    fn init(&mut self, features: u64) {
+        assert_eq!(self.r(0), 0x7472_6976);
+        assert_eq!((self.r(4), self.r(8)), (2, 3));
+        self.w(0x70, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+        self.w(0x14, 1);
+        assert_eq!(self.r(0x10), 1, "VERSION_1 offered");
+        self.w(0x14, 0);
+        assert_ne!(self.r(0x10) & 2, 0, "MULTIPORT offered");
+        for sel in 0..2u32 {
+            self.w(0x24, sel);
+            self.w(0x20, (features >> (32 * sel)) as u32);
+        }
+        self.w(0x70, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
+        for i in 0..4 {
+            self.w(0x30, i as u32);
+            assert_eq!(self.r(0x34), u32::from(QUEUE_SIZE));
+            self.w(0x38, u32::from(QSIZE));
+            let (d, a, u) = (self.q[i].desc, self.q[i].avail, self.q[i].used);
+            for (off, v) in [(0x80, d), (0x90, a), (0xa0, u)] {
+                self.w(off, v as u32);
+                self.w(off + 4, (v >> 32) as u32);
+            }
+            self.w(0x44, 1);
+            assert_eq!(self.r(0x44), 1);
+        }
+        self.w(0x70, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK);
+    }
+
+    fn send(&mut self, q: usize, bufs: &[(u64, u32, bool)]) {
+        let mem = self.mem.clone();
+        self.q[q].add_chain(&mem, bufs);
+        self.w(0x50, q as u32);
+    }
+
+    fn control_tx(&mut self, addr: u64, id: u32, event: u16, value: u16) {
+        self.mem.write_slice(&control_msg(id, event, value), GuestAddress(addr)).unwrap();
+        self.send(CTRL_TX, &[(addr, 8, false)]);
+    }
+
+    /// Bytes the device put in control receive buffer `n` (each at 0x80000 + n * 0x1000).
+    fn control_rx(&self, n: u16) -> Vec<u8> {
+        let (_, len) = self.q[CTRL_RX].used_elem(&self.mem, n);
+        let mut b = vec![0u8; len as usize];
+        self.mem.read_slice(&mut b, GuestAddress(0x80000 + u64::from(n) * 0x1000)).unwrap();
+        b
+    }
+}
+
+const MULTI: u64 = (1 << 32) | F_MULTIPORT;
+
+#[test]
+fn multiport_handshake_names_and_opens_port_0() {
+    let mut r = Rig::new();
+    r.init(MULTI);
+    assert_eq!(r.r(0x100 + 4), 1, "max_nr_ports");
+    r.send(CTRL_RX, &[(0x80000, 4096, true)]);
+    r.control_tx(0x90000, 0xffff_ffff, DEVICE_READY, 1);
+    assert_eq!(r.q[CTRL_RX].used_idx(&r.mem), 1);
+    assert_eq!(r.control_rx(0), control_msg(0, DEVICE_ADD, 1));
+    assert_eq!(r.q[CTRL_TX].used_idx(&r.mem), 1, "control message consumed");
+    assert!(r.irq.count() >= 1);
+    assert_eq!(r.r(0x60) & INT_VRING, INT_VRING);
+    r.w(0x64, INT_VRING);
+    assert_eq!(r.r(0x60), 0);
+
+    // PORT_READY before any receive buffer: the answers wait for buffers.
+    r.control_tx(0x90000, 0, PORT_READY, 1);
+    assert_eq!(r.q[CTRL_RX].used_idx(&r.mem), 1);
+    r.send(CTRL_RX, &[(0x81000, 4096, true)]);
+    r.send(CTRL_RX, &[(0x82000, 4096, true)]);
+    assert_eq!(r.q[CTRL_RX].used_idx(&r.mem), 3);
+    let name = r.control_rx(1);
+    assert_eq!(&name[..8], control_msg(0, PORT_NAME, 1));
+    assert_eq!(&name[8..], b"ktstr");
+    assert_eq!(r.control_rx(2), control_msg(0, PORT_OPEN, 1));
+}
+
+#[test]
+fn port_output_reaches_the_sink_and_buffers_are_returned() {
+    let mut r = Rig::new();
+    r.init(MULTI);
+    r.mem.write_slice(b"hello ", GuestAddress(0xa0000)).unwrap();
+    r.mem.write_slice(b"world", GuestAddress(0xa1000)).unwrap();
+    let before = r.irq.count();
+    r.send(TX0, &[(0xa0000, 6, false), (0xa1000, 5, false)]);
+    assert_eq!(r.out.bytes(), b"hello world");
+    assert_eq!(r.q[TX0].used_idx(&r.mem), 1);
+    assert_eq!(r.q[TX0].used_elem(&r.mem, 0).0, 0, "head descriptor id");
+    assert_eq!(r.irq.count(), before + 1);
+    // Receive buffers are kept: the host never sends.
+    r.send(RX0, &[(0xb0000, 64, true)]);
+    assert_eq!(r.q[RX0].used_idx(&r.mem), 0);
+}
+
+#[test]
+fn without_multiport_port_0_is_a_plain_console() {
+    let mut r = Rig::new();
+    r.init(1 << 32);
+    r.mem.write_slice(b"hvc", GuestAddress(0xa0000)).unwrap();
+    r.send(TX0, &[(0xa0000, 3, false)]);
+    assert_eq!(r.out.bytes(), b"hvc");
+    r.send(CTRL_RX, &[(0x80000, 4096, true)]);
+    r.control_tx(0x90000, 0xffff_ffff, DEVICE_READY, 1);
+    assert_eq!(r.q[CTRL_RX].used_idx(&r.mem), 0, "no control traffic");
+}
+
+#[test]
+fn malformed_chains_are_survived() {
+    let mut r = Rig::new();
+    r.init(MULTI);
+    let mem = r.mem.clone();
+    // A buffer past the end of guest memory.
+    r.send(TX0, &[(0xffff_0000, 64, false)]);
+    // A huge length that runs off the end of memory.
+    r.send(TX0, &[(0xff000, u32::MAX, false)]);
+    // A chain that loops on itself.
+    let q = &mut r.q[TX0];
+    let head = q.next_desc;
+    q.write_desc(&mem, head, 0xa0000, 4, F_NEXT, head);
+    q.next_desc += 1;
+    q.publish(&mem, head);
+    r.w(0x50, TX0 as u32);
+    // A head index beyond the queue.
+    r.q[TX0].publish(&mem, 200);
+    r.w(0x50, TX0 as u32);
+    // Notifying a queue that does not exist.
+    r.w(0x50, 99);
+    // The device still works afterwards.
+    mem.write_slice(b"ok", GuestAddress(0xa2000)).unwrap();
+    r.q[TX0].next_desc = 10;
+    r.send(TX0, &[(0xa2000, 2, false)]);
+    assert!(r.out.bytes().ends_with(b"ok"), "{:?}", r.out.bytes());
+}
+
+#[test]
+fn queues_outside_memory_never_become_ready() {
+    let mut r = Rig::new();
+    r.w(0x70, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+    r.w(0x30, 1);
+    r.w(0x38, u32::from(QSIZE));
+    r.w(0x80, 0xfff0_0000);
+    r.w(0x44, 1);
+    assert_eq!(r.r(0x44), 0);
+    // Selecting a queue that does not exist reads as size 0.
+    r.w(0x30, 7);
+    assert_eq!(r.r(0x34), 0);
+}
+
+#[test]
+fn reset_clears_everything() {
+    let mut r = Rig::new();
+    r.init(MULTI);
+    r.w(0x70, 0);
+    assert_eq!(r.dev.status(), 0);
+    r.w(0x30, 0);
+    assert_eq!(r.r(0x44), 0, "queues are not ready after reset");
+    r.mem.write_slice(b"x", GuestAddress(0xa0000)).unwrap();
+    r.w(0x50, TX0 as u32);
+    assert!(r.out.bytes().is_empty(), "no processing before DRIVER_OK");
+}
+
+#[test]
+fn odd_register_accesses_are_ignored() {
+    let mut r = Rig::new();
+    let mut b = [0xffu8; 2];
+    r.dev.read(0x00, &mut b);
+    assert_eq!(b, [0, 0], "16-bit register reads give 0");
+    r.dev.write(0x70, &[1]);
+    assert_eq!(r.dev.status(), 0);
+    let mut c = [0u8; 1];
+    r.dev.read(0x104, &mut c);
+    assert_eq!(c, [1], "config space is byte-addressable");
+}

@@ -1,0 +1,44 @@
+//! ktstr's own KVM VMM, end to end through nested virtualisation: an L1 guest
+//! under QEMU (TCG `-cpu max` exposes SVM) has a real /dev/kvm, and inside it
+//! `ktstr run --vmm kvm` boots L2 with our VMM.
+
+use ktstr_tests::{ktstr, metric, stdout_json, vm_tests_enabled};
+
+#[test]
+fn our_kvm_vmm_boots_the_exact_topology_inside_an_l1_guest() {
+    if !vm_tests_enabled("nested kvm vmm") {
+        return;
+    }
+    let out = ktstr(&[
+        "nested", "--",
+        "run", "--vmm", "kvm", "--plugin", "workers", "--scheduler", "scx_simple", "--topology", "1n2l2c1t", "--memory", "512",
+        "--arg=--work", "--arg=spin,futex", "--arg=--duration", "--arg=2", "--json", "-",
+    ]);
+    let doc = stdout_json(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{doc:#}\nstderr:\n{stderr}");
+    assert_eq!(doc["verdict"], "PASS");
+    assert_eq!(doc["engine"]["name"], "kvm", "{:#}", doc["engine"]);
+    assert_eq!(doc["scheduler"]["during_payload"]["ops"], "simple");
+    assert!(metric(&doc, "work_units").unwrap() > 0.0);
+    assert!(metric(&doc, "futex/wake_samples").unwrap() > 0.0);
+
+    // The topology L2 reports, as read from its sysfs.
+    assert_eq!(doc["topology"]["mismatches"].as_array().unwrap().len(), 0, "{:#}", doc["topology"]);
+    let seen = &doc["topology"]["seen"];
+    assert_eq!(seen["online"], serde_json::json!([0, 1, 2, 3]));
+    let llcs: Vec<&serde_json::Value> = seen["cpus"].as_array().unwrap().iter().map(|c| &c["llc"]).collect();
+    assert_eq!(llcs, [&serde_json::json!([0, 1]), &serde_json::json!([0, 1]), &serde_json::json!([2, 3]), &serde_json::json!([2, 3])]);
+}
+
+#[test]
+fn nested_passes_the_inner_exit_code_through() {
+    if !vm_tests_enabled("nested exit code") {
+        return;
+    }
+    // A usage error inside L1 (exit 2) comes back as this command's exit code.
+    let out = ktstr(&["nested", "--", "run", "--plugin", "no-such-payload"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("[L1] error: ") && stderr.contains("no-such-payload"), "{stderr}");
+}
