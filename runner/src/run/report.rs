@@ -56,6 +56,10 @@ impl Outcome<'_> {
         }
     }
 
+    fn job_kind(&self) -> &'static str {
+        if self.record.scenario_done.is_some() { "scenario" } else { "payload" }
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         let r = self.record;
         json!({
@@ -106,7 +110,7 @@ impl Outcome<'_> {
         };
         row("topology", format!("{} — {topo}", self.topology));
         let sched = match (&r.scheduler_ready, &r.sched_ext_during_payload) {
-            (_, Some((state, ops))) => format!("{} — during the payload sched_ext was `{state}`, ops `{ops}`", self.scheduler),
+            (_, Some((state, ops))) => format!("{} — at the end of the {} sched_ext was `{state}`, ops `{ops}`", self.scheduler, self.job_kind()),
             (Some(ready), None) => format!("{} — ready (sched_ext `{}`, ops `{}`)", self.scheduler, ready.state, ready.ops),
             _ => self.scheduler.clone(),
         };
@@ -115,8 +119,9 @@ impl Outcome<'_> {
             (Some(c), _) => format!(" — exit {c} after {} ms{}", e.duration_ms, if e.timed_out { " (timed out)" } else { "" }),
             (None, sig) => format!(" — killed by signal {} after {} ms", sig.unwrap_or(0), e.duration_ms),
         });
-        row("payload", format!("{}{}", self.payload, end.unwrap_or_default()));
-        if !r.scenario_steps.is_empty() {
+        if r.scenario_done.is_none() {
+            row("payload", format!("{}{}", self.payload, end.unwrap_or_default()));
+        } else {
             s.push_str(&scenario_summary(r));
         }
         if !r.metrics.is_empty() {
@@ -160,7 +165,7 @@ impl Outcome<'_> {
 fn scenario_summary(r: &Record) -> String {
     let mut s = String::new();
     if let Some((name, error)) = &r.scenario_done {
-        s.push_str(&format!("  scenario   {name}{}\n", error.as_ref().map(|e| format!(" — stopped early: {e}")).unwrap_or_default()));
+        s.push_str(&format!("  {:<10} {name}{}\n", "scenario", error.as_ref().map(|e| format!(" — stopped early: {e}")).unwrap_or_default()));
     }
     for step in &r.scenario_steps {
         s.push_str(&format!("    step {} ({} ms)\n", step.name, step.duration_ms));
