@@ -42,3 +42,27 @@ fn nested_passes_the_inner_exit_code_through() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("[L1] error: ") && stderr.contains("no-such-payload"), "{stderr}");
 }
+
+#[test]
+fn our_kvm_vmm_gives_numa_nodes_and_smt_siblings() {
+    if !vm_tests_enabled("nested kvm vmm numa") {
+        return;
+    }
+    let out = ktstr(&[
+        "nested", "--",
+        "run", "--vmm", "kvm", "--plugin", "workers", "--topology", "2n1l2c2t", "--memory", "1024",
+        "--arg=--work", "--arg=spin", "--arg=--duration", "--arg=1", "--json", "-",
+    ]);
+    let doc = stdout_json(&out);
+    assert_eq!(out.status.code(), Some(0), "{doc:#}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(doc["topology"]["mismatches"].as_array().unwrap().len(), 0, "{:#}", doc["topology"]);
+    let seen = &doc["topology"]["seen"];
+    let nodes: Vec<&serde_json::Value> = seen["nodes"].as_array().unwrap().iter().map(|n| &n["cpus"]).collect();
+    assert_eq!(nodes, [&serde_json::json!([0, 1, 2, 3]), &serde_json::json!([4, 5, 6, 7])]);
+    for n in seen["nodes"].as_array().unwrap() {
+        assert!(n["mem_total_kib"].as_u64().unwrap() > 256 * 1024, "memory is split across nodes: {n:#}");
+    }
+    let siblings: Vec<&serde_json::Value> = seen["cpus"].as_array().unwrap().iter().map(|c| &c["thread_siblings"]).collect();
+    assert_eq!(siblings[0], &serde_json::json!([0, 1]));
+    assert_eq!(siblings[7], &serde_json::json!([6, 7]));
+}
