@@ -72,6 +72,7 @@ impl ArchiveSpec {
         self.insert(guest.as_ref(), |guest_path| Entry::Bytes { guest_path, data, mode })
     }
 
+    #[cfg(test)]
     pub fn add_dir(&mut self, guest: impl AsRef<str>, mode: u32) -> &mut Self {
         self.insert(guest.as_ref(), |guest_path| Entry::Dir { guest_path, mode })
     }
@@ -106,6 +107,7 @@ impl ArchiveSpec {
     }
 
     /// Explicit entries, in archive order (implied directories not included).
+    #[cfg(test)]
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.values()
     }

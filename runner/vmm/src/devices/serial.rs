@@ -82,7 +82,7 @@ mod tests {
         s.read(IIR, &mut iir);
         assert_eq!(iir[0] & 0x0f, 0x02, "THR empty is the pending cause");
         // Reading IIR acknowledged it: the next byte raises another.
-        s.write(THR, &[b'x']);
+        s.write(THR, b"x");
         assert_eq!(irq.count(), 2);
     }
 

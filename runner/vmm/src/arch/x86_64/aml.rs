@@ -7,7 +7,7 @@
 
 /// AML PkgLength: the length of what follows plus the encoding's own bytes.
 pub fn pkg_length(payload: usize) -> Vec<u8> {
-    if payload + 1 <= 0x3f {
+    if payload < 0x3f {
         return vec![(payload + 1) as u8];
     }
     if payload + 2 <= 0xfff {
