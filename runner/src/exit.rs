@@ -12,6 +12,8 @@ pub const SCHEDULER_FAILED: i32 = 3;
 pub const TIMEOUT_OR_CRASH: i32 = 4;
 /// Something on the host went wrong (missing tool, kernel, I/O).
 pub const INFRA_ERROR: i32 = 5;
+/// Ctrl-C or SIGTERM ended the run (the VM was stopped, artifacts kept): 128 + SIGINT.
+pub const INTERRUPTED: i32 = 130;
 
 pub const HELP: &str = "\
 EXIT CODES:
@@ -20,4 +22,5 @@ EXIT CODES:
     2  usage error (bad flag, bad check expression, unknown plugin)
     3  the scheduler failed during the run
     4  the guest timed out or crashed (watchdog)
-    5  host or infrastructure error (missing kernel, tool, I/O)";
+    5  host or infrastructure error (missing kernel, tool, I/O)
+  130  interrupted (Ctrl-C or SIGTERM); the VM is stopped, artifacts are kept";

@@ -132,3 +132,47 @@ fn bad_input_is_rejected_before_boot_with_exit_2() {
         assert!(err.contains("--vmm kvm: ktstr's KVM VMM cannot run here"), "{err}");
     }
 }
+
+#[test]
+fn ctrl_c_stops_the_vm_keeps_the_artifacts_and_removes_temporary_files() {
+    if !vm_tests_enabled("ctrl-c") {
+        return;
+    }
+    let artifacts = tempfile::tempdir().unwrap();
+    let dir = artifacts.path().to_str().unwrap().to_string();
+    let child = std::process::Command::new(ktstr_tests::ktstr_bin())
+        .args(["run", "--plugin", "workers", "--arg=--work", "--arg=sleep", "--arg=--duration", "--arg=600", "--duration", "900"])
+        .args(["--artifacts", &dir, "--json", "-"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the payload to run: its start is in the guest's progress.
+    let console = artifacts.path().join("console.log");
+    let started = std::time::Instant::now();
+    let qemu = loop {
+        let ps = std::process::Command::new("pgrep").args(["-af", &format!("qemu-system-x86_64.*{dir}")]).output().unwrap();
+        let text = String::from_utf8_lossy(&ps.stdout).into_owned();
+        let booted = std::fs::read_to_string(&console).unwrap_or_default().contains("Run /init");
+        if booted && !text.is_empty() {
+            break text;
+        }
+        assert!(started.elapsed().as_secs() < 120, "the VM did not boot: {text}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    // The per-run scratch directory holds the initramfs QEMU was given.
+    let initrd = qemu.split_whitespace().skip_while(|a| *a != "-initrd").nth(1).expect("-initrd in the QEMU command line").to_string();
+    let scratch = std::path::Path::new(&initrd).parent().unwrap().to_path_buf();
+    assert!(scratch.is_dir());
+    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let doc = ktstr_tests::stdout_json(&out);
+    assert_eq!(out.status.code(), Some(130), "{doc:#}\n{}", explain(&out));
+    assert_eq!(doc["verdict"], "INTERRUPTED");
+    let left = std::process::Command::new("pgrep").args(["-f", &format!("qemu-system-x86_64.*{dir}")]).output().unwrap();
+    assert!(left.stdout.is_empty(), "no VM process survives Ctrl-C: {}", String::from_utf8_lossy(&left.stdout));
+    assert!(!scratch.exists(), "the scratch directory {} is removed", scratch.display());
+    for kept in ["console.log", "result.json", "plan.json"] {
+        assert!(artifacts.path().join(kept).is_file(), "{kept} is kept");
+    }
+}

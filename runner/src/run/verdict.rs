@@ -54,7 +54,8 @@ impl Verdict {
             Verdict::CheckFailed => exit::CHECK_FAILED,
             Verdict::SchedulerFailed => exit::SCHEDULER_FAILED,
             Verdict::Timeout | Verdict::GuestCrash => exit::TIMEOUT_OR_CRASH,
-            Verdict::InitError | Verdict::Interrupted => exit::INFRA_ERROR,
+            Verdict::InitError => exit::INFRA_ERROR,
+            Verdict::Interrupted => exit::INTERRUPTED,
         }
     }
 
