@@ -209,12 +209,17 @@ impl scenario_exec::Reporter for ScenarioReporter<'_> {
     }
 
     fn keep_going(&mut self) -> bool {
-        match self.sched.check() {
-            Ok(()) => true,
-            Err(f) => {
-                self.failure = Some(f);
-                false
-            }
+        scheduler_alive(self.sched, &mut self.failure)
+    }
+}
+
+/// Whether the scheduler still runs; its failure is kept in `failure` if not.
+fn scheduler_alive(sched: &mut Scheduler, failure: &mut Option<SchedulerFailure>) -> bool {
+    match sched.check() {
+        Ok(()) => true,
+        Err(f) => {
+            *failure = Some(f);
+            false
         }
     }
 }
@@ -240,13 +245,7 @@ impl payload::Watch for Watcher<'_> {
     }
 
     fn keep_going(&mut self) -> bool {
-        match self.sched.check() {
-            Ok(()) => true,
-            Err(f) => {
-                self.failure = Some(f);
-                false
-            }
-        }
+        scheduler_alive(self.sched, &mut self.failure)
     }
 }
 

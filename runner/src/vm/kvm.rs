@@ -8,7 +8,7 @@
 //! failure as code 1 (logged).
 
 use anyhow::bail;
-use ktstr_vmm::{RunningVm as VmmRunning, Vm, VmConfig, VmExitReason};
+use ktstr_vmm::{RunningVm as VmmRunning, Vm, VmExitReason};
 
 use super::{RunningVm, VmEngine, VmExit, VmSpec};
 
@@ -38,17 +38,7 @@ impl VmEngine for KvmEngine {
                 bail!("the {what} {} does not exist", p.display());
             }
         }
-        let cfg = VmConfig {
-            kernel: spec.kernel.clone(),
-            initramfs: spec.initramfs.clone(),
-            cmdline: spec.cmdline.clone(),
-            topology: spec.topology.clone(),
-            memory_mib: spec.memory_mib,
-            console_log: spec.console_log.clone(),
-            data_out: spec.data_out.clone(),
-            data_fallback_out: spec.data_fallback_out.clone(),
-        };
-        let vm = Vm::boot(&cfg)?;
+        let vm = Vm::boot(spec)?;
         Ok(Box::new(RunningKvm { vm, exit: None }))
     }
 }

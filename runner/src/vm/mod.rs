@@ -6,30 +6,12 @@ mod kvm;
 mod qemu;
 mod qemu_args;
 
-use std::path::PathBuf;
-
-use ktstr_core::topology::Topology;
-
 pub use kvm::KvmEngine;
 pub use qemu::{Accel, QemuEngine};
 
-/// What to boot and where its output goes.
-#[derive(Clone, Debug)]
-pub struct VmSpec {
-    pub kernel: PathBuf,
-    pub initramfs: PathBuf,
-    /// The caller's part of the kernel command line; the engine appends what
-    /// its devices need (`console=ttyS0`, timing hints).
-    pub cmdline: String,
-    pub topology: Topology,
-    pub memory_mib: u64,
-    /// COM1 (kernel console, ttyS0), appended to this file.
-    pub console_log: PathBuf,
-    /// The virtio-console port named `ktstr`, written to this file.
-    pub data_out: PathBuf,
-    /// COM2 (ttyS1, 0x2f8 irq 3), written to this file: the fallback channel.
-    pub data_fallback_out: PathBuf,
-}
+/// What to boot and where its output goes: the same for every engine, so
+/// the VMM crate's own description of it serves them all.
+pub use ktstr_vmm::VmConfig as VmSpec;
 
 /// How a VM process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
