@@ -6,10 +6,14 @@ use std::path::{Path, PathBuf};
 use ktstr_tests::{build_out_of_tree, ktstr, plugin_dir_with, stdout_json, vm_tests_enabled, workspace_root};
 use serde_json::Value;
 
-/// `ktstr [pre..] run --scenario FILE|NAME args.. --json -` → (exit code, result).
+/// `ktstr [pre..] run --scenario FILE|NAME args.. --json -` → (exit code,
+/// result); a 4 s run unless `args` gives a `--duration`.
 fn run_scenario(pre: &[&str], scenario: &str, args: &[&str]) -> (i32, Value, String) {
     let mut all: Vec<&str> = pre.to_vec();
-    all.extend(["run", "--scenario", scenario, "--topology", "1n2l2c1t", "--duration", "4"]);
+    all.extend(["run", "--scenario", scenario, "--topology", "1n2l2c1t"]);
+    if !args.contains(&"--duration") {
+        all.extend(["--duration", "4"]);
+    }
     all.extend_from_slice(args);
     all.extend(["--json", "-"]);
     let out = ktstr(&all);
@@ -153,4 +157,20 @@ fn bad_scenarios_are_rejected_before_boot_with_the_step_and_op() {
     let out = ktstr(&["run", "--scenario", "no-such-scenario"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no canned scenario of that name (canned: two-equal-cgroups"));
+}
+
+#[test]
+fn a_scheduler_that_dies_during_a_scenario_ends_it_with_the_scheduler_failure_verdict() {
+    if !vm_tests_enabled("scenario scheduler failure") {
+        return;
+    }
+    // scx_qmap -e N aborts after N enqueues, while the scenario's workers run
+    // (about 300 a second here: the 2 ms sleepers; the run would last 30 s).
+    let (code, doc, stderr) =
+        run_scenario(&[], "nested-cgroups", &["--scheduler", "scx_qmap", "--sched-arg=-e", "--sched-arg=1500", "--duration", "30"]);
+    assert_eq!(code, 3, "{doc:#}\n{stderr}");
+    assert_eq!(doc["verdict"], "SCHEDULER_FAILED");
+    assert!(!doc["scheduler"]["failure"]["reason"].as_str().unwrap().is_empty(), "{:#}", doc["scheduler"]);
+    // The scenario was torn down and still reported what it had.
+    assert!(doc["scenario"]["error"].as_str().is_some_and(|e| !e.is_empty()), "{:#}", doc["scenario"]);
 }
