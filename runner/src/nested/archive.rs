@@ -46,6 +46,11 @@ done
 echo "[L1] up $(cut -d' ' -f1 /proc/uptime)s; /dev/kvm: $([ -e /dev/kvm ] && echo present || echo MISSING); running: ktstr {shown}"
 {KTSTR_DIR}/ktstr {joined} > $out
 rc=$?
+if [ $rc -ne 0 ]; then
+  # Evidence for the host: the console of the newest inner run.
+  last=$(ls -1d {CACHE_DIR}/runs/*/ 2>/dev/null | tail -n 1)
+  [ -n "$last" ] && [ -f "$last/console.log" ] && {{ echo "L1: console of the inner run $last:"; sed 's/^/L1-inner: /' "$last/console.log"; }}
+fi
 stty -F /dev/ttyS1 raw 2>/dev/null
 echo "KTSTR-NESTED-EXIT $rc" > /dev/ttyS1
 sync

@@ -48,6 +48,7 @@ pub fn execute(args: &NestedArgs, discovery: &Discovery) -> Result<i32> {
     let spec = archive::l1_archive(&args.args, &catalog, &kernel, args.with_qemu)?;
     let initramfs = work.path().join("l1.cpio");
     write_newc(&spec, &mut std::fs::File::create(&initramfs)?)?;
+    let initramfs_path = initramfs.clone();
 
     let vm = VmSpec {
         kernel: kernel.bzimage.clone(),
@@ -66,7 +67,14 @@ pub fn execute(args: &NestedArgs, discovery: &Discovery) -> Result<i32> {
     std::io::stdout().write_all(&stdout)?;
     std::io::stdout().flush()?;
     let exit_text = std::fs::read_to_string(&vm.data_fallback_out).unwrap_or_default();
-    match (ended, parse_exit(&exit_text)) {
+    let code = parse_exit(&exit_text);
+    if code != Some(0) && args.artifacts.is_none() {
+        // Keep the evidence of a failure: the L1 console holds the inner run's.
+        let _ = std::fs::remove_file(&initramfs_path);
+        let kept = work.keep();
+        progress(&format!("L1 console and outputs kept in {}", kept.display()));
+    }
+    match (ended, code) {
         (_, Some(code)) => Ok(code),
         (End::Watchdog, None) => bail!("L1 did not finish within {}s; its console: {}", args.watchdog, vm.console_log.display()),
         (End::Interrupted, None) => bail!("interrupted"),
