@@ -37,10 +37,12 @@ fn nested_passes_the_inner_exit_code_through() {
         return;
     }
     // A usage error inside L1 (exit 2) comes back as this command's exit code.
-    let out = ktstr(&["nested", "--", "run", "--plugin", "no-such-payload"]);
+    let artifacts = tempfile::tempdir().unwrap();
+    let out = ktstr(&["nested", "--artifacts", artifacts.path().to_str().unwrap(), "--", "run", "--plugin", "no-such-payload"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("[L1] error: ") && stderr.contains("no-such-payload"), "{stderr}");
+    assert!(artifacts.path().join("l1-console.log").is_file(), "the L1 console is kept");
 }
 
 #[test]
