@@ -130,3 +130,21 @@ pub fn ktstr_run(args: &[&str]) -> (i32, serde_json::Value, Output) {
 pub fn metric(doc: &serde_json::Value, name: &str) -> Option<f64> {
     doc["metrics"].as_array()?.iter().find(|m| m["name"] == name)?["value"].as_f64()
 }
+
+/// Runs `ktstr nested ARGS`, one at a time per test process (each L1 is a
+/// whole emulated machine on this machine's few cores). When the emulated L1
+/// host's own kernel crashes — a fault of the emulation, not of what runs
+/// inside it — the run is retried once, loudly.
+pub fn ktstr_nested(args: &[&str]) -> Output {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut all = vec!["nested"];
+    all.extend_from_slice(args);
+    let out = ktstr(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !stderr.contains("the L1 kernel crashed") {
+        return out;
+    }
+    eprintln!("\n!!! RETRYING `ktstr {}`: the emulated L1 host crashed:\n{stderr}\n", all.join(" "));
+    ktstr(&all)
+}

@@ -2,15 +2,15 @@
 //! under QEMU (TCG `-cpu max` exposes SVM) has a real /dev/kvm, and inside it
 //! `ktstr run --vmm kvm` boots L2 with our VMM.
 
-use ktstr_tests::{ktstr, metric, stdout_json, vm_tests_enabled};
+use ktstr_tests::{ktstr_nested, metric, stdout_json, vm_tests_enabled};
 
 #[test]
 fn our_kvm_vmm_boots_the_exact_topology_inside_an_l1_guest() {
     if !vm_tests_enabled("nested kvm vmm") {
         return;
     }
-    let out = ktstr(&[
-        "nested", "--",
+    let out = ktstr_nested(&[
+        "--",
         "run", "--vmm", "kvm", "--plugin", "workers", "--scheduler", "scx_simple", "--topology", "1n2l2c1t", "--memory", "512",
         "--arg=--work", "--arg=spin,futex", "--arg=--duration", "--arg=2", "--json", "-",
     ]);
@@ -38,7 +38,7 @@ fn nested_passes_the_inner_exit_code_through() {
     }
     // A usage error inside L1 (exit 2) comes back as this command's exit code.
     let artifacts = tempfile::tempdir().unwrap();
-    let out = ktstr(&["nested", "--artifacts", artifacts.path().to_str().unwrap(), "--", "run", "--plugin", "no-such-payload"]);
+    let out = ktstr_nested(&["--artifacts", artifacts.path().to_str().unwrap(), "--", "run", "--plugin", "no-such-payload"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("[L1] error: ") && stderr.contains("no-such-payload"), "{stderr}");
@@ -51,8 +51,8 @@ fn our_kvm_vmm_gives_numa_nodes_and_smt_siblings_with_memory_across_the_32_bit_g
         return;
     }
     // 4 GiB: node 1's half spans the MMIO gap below 4 GiB.
-    let out = ktstr(&[
-        "nested", "--memory", "6G", "--",
+    let out = ktstr_nested(&[
+        "--memory", "6G", "--",
         "run", "--vmm", "kvm", "--plugin", "workers", "--topology", "2n1l2c2t", "--memory", "4G",
         "--arg=--work", "--arg=spin", "--arg=--duration", "--arg=1", "--json", "-",
     ]);

@@ -78,7 +78,10 @@ pub fn execute(args: &NestedArgs, discovery: &Discovery) -> Result<i32> {
         (_, Some(code)) => Ok(code),
         (End::Watchdog, None) => bail!("L1 did not finish within {}s; its console: {}", args.watchdog, vm.console_log.display()),
         (End::Interrupted, None) => bail!("interrupted"),
-        (End::Exited, None) => bail!("L1 stopped without reporting ktstr's exit code; its console: {}", vm.console_log.display()),
+        (End::Exited, None) => match l1_kernel_crash(&std::fs::read_to_string(&vm.console_log).unwrap_or_default()) {
+            Some(line) => bail!("{L1_CRASHED}: `{line}`; its console: {}", vm.console_log.display()),
+            None => bail!("L1 stopped without reporting ktstr's exit code; its console: {}", vm.console_log.display()),
+        },
     }
 }
 
@@ -144,6 +147,16 @@ impl ConsoleTail {
     }
 }
 
+/// How a crash of L1's own kernel is reported: the emulated host, not what
+/// runs inside it, failed (callers may retry on it).
+pub const L1_CRASHED: &str = "the L1 kernel crashed (the emulated host of the nested guest)";
+
+/// The first line of an oops or panic of L1's own kernel (inner consoles
+/// copied to L1's are prefixed and do not count).
+fn l1_kernel_crash(console: &str) -> Option<&str> {
+    console.lines().filter(|l| !l.starts_with("L1-inner: ")).find(|l| l.contains("Oops:") || l.contains("Kernel panic") || l.contains("BUG: ")).map(str::trim)
+}
+
 /// `KTSTR-NESTED-EXIT 3\r\n` → 3.
 fn parse_exit(text: &str) -> Option<i32> {
     text.lines().find_map(|l| l.trim().strip_prefix(EXIT_MARKER.trim_end())).and_then(|c| c.trim().parse().ok())
@@ -155,6 +168,14 @@ fn progress(line: &str) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn crashes_of_l1_itself_are_told_apart_from_the_inner_console() {
+        let inner = "L1-inner: [ 1.0] Kernel panic - not syncing: x\n[L1] up\n";
+        assert_eq!(super::l1_kernel_crash(inner), None);
+        let own = "[ 171.26] Oops: Bad pagetable: ffff [#1] SMP\n[ 171.28] Kernel panic - not syncing\n";
+        assert_eq!(super::l1_kernel_crash(own), Some("[ 171.26] Oops: Bad pagetable: ffff [#1] SMP"));
+    }
+
     #[test]
     fn exit_codes_are_read_from_the_marker() {
         assert_eq!(super::parse_exit("KTSTR-NESTED-EXIT 0\r\n"), Some(0));
