@@ -80,7 +80,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         verdict,
         record: &record,
         kernel: format!("{} ({})", kernel.version, kernel.bzimage.display()),
-        engine: report::EngineInfo { name: engine.name(), description: engine_line, peak_rss_kib: ended.peak_rss_kib },
+        engine: report::EngineInfo { name: engine.name(), description: engine_line, peak_rss_kib: ended.peak_rss_kib, end_detail: ended.detail.clone() },
         topology: prepared.topology.to_string(),
         topology_mismatches: mismatches,
         scheduler: prepared.scheduler_desc.clone(),

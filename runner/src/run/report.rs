@@ -17,6 +17,8 @@ pub struct EngineInfo {
     /// Version, accelerator and why it was chosen.
     pub description: String,
     pub peak_rss_kib: Option<u64>,
+    /// How the VM ended, when the engine says more than an exit status.
+    pub end_detail: Option<String>,
 }
 
 /// Everything a rendering needs.
@@ -47,7 +49,10 @@ impl Outcome<'_> {
             }
             Verdict::SchedulerFailed => r.scheduler_failure.as_ref().map(|f| f.reason.clone()).unwrap_or_default(),
             Verdict::Timeout => "the guest did not finish before the watchdog fired".into(),
-            Verdict::GuestCrash => "the guest stopped without reporting a result (kernel panic or crash?)".into(),
+            Verdict::GuestCrash => match &self.engine.end_detail {
+                Some(d) => format!("the guest stopped without reporting a result: {d}"),
+                None => "the guest stopped without reporting a result (kernel panic or crash?)".into(),
+            },
             Verdict::InitError => match &r.finished {
                 Some(Some(e)) => format!("guest init error: {e}"),
                 _ => "the guest init reported no check results".into(),
@@ -66,7 +71,7 @@ impl Outcome<'_> {
             "verdict": self.verdict,
             "exit_code": self.verdict.exit_code(),
             "reason": self.reason(),
-            "engine": { "name": self.engine.name, "description": self.engine.description, "peak_rss_kib": self.engine.peak_rss_kib },
+            "engine": { "name": self.engine.name, "description": self.engine.description, "peak_rss_kib": self.engine.peak_rss_kib, "end": self.engine.end_detail },
             "kernel": self.kernel,
             "topology": { "requested": self.topology, "mismatches": self.topology_mismatches,
                           "seen": r.topology_json.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()) },

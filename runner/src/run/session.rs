@@ -61,6 +61,8 @@ pub struct Ended {
     pub end: VmEnd,
     /// The VM process's peak resident set (VmHWM), last seen before it exited.
     pub peak_rss_kib: Option<u64>,
+    /// How the VM ended, in the engine's words, when it says more than an exit status.
+    pub detail: Option<String>,
 }
 
 /// Boots `spec`, follows both data channels until the guest powers off, the
@@ -103,7 +105,7 @@ pub fn run_vm(engine: &dyn VmEngine, spec: &VmSpec, watchdog: Duration, record: 
     for ch in &mut channels {
         ch.finish(record, progress);
     }
-    Ok(Ended { end, peak_rss_kib })
+    Ok(Ended { end, peak_rss_kib, detail: vm.end_detail() })
 }
 
 /// `VmHWM` of a live process, in KiB.

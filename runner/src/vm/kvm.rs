@@ -39,13 +39,14 @@ impl VmEngine for KvmEngine {
             }
         }
         let vm = Vm::boot(spec)?;
-        Ok(Box::new(RunningKvm { vm, exit: None }))
+        Ok(Box::new(RunningKvm { vm, exit: None, reason: None }))
     }
 }
 
 struct RunningKvm {
     vm: VmmRunning,
     exit: Option<VmExit>,
+    reason: Option<VmExitReason>,
 }
 
 fn to_exit(reason: &VmExitReason) -> VmExit {
@@ -61,6 +62,16 @@ fn to_exit(reason: &VmExitReason) -> VmExit {
     }
 }
 
+fn describe(reason: &VmExitReason) -> String {
+    match reason {
+        VmExitReason::Reset => "the guest reset the machine (i8042)".into(),
+        VmExitReason::TripleFault => "triple fault (KVM_EXIT_SHUTDOWN)".into(),
+        VmExitReason::SystemEvent(kind) => format!("KVM system event {kind}"),
+        VmExitReason::Killed => "stopped by ktstr".into(),
+        VmExitReason::Error(e) => format!("KVM error: {e}"),
+    }
+}
+
 impl RunningVm for RunningKvm {
     fn pid(&self) -> u32 {
         std::process::id()
@@ -71,6 +82,7 @@ impl RunningVm for RunningKvm {
             if let Some(r) = self.vm.try_wait() {
                 tracing::debug!("KVM VM ended: {r:?}");
                 self.exit = Some(to_exit(&r));
+                self.reason = Some(r);
             }
         }
         Ok(self.exit)
@@ -78,9 +90,15 @@ impl RunningVm for RunningKvm {
 
     fn kill(&mut self) -> anyhow::Result<()> {
         if self.exit.is_none() {
-            self.exit = Some(to_exit(&self.vm.kill()));
+            let r = self.vm.kill();
+            self.exit = Some(to_exit(&r));
+            self.reason = Some(r);
         }
         Ok(())
+    }
+
+    fn end_detail(&self) -> Option<String> {
+        self.reason.as_ref().map(describe)
     }
 }
 

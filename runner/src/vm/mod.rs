@@ -33,4 +33,9 @@ pub trait RunningVm: Send {
     fn try_wait(&mut self) -> anyhow::Result<Option<VmExit>>;
     /// SIGKILL and reap; a no-op once the VM has exited.
     fn kill(&mut self) -> anyhow::Result<()>;
+    /// How the VM ended, in words, when the engine knows more than an exit
+    /// status (e.g. "triple fault").
+    fn end_detail(&self) -> Option<String> {
+        None
+    }
 }

@@ -11,6 +11,12 @@ use super::topo::CpuTopo;
 
 const FLAG_INDEXED: u32 = kvm_bindings::KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
 
+/// Leaf 0x80000001 ECX bit 2, SVM (leaf 1 ECX bit 5 is VMX). A test guest is
+/// not a hypervisor: hidden, the test kernel's built-in KVM (there so it can
+/// be a nested host) does not enable virtualisation on every CPU at boot, a
+/// step that under nested virtualisation sometimes triple-faulted the guest.
+const NO_SVM: u32 = 1 << 2;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Vendor {
     Intel,
@@ -89,9 +95,10 @@ pub fn for_vcpu(supported: &[kvm_cpuid_entry2], t: &CpuTopo, cpu: u32) -> Vec<kv
                     e.edx |= 1 << 28; // HTT: more than one logical CPU per package
                 }
                 e.ecx |= 1 << 31; // running under a hypervisor
+                e.ecx &= !(1 << 5); // no VMX: see NO_SVM
             }
             0x8000_0000 if v == Vendor::Amd => e.eax = e.eax.max(0x8000_001e),
-            0x8000_0001 if v == Vendor::Amd => e.ecx |= 1 << 22, // TOPOEXT
+            0x8000_0001 if v == Vendor::Amd => e.ecx = (e.ecx | (1 << 22)) & !NO_SVM, // TOPOEXT, no SVM
             0x8000_0008 if v == Vendor::Amd => e.ecx = (t.pkg_shift() << 12) | (threads_per_pkg - 1),
             _ => {}
         }
@@ -137,6 +144,17 @@ mod tests {
 
     fn topo(s: &str) -> CpuTopo {
         CpuTopo::new(&s.parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn virtualisation_extensions_are_hidden() {
+        let mut amd = base(b"AuthenticAMD");
+        amd.iter_mut().find(|e| e.function == 0x8000_0001).unwrap().ecx = NO_SVM | 1;
+        amd.iter_mut().find(|e| e.function == 1).unwrap().ecx = 1 << 5;
+        let v = for_vcpu(&amd, &topo("1n1l2c1t"), 1);
+        assert_eq!(get(&v, 0x8000_0001, 0).ecx & NO_SVM, 0);
+        assert_eq!(get(&v, 0x8000_0001, 0).ecx & 1, 1, "other bits stay");
+        assert_eq!(get(&v, 1, 0).ecx & (1 << 5), 0);
     }
 
     #[test]
