@@ -142,7 +142,7 @@ pub fn ktstr_nested(args: &[&str]) -> Output {
     all.extend_from_slice(args);
     let out = ktstr(&all);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if !stderr.contains("the L1 kernel crashed") {
+    if !stderr.contains("the emulated L1 host crashed") {
         return out;
     }
     eprintln!("\n!!! RETRYING `ktstr {}`: the emulated L1 host crashed:\n{stderr}\n", all.join(" "));

@@ -36,7 +36,7 @@ pub fn execute(args: &NestedArgs, discovery: &Discovery) -> Result<i32> {
     // -cpu max under TCG is what exposes SVM+NPT; with working KVM, -cpu host
     // exposes the host's own nested virtualisation.
     let accel = if crate::run::kvm_usable().is_ok() { Accel::Kvm } else { Accel::Tcg };
-    let engine = QemuEngine::detect(Some(accel))?;
+    let engine = QemuEngine::detect(Some(accel))?.with_virtualization();
 
     let work = tempfile::Builder::new().prefix("ktstr-nested-").tempdir().context("create a temporary directory")?;
     let artifacts = match &args.artifacts {
@@ -79,8 +79,11 @@ pub fn execute(args: &NestedArgs, discovery: &Discovery) -> Result<i32> {
         (End::Watchdog, None) => bail!("L1 did not finish within {}s; its console: {}", args.watchdog, vm.console_log.display()),
         (End::Interrupted, None) => bail!("interrupted"),
         (End::Exited, None) => match l1_kernel_crash(&std::fs::read_to_string(&vm.console_log).unwrap_or_default()) {
-            Some(line) => bail!("{L1_CRASHED}: `{line}`; its console: {}", vm.console_log.display()),
-            None => bail!("L1 stopped without reporting ktstr's exit code; its console: {}", vm.console_log.display()),
+            Some(line) => bail!("{L1_CRASHED}: its kernel says `{line}`; its console: {}", vm.console_log.display()),
+            None => bail!(
+                "{L1_CRASHED}: it reset or stopped before ktstr inside it reported an exit code; its console: {}",
+                vm.console_log.display()
+            ),
         },
     }
 }
@@ -147,9 +150,10 @@ impl ConsoleTail {
     }
 }
 
-/// How a crash of L1's own kernel is reported: the emulated host, not what
-/// runs inside it, failed (callers may retry on it).
-pub const L1_CRASHED: &str = "the L1 kernel crashed (the emulated host of the nested guest)";
+/// How the end of L1 itself is reported: the emulated host, not what runs
+/// inside it, failed (callers may retry on it). Nested SVM under TCG is
+/// not flawless: now and then L1 resets or oopses under load.
+pub const L1_CRASHED: &str = "the emulated L1 host crashed";
 
 /// The first line of an oops or panic of L1's own kernel (inner consoles
 /// copied to L1's are prefixed and do not count).

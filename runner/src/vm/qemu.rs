@@ -26,6 +26,8 @@ pub struct QemuEngine {
     version: String,
     /// The host TSC rate, when the guest can trust it (TCG only).
     tsc_khz: Option<u64>,
+    /// Whether guests get SVM/VMX (see `QemuConfig::virtualization`).
+    virtualization: bool,
 }
 
 impl QemuEngine {
@@ -54,12 +56,18 @@ impl QemuEngine {
         }
         let version = parse_version(&String::from_utf8_lossy(&out.stdout)).unwrap_or_else(|| "(unknown version)".into());
         let tsc_khz = if accel == Accel::Tcg { host_tsc_khz() } else { None };
-        Ok(QemuEngine { binary, accel, version, tsc_khz })
+        Ok(QemuEngine { binary, accel, version, tsc_khz, virtualization: false })
+    }
+
+    /// Guests of this engine may host VMs themselves (SVM/VMX exposed).
+    pub fn with_virtualization(mut self) -> QemuEngine {
+        self.virtualization = true;
+        self
     }
 
     fn config(&self, spec: &VmSpec) -> QemuConfig {
         let timing = self.tsc_khz.map(|tsc_khz| TcgTiming { tsc_khz, hz: kernel_hz(&spec.kernel) });
-        QemuConfig { accel: self.accel, timing }
+        QemuConfig { accel: self.accel, timing, virtualization: self.virtualization }
     }
 }
 
@@ -219,7 +227,7 @@ mod tests {
         for f in ["bzImage", "initrd"] {
             std::fs::write(dir.join(f), "").unwrap();
         }
-        let engine = QemuEngine { binary, accel: Accel::Tcg, version: "0".into(), tsc_khz: None };
+        let engine = QemuEngine { binary, accel: Accel::Tcg, version: "0".into(), tsc_khz: None, virtualization: false };
         let spec = VmSpec {
             kernel: dir.join("bzImage"),
             initramfs: dir.join("initrd"),
