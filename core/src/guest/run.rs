@@ -60,7 +60,7 @@ pub fn run(ch: &mut Channel) -> anyhow::Result<()> {
         (None, None) => Err(anyhow::anyhow!("the run plan names neither a payload nor a scenario")),
     };
     // Whatever happened, the scheduler stops and its log reaches the host.
-    let (metrics, mut results, extractor, error) = match outcome {
+    let (metrics, results, extractor, error) = match outcome {
         Ok(Finished::Measured { metrics, results, extractor, error }) => (metrics, results, extractor, error),
         Ok(Finished::SchedulerFailed(failure)) => {
             sched.stop();
@@ -76,7 +76,6 @@ pub fn run(ch: &mut Channel) -> anyhow::Result<()> {
     };
     sched.stop();
     send_scheduler_log(ch);
-    results.extend(evaluate_user_checks(&plan, &metrics));
     ch.send(&Message::Metrics { metrics, extractor, error });
     ch.send(&Message::Checks { results });
     Ok(())
@@ -90,15 +89,6 @@ enum Finished {
 
 fn load_plugin(path: &str) -> anyhow::Result<LoadedPlugin> {
     load(Path::new(path)).map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-/// The plan's checks that the payload's own evaluation did not cover: for
-/// a plain run they were evaluated with the exit code already.
-fn evaluate_user_checks(plan: &RunPlan, metrics: &[Metric]) -> Vec<CheckResult> {
-    match plan.payload {
-        Some(_) => Vec::new(),
-        None => evaluate(&plan.checks, metrics, None, &[]),
-    }
 }
 
 fn run_payload(ch: &mut Channel, plan: &RunPlan, payload: &PayloadPlan, sched: &mut Scheduler) -> anyhow::Result<Finished> {
@@ -167,11 +157,14 @@ fn run_scenario(ch: &mut Channel, plan: &RunPlan, sp: &ScenarioPlan, sched: &mut
     if let Some(failure) = failure {
         return Ok(Finished::SchedulerFailed(failure));
     }
+    let metrics = scenario_metrics(&result);
     let mut results: Vec<CheckResult> = result.checks().cloned().collect();
     if let Some(e) = &result.error {
         results.push(CheckResult { check: "scenario completed".into(), passed: false, value: None, detail: e.clone() });
     }
-    Ok(Finished::Measured { metrics: scenario_metrics(&result), results, extractor: "scenario".into(), error: None })
+    // A scenario has no exit code of its own: `exit==N` checks fail saying so.
+    results.extend(evaluate(&plan.checks, &metrics, None, &[]));
+    Ok(Finished::Measured { metrics, results, extractor: "scenario".into(), error: None })
 }
 
 /// Forwards a scenario's progress and watches the scheduler.

@@ -106,6 +106,14 @@ impl ArchiveSpec {
         Ok(())
     }
 
+    /// [`Self::add_elf_with_deps`] at `dir/<its file name>`; returns that guest path.
+    pub fn add_elf_in_dir(&mut self, host: &Path, dir: &str) -> Result<String> {
+        let name = host.file_name().with_context(|| format!("{} has no file name", host.display()))?;
+        let guest = format!("{dir}/{}", name.to_string_lossy());
+        self.add_elf_with_deps(host, &guest)?;
+        Ok(guest)
+    }
+
     /// Explicit entries, in archive order (implied directories not included).
     #[cfg(test)]
     pub fn entries(&self) -> impl Iterator<Item = &Entry> {

@@ -77,13 +77,12 @@ pub fn l1_archive(args: &[String], catalog: &Catalog, kernel: &KernelEntry, with
 
     let exe = std::env::current_exe().context("find the ktstr executable")?;
     a.add_elf_with_deps(&exe, format!("{KTSTR_DIR}/ktstr"))?;
-    a.add_elf_with_deps(exe.with_file_name("ktstr-init"), format!("{KTSTR_DIR}/ktstr-init"))?;
+    a.add_elf_with_deps(crate::run::init_binary()?, format!("{KTSTR_DIR}/ktstr-init"))?;
     for p in &catalog.plugins {
-        let name = p.path.file_name().context("plugin path without a file name")?.to_string_lossy().into_owned();
-        a.add_elf_with_deps(&p.path, format!("{KTSTR_DIR}/plugins/{name}"))?;
+        a.add_elf_in_dir(&p.path, &format!("{KTSTR_DIR}/plugins"))?;
         let binary = p.info.payload.as_ref().and_then(|pl| pl.binary.as_ref());
         if let Some(found) = binary.and_then(|b| locate(b, &[]).ok()) {
-            a.add_elf_with_deps(&found.path, format!("{BIN_DIR}/{}", file_name(&found.path)))?;
+            a.add_elf_in_dir(&found.path, BIN_DIR)?;
         }
     }
     add_kernel_entry(&mut a, kernel)?;
@@ -122,10 +121,6 @@ fn add_qemu(a: &mut ArchiveSpec) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use crate::cli::NestedArgs;
 use crate::initramfs::write_newc;
 use crate::plugins::Discovery;
-use crate::run::parse_memory;
+use crate::run::{parse_memory, progress};
 use crate::usage::UsageError;
 use crate::vm::{Accel, QemuEngine, VmEngine, VmSpec};
 
@@ -164,10 +164,6 @@ fn l1_kernel_crash(console: &str) -> Option<&str> {
 /// `KTSTR-NESTED-EXIT 3\r\n` → 3.
 fn parse_exit(text: &str) -> Option<i32> {
     text.lines().find_map(|l| l.trim().strip_prefix(EXIT_MARKER.trim_end())).and_then(|c| c.trim().parse().ok())
-}
-
-fn progress(line: &str) {
-    eprintln!("[ktstr] {line}");
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use verdict::Verdict;
 const DEFAULT_BUDGET: Duration = Duration::from_secs(150);
 
 pub use engine::kvm_usable;
-pub use prepare::parse_memory;
+pub use prepare::{init_binary, parse_memory};
 
 pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     let wall = Instant::now();
@@ -102,7 +102,8 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     Ok(verdict.exit_code())
 }
 
-fn progress(line: &str) {
+/// A progress line on stderr, where every `ktstr` progress line goes.
+pub fn progress(line: &str) {
     eprintln!("[ktstr] {line}");
 }
 

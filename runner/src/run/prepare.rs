@@ -104,7 +104,7 @@ pub fn prepare(args: &RunArgs, catalog: &Catalog, valid: Validated<'_>, kernel: 
     let launcher_guest = pack_plugin(&mut base, launcher)?;
     let sched_guest = match &sched_binary {
         None => None,
-        Some(path) => Some(pack_binary(&mut base, path)?),
+        Some(path) => Some(base.add_elf_in_dir(path, BIN_DIR)?),
     };
 
     let (payload, scenario, job_desc, job_name) = match job {
@@ -171,15 +171,7 @@ pub fn prepare(args: &RunArgs, catalog: &Catalog, valid: Validated<'_>, kernel: 
 
 /// Packs a plugin library with its dependencies; returns its guest path.
 fn pack_plugin(base: &mut ArchiveSpec, p: &LoadedPlugin) -> anyhow::Result<String> {
-    let guest = format!("{PLUGIN_DIR}/{}", file_name(&p.path));
-    base.add_elf_with_deps(&p.path, &guest)?;
-    Ok(guest)
-}
-
-fn pack_binary(base: &mut ArchiveSpec, host: &Path) -> anyhow::Result<String> {
-    let guest = format!("{BIN_DIR}/{}", file_name(host));
-    base.add_elf_with_deps(host, &guest)?;
-    Ok(guest)
+    base.add_elf_in_dir(&p.path, PLUGIN_DIR)
 }
 
 /// The binary a payload plugin runs (and its extra files), packed; `None`
@@ -191,7 +183,7 @@ fn pack_payload_binary(base: &mut ArchiveSpec, p: &LoadedPlugin) -> anyhow::Resu
     }
     let Some(bin) = &pinfo.binary else { return Ok(None) };
     let found = locate(bin, &[]).map_err(|e| anyhow::anyhow!("payload `{}`: {e}", p.info.name))?;
-    pack_binary(base, &found.path).map(Some)
+    base.add_elf_in_dir(&found.path, BIN_DIR).map(Some)
 }
 
 /// A scheduler plugin of that exact name (e.g. `eevdf`), else the first
@@ -233,7 +225,7 @@ fn resolve_scheduler<'c>(requested: &str, catalog: &'c Catalog, kernel: &KernelE
 }
 
 /// `ktstr-init`: `$KTSTR_INIT`, else beside this executable.
-fn init_binary() -> anyhow::Result<PathBuf> {
+pub fn init_binary() -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("KTSTR_INIT") {
         return Ok(PathBuf::from(p));
     }
@@ -241,10 +233,6 @@ fn init_binary() -> anyhow::Result<PathBuf> {
     let p = exe.with_file_name("ktstr-init");
     anyhow::ensure!(p.is_file(), "ktstr-init not found at {} (build the workspace with `cargo build --release`, or set KTSTR_INIT)", p.display());
     Ok(p)
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// `1024`, `512M`, `2G` → MiB.
