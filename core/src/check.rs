@@ -43,23 +43,35 @@ impl Check {
         if let Some(inner) = t.strip_prefix("exists(").and_then(|r| r.strip_suffix(')')) {
             return Ok(Check::Exists { metric: metric_name(inner).map_err(|e| bad(&e))? });
         }
-        if let Some(code) = t.strip_prefix("exit").map(str::trim_start).and_then(|r| r.strip_prefix("==")) {
-            let code = code.trim().parse::<i32>().map_err(|_| bad("the exit code must be an integer"))?;
+        if let Some(code) =
+            t.strip_prefix("exit").map(str::trim_start).and_then(|r| r.strip_prefix("=="))
+        {
+            let code =
+                code.trim().parse::<i32>().map_err(|_| bad("the exit code must be an integer"))?;
             return Ok(Check::ExitCodeEq { code });
         }
         let parts: Vec<&str> = t.split("<=").collect();
         match parts.as_slice() {
             [lo, name, hi] => {
-                let (min, max) = (number(lo).map_err(|e| bad(&e))?, number(hi).map_err(|e| bad(&e))?);
+                let (min, max) =
+                    (number(lo).map_err(|e| bad(&e))?, number(hi).map_err(|e| bad(&e))?);
                 if min > max {
                     return Err(bad(&format!("the range is empty ({min} > {max})")));
                 }
                 Ok(Check::Range { metric: metric_name(name).map_err(|e| bad(&e))?, min, max })
             }
-            [name, hi] => Ok(Check::Max { metric: metric_name(name).map_err(|e| bad(&e))?, max: number(hi).map_err(|e| bad(&e))? }),
+            [name, hi] => Ok(Check::Max {
+                metric: metric_name(name).map_err(|e| bad(&e))?,
+                max: number(hi).map_err(|e| bad(&e))?,
+            }),
             [single] => match single.split_once(">=") {
-                Some((name, lo)) => Ok(Check::Min { metric: metric_name(name).map_err(|e| bad(&e))?, min: number(lo).map_err(|e| bad(&e))? }),
-                None if single.contains(['<', '>', '=']) => Err(bad("only inclusive `<=`, `>=` (and `exit==`) are supported")),
+                Some((name, lo)) => Ok(Check::Min {
+                    metric: metric_name(name).map_err(|e| bad(&e))?,
+                    min: number(lo).map_err(|e| bad(&e))?,
+                }),
+                None if single.contains(['<', '>', '=']) => {
+                    Err(bad("only inclusive `<=`, `>=` (and `exit==`) are supported"))
+                }
                 None => Ok(Check::Exists { metric: metric_name(single).map_err(|e| bad(&e))? }),
             },
             _ => Err(bad("too many `<=`")),
@@ -69,7 +81,10 @@ impl Check {
     /// The metric this check reads, if any.
     pub fn metric(&self) -> Option<&str> {
         match self {
-            Check::Min { metric, .. } | Check::Max { metric, .. } | Check::Range { metric, .. } | Check::Exists { metric } => Some(metric),
+            Check::Min { metric, .. }
+            | Check::Max { metric, .. }
+            | Check::Range { metric, .. }
+            | Check::Exists { metric } => Some(metric),
             Check::ExitCodeEq { .. } => None,
         }
     }
@@ -80,7 +95,9 @@ impl std::fmt::Display for Check {
         match self {
             Check::Min { metric, min } => write!(f, "{metric}>={}", format_value(*min)),
             Check::Max { metric, max } => write!(f, "{metric}<={}", format_value(*max)),
-            Check::Range { metric, min, max } => write!(f, "{}<={metric}<={}", format_value(*min), format_value(*max)),
+            Check::Range { metric, min, max } => {
+                write!(f, "{}<={metric}<={}", format_value(*min), format_value(*max))
+            }
             Check::Exists { metric } => write!(f, "exists({metric})"),
             Check::ExitCodeEq { code } => write!(f, "exit=={code}"),
         }
@@ -121,38 +138,82 @@ pub struct CheckResult {
 
 /// Evaluates `checks`, exit-code checks first. `exit_code` is `None` when the
 /// payload was killed by a signal or never ran.
-pub fn evaluate(checks: &[Check], metrics: &[Metric], exit_code: Option<i32>, stderr: &[u8]) -> Vec<CheckResult> {
-    let (exits, others): (Vec<&Check>, Vec<&Check>) = checks.iter().partition(|c| matches!(c, Check::ExitCodeEq { .. }));
+pub fn evaluate(
+    checks: &[Check],
+    metrics: &[Metric],
+    exit_code: Option<i32>,
+    stderr: &[u8],
+) -> Vec<CheckResult> {
+    let (exits, others): (Vec<&Check>, Vec<&Check>) =
+        checks.iter().partition(|c| matches!(c, Check::ExitCodeEq { .. }));
     exits.into_iter().chain(others).map(|c| evaluate_one(c, metrics, exit_code, stderr)).collect()
 }
 
-fn evaluate_one(check: &Check, metrics: &[Metric], exit_code: Option<i32>, stderr: &[u8]) -> CheckResult {
-    let result = |passed: bool, value: Option<f64>, detail: String| CheckResult { check: check.to_string(), passed, value, detail };
+fn evaluate_one(
+    check: &Check,
+    metrics: &[Metric],
+    exit_code: Option<i32>,
+    stderr: &[u8],
+) -> CheckResult {
+    let result = |passed: bool, value: Option<f64>, detail: String| CheckResult {
+        check: check.to_string(),
+        passed,
+        value,
+        detail,
+    };
     if let Check::ExitCodeEq { code } = check {
         return match exit_code {
             Some(c) if c == *code => result(true, Some(c as f64), String::new()),
             other => {
-                let got = other.map_or("no exit code (killed by a signal or never ran)".to_string(), |c| format!("exit code {c}"));
-                result(false, other.map(f64::from), format!("expected exit code {code}, got {got}; stderr tail:\n{}", stderr_tail(stderr)))
+                let got = other
+                    .map_or("no exit code (killed by a signal or never ran)".to_string(), |c| {
+                        format!("exit code {c}")
+                    });
+                result(
+                    false,
+                    other.map(f64::from),
+                    format!(
+                        "expected exit code {code}, got {got}; stderr tail:\n{}",
+                        stderr_tail(stderr)
+                    ),
+                )
             }
         };
     }
     let name = check.metric().expect("non-exit checks read a metric");
     let Some(m) = find(metrics, name) else {
         let known: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).take(12).collect();
-        return result(false, None, format!("metric `{name}` is missing (have: {})", if known.is_empty() { "none".into() } else { known.join(", ") }));
+        return result(
+            false,
+            None,
+            format!(
+                "metric `{name}` is missing (have: {})",
+                if known.is_empty() { "none".into() } else { known.join(", ") }
+            ),
+        );
     };
     let v = m.value;
-    let shown = format!("{name} = {}{}", format_value(v), if m.unit.is_empty() { String::new() } else { format!(" {}", m.unit) });
+    let shown = format!(
+        "{name} = {}{}",
+        format_value(v),
+        if m.unit.is_empty() { String::new() } else { format!(" {}", m.unit) }
+    );
     let (ok, bound) = match check {
         Check::Exists { .. } => (true, String::new()),
         Check::Min { min, .. } => (v >= *min, format!("must be >= {}", format_value(*min))),
         Check::Max { max, .. } => (v <= *max, format!("must be <= {}", format_value(*max))),
-        Check::Range { min, max, .. } => (v >= *min && v <= *max, format!("must be in [{}, {}]", format_value(*min), format_value(*max))),
+        Check::Range { min, max, .. } => (
+            v >= *min && v <= *max,
+            format!("must be in [{}, {}]", format_value(*min), format_value(*max)),
+        ),
         Check::ExitCodeEq { .. } => unreachable!(),
     };
     // NaN compares false everywhere, so it fails every bound, as it should.
-    if ok { result(true, Some(v), String::new()) } else { result(false, Some(v), format!("{shown}, {bound}")) }
+    if ok {
+        result(true, Some(v), String::new())
+    } else {
+        result(false, Some(v), format!("{shown}, {bound}"))
+    }
 }
 
 /// The last [`STDERR_TAIL`] bytes of stderr, lossily decoded.
@@ -172,13 +233,28 @@ mod tests {
 
     #[test]
     fn parses_every_form() {
-        assert_eq!(Check::parse("wakeup_latency_p99<=5000").unwrap(), Check::Max { metric: "wakeup_latency_p99".into(), max: 5000.0 });
-        assert_eq!(Check::parse(" iops >= 1000 ").unwrap(), Check::Min { metric: "iops".into(), min: 1000.0 });
-        assert_eq!(Check::parse("1<=int/x.y<=2.5").unwrap(), Check::Range { metric: "int/x.y".into(), min: 1.0, max: 2.5 });
+        assert_eq!(
+            Check::parse("wakeup_latency_p99<=5000").unwrap(),
+            Check::Max { metric: "wakeup_latency_p99".into(), max: 5000.0 }
+        );
+        assert_eq!(
+            Check::parse(" iops >= 1000 ").unwrap(),
+            Check::Min { metric: "iops".into(), min: 1000.0 }
+        );
+        assert_eq!(
+            Check::parse("1<=int/x.y<=2.5").unwrap(),
+            Check::Range { metric: "int/x.y".into(), min: 1.0, max: 2.5 }
+        );
         assert_eq!(Check::parse("exit==0").unwrap(), Check::ExitCodeEq { code: 0 });
         assert_eq!(Check::parse("exit == 3").unwrap(), Check::ExitCodeEq { code: 3 });
-        assert_eq!(Check::parse("exists(read/iops)").unwrap(), Check::Exists { metric: "read/iops".into() });
-        assert_eq!(Check::parse("read/iops").unwrap(), Check::Exists { metric: "read/iops".into() });
+        assert_eq!(
+            Check::parse("exists(read/iops)").unwrap(),
+            Check::Exists { metric: "read/iops".into() }
+        );
+        assert_eq!(
+            Check::parse("read/iops").unwrap(),
+            Check::Exists { metric: "read/iops".into() }
+        );
     }
 
     #[test]
@@ -210,8 +286,13 @@ mod tests {
     #[test]
     fn bounds_are_inclusive_and_nan_fails() {
         let ms = [m("x", 5.0), m("n", f64::NAN)];
-        let checks: Vec<Check> = ["x>=5", "x<=5", "5<=x<=5", "n>=0", "n<=0", "0<=n<=1", "exists(n)"].iter().map(|t| Check::parse(t).unwrap()).collect();
-        let passed: Vec<bool> = evaluate(&checks, &ms, Some(0), b"").iter().map(|r| r.passed).collect();
+        let checks: Vec<Check> =
+            ["x>=5", "x<=5", "5<=x<=5", "n>=0", "n<=0", "0<=n<=1", "exists(n)"]
+                .iter()
+                .map(|t| Check::parse(t).unwrap())
+                .collect();
+        let passed: Vec<bool> =
+            evaluate(&checks, &ms, Some(0), b"").iter().map(|r| r.passed).collect();
         assert_eq!(passed, [true, true, true, false, false, false, true]);
     }
 
@@ -236,7 +317,9 @@ mod tests {
         let rs = evaluate(&checks, &[m("x", 5.0)], Some(2), &stderr);
         assert_eq!(rs[0].check, "exit==0");
         assert!(!rs[0].passed);
-        assert!(rs[0].detail.contains("got exit code 2") && rs[0].detail.ends_with("the real reason"));
+        assert!(
+            rs[0].detail.contains("got exit code 2") && rs[0].detail.ends_with("the real reason")
+        );
         assert!(rs[0].detail.len() < STDERR_TAIL + 200);
         assert!(rs[1].passed);
         let killed = evaluate(&[Check::ExitCodeEq { code: 0 }], &[], None, b"");

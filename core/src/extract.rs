@@ -23,7 +23,10 @@ impl Captured<'_> {
 /// Extracts metrics from stdout, else from stderr. An extractor error on
 /// stdout is returned only if stderr yields nothing as well, so a noisy
 /// stream never hides good metrics.
-pub fn extract_metrics(extractor: &LoadedPlugin, out: &Captured<'_>) -> anyhow::Result<Vec<Metric>> {
+pub fn extract_metrics(
+    extractor: &LoadedPlugin,
+    out: &Captured<'_>,
+) -> anyhow::Result<Vec<Metric>> {
     let mut first_err = None;
     for stream in [Stream::Stdout, Stream::Stderr] {
         let text = String::from_utf8_lossy(out.get(stream));
@@ -31,12 +34,21 @@ pub fn extract_metrics(extractor: &LoadedPlugin, out: &Captured<'_>) -> anyhow::
             Ok(found) if !found.is_empty() => {
                 return Ok(found
                     .into_iter()
-                    .map(|m| Metric { name: m.name.into(), value: m.value, unit: m.unit.into(), stream })
+                    .map(|m| Metric {
+                        name: m.name.into(),
+                        value: m.value,
+                        unit: m.unit.into(),
+                        stream,
+                    })
                     .collect())
             }
             Ok(_) => {}
             Err(e) => {
-                first_err.get_or_insert(anyhow::anyhow!("extractor {} on {}: {e}", extractor.info.name, stream.as_str()));
+                first_err.get_or_insert(anyhow::anyhow!(
+                    "extractor {} on {}: {e}",
+                    extractor.info.name,
+                    stream.as_str()
+                ));
             }
         }
     }

@@ -83,7 +83,8 @@ impl RunPlan {
 
     /// Parses a plan and checks its protocol version.
     pub fn from_json(text: &str) -> anyhow::Result<RunPlan> {
-        let plan: RunPlan = serde_json::from_str(text).map_err(|e| anyhow::anyhow!("unreadable run plan: {e}"))?;
+        let plan: RunPlan =
+            serde_json::from_str(text).map_err(|e| anyhow::anyhow!("unreadable run plan: {e}"))?;
         if plan.protocol != crate::protocol::PROTOCOL_VERSION {
             anyhow::bail!(
                 "run plan speaks protocol {}, this init speaks {}: the initramfs was built by another ktstr version",

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 /// The test kernel is built with `NR_CPUS=64`.
 pub const MAX_CPUS: u32 = 64;
 
-const SYNTAX_HINT: &str = "expected NnNlNcNt, e.g. 1n2l2c1t (nodes, LLCs per node, cores per LLC, threads per core)";
+const SYNTAX_HINT: &str =
+    "expected NnNlNcNt, e.g. 1n2l2c1t (nodes, LLCs per node, cores per LLC, threads per core)";
 
 /// A requested topology; each level is nested in its parent.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -69,7 +70,11 @@ impl FromStr for Topology {
 
 impl fmt::Display for Topology {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}n{}l{}c{}t", self.nodes, self.llcs_per_node, self.cores_per_llc, self.threads_per_core)
+        write!(
+            f,
+            "{}n{}l{}c{}t",
+            self.nodes, self.llcs_per_node, self.cores_per_llc, self.threads_per_core
+        )
     }
 }
 
@@ -174,7 +179,8 @@ pub fn parse_cpulist(s: &str) -> anyhow::Result<Vec<u32>> {
         let bad = || anyhow::anyhow!("bad cpulist {:?}: cannot read {part:?}", s.trim());
         match part.split_once('-') {
             Some((a, b)) => {
-                let (a, b): (u32, u32) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                let (a, b): (u32, u32) =
+                    (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
                 if a > b {
                     return Err(bad());
                 }
@@ -226,7 +232,9 @@ impl GuestTopology {
                 Some((list, level)) => (Some(list), level),
                 None => (None, None),
             };
-            let thread_siblings = read_opt(&dir.join("topology/thread_siblings_list"))?.map(|s| parse_cpulist(&s)).transpose()?;
+            let thread_siblings = read_opt(&dir.join("topology/thread_siblings_list"))?
+                .map(|s| parse_cpulist(&s))
+                .transpose()?;
             cpus.push(GuestCpu { cpu, llc, llc_level, thread_siblings });
         }
         let online = match read_opt(&cpu_dir.join("online"))? {
@@ -252,7 +260,11 @@ fn numbered_entries(dir: &Path, prefix: &str) -> anyhow::Result<Vec<(u32, std::p
     for entry in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
         let entry = entry?;
         let name = entry.file_name();
-        let Some(n) = name.to_str().and_then(|n| n.strip_prefix(prefix)).and_then(|n| n.parse().ok()) else { continue };
+        let Some(n) =
+            name.to_str().and_then(|n| n.strip_prefix(prefix)).and_then(|n| n.parse().ok())
+        else {
+            continue;
+        };
         out.push((n, entry.path()));
     }
     out.sort();
@@ -293,27 +305,56 @@ pub fn compare(expected: &Topology, seen: &GuestTopology) -> Vec<String> {
     let mut out = Vec::new();
     let all: Vec<u32> = (0..expected.cpus()).collect();
     if seen.online != all {
-        out.push(format!("online CPUs are \"{}\", expected \"{}\"", format_cpulist(&seen.online), format_cpulist(&all)));
+        out.push(format!(
+            "online CPUs are \"{}\", expected \"{}\"",
+            format_cpulist(&seen.online),
+            format_cpulist(&all)
+        ));
     }
     let present: Vec<u32> = seen.cpus.iter().map(|c| c.cpu).collect();
     if present != all {
-        out.push(format!("the guest has CPUs \"{}\", expected \"{}\"", format_cpulist(&present), format_cpulist(&all)));
+        out.push(format!(
+            "the guest has CPUs \"{}\", expected \"{}\"",
+            format_cpulist(&present),
+            format_cpulist(&all)
+        ));
     }
     for c in seen.cpus.iter().filter(|c| c.cpu < expected.cpus()) {
         let want = expected.llc_siblings(c.cpu);
         match &c.llc {
-            None => out.push(format!("cpu{}: no cache information in sysfs, expected LLC \"{}\"", c.cpu, format_cpulist(&want))),
+            None => out.push(format!(
+                "cpu{}: no cache information in sysfs, expected LLC \"{}\"",
+                c.cpu,
+                format_cpulist(&want)
+            )),
             Some(got) if *got != want => {
-                let level = c.llc_level.map(|l| format!("L{l}")).unwrap_or_else(|| "last-level cache".into());
-                out.push(format!("cpu{}: {level} shared with \"{}\", expected \"{}\"", c.cpu, format_cpulist(got), format_cpulist(&want)));
+                let level = c
+                    .llc_level
+                    .map(|l| format!("L{l}"))
+                    .unwrap_or_else(|| "last-level cache".into());
+                out.push(format!(
+                    "cpu{}: {level} shared with \"{}\", expected \"{}\"",
+                    c.cpu,
+                    format_cpulist(got),
+                    format_cpulist(&want)
+                ));
             }
             Some(_) => {}
         }
         let want = expected.thread_siblings(c.cpu);
         match &c.thread_siblings {
-            None => out.push(format!("cpu{}: no thread_siblings_list, expected \"{}\"", c.cpu, format_cpulist(&want))),
+            None => out.push(format!(
+                "cpu{}: no thread_siblings_list, expected \"{}\"",
+                c.cpu,
+                format_cpulist(&want)
+            )),
             Some(got) if *got != want => {
-                out.push(format!("cpu{}: thread siblings \"{}\", expected \"{}\"", c.cpu, format_cpulist(got), format_cpulist(&want)));
+                out.push(format!(
+                    "cpu{}: thread siblings \"{}\", expected \"{}\"",
+                    c.cpu,
+                    format_cpulist(got),
+                    format_cpulist(&want)
+                ));
             }
             Some(_) => {}
         }
@@ -333,12 +374,21 @@ fn compare_nodes(expected: &Topology, seen: &GuestTopology, out: &mut Vec<String
     let seen_ids: Vec<u32> = seen.nodes.iter().map(|n| n.node).collect();
     let want_ids: Vec<u32> = (0..expected.nodes).collect();
     if seen_ids != want_ids {
-        out.push(format!("the guest has NUMA nodes \"{}\", expected \"{}\"", format_cpulist(&seen_ids), format_cpulist(&want_ids)));
+        out.push(format!(
+            "the guest has NUMA nodes \"{}\", expected \"{}\"",
+            format_cpulist(&seen_ids),
+            format_cpulist(&want_ids)
+        ));
     }
     for n in &seen.nodes {
         let want = if n.node < expected.nodes { expected.node_cpus(n.node) } else { Vec::new() };
         if n.cpus != want {
-            out.push(format!("node{}: CPUs \"{}\", expected \"{}\"", n.node, format_cpulist(&n.cpus), format_cpulist(&want)));
+            out.push(format!(
+                "node{}: CPUs \"{}\", expected \"{}\"",
+                n.node,
+                format_cpulist(&n.cpus),
+                format_cpulist(&want)
+            ));
         }
     }
 }
@@ -356,7 +406,10 @@ mod tests {
         for s in ["1n1l1c1t", "1n2l2c1t", "1n2l4c2t", "2n4l2c1t", "2n1l2c2t", "1n1l64c1t"] {
             assert_eq!(t(s).to_string(), s);
         }
-        assert_eq!(t("2n4l2c1t"), Topology { nodes: 2, llcs_per_node: 4, cores_per_llc: 2, threads_per_core: 1 });
+        assert_eq!(
+            t("2n4l2c1t"),
+            Topology { nodes: 2, llcs_per_node: 4, cores_per_llc: 2, threads_per_core: 1 }
+        );
         assert_eq!(t("2n4l2c1t").cpus(), 16);
         assert_eq!(t("1n2l4c2t").cpus(), 16);
         assert_eq!(t("1n1l1c1t").cpus(), 1);
@@ -364,7 +417,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_strings() {
-        for s in ["", "1n2x", "1n2l2c", "1n2l2c1t1", "n2l2c1t", "1l2n2c1t", "1n2l2c1tx", "-1n2l2c1t", "1n 2l2c1t"] {
+        for s in [
+            "",
+            "1n2x",
+            "1n2l2c",
+            "1n2l2c1t1",
+            "n2l2c1t",
+            "1l2n2c1t",
+            "1n2l2c1tx",
+            "-1n2l2c1t",
+            "1n 2l2c1t",
+        ] {
             assert!(matches!(s.parse::<Topology>(), Err(TopologyError::Syntax(_))), "{s:?}");
         }
         let err = "1n2x".parse::<Topology>().unwrap_err().to_string();
@@ -377,7 +440,10 @@ mod tests {
         assert_eq!(err, TopologyError::TooManyCpus { spec: "2n4l4c4t".into(), cpus: 128 });
         assert!(err.to_string().contains("NR_CPUS=64"), "{err}");
         // Counts that overflow u32 products are still rejected, not wrapped.
-        assert!(matches!("65536n65536l1c1t".parse::<Topology>(), Err(TopologyError::TooManyCpus { .. })));
+        assert!(matches!(
+            "65536n65536l1c1t".parse::<Topology>(),
+            Err(TopologyError::TooManyCpus { .. })
+        ));
         assert!(matches!("99999999999n1l1c1t".parse::<Topology>(), Err(TopologyError::Syntax(_))));
     }
 
@@ -406,7 +472,10 @@ mod tests {
     fn smt() {
         let topo = t("1n2l4c2t");
         assert_eq!(topo.expected_llc_cpulists(), ["0-7", "8-15"]);
-        assert_eq!(topo.expected_thread_siblings_lists(), ["0-1", "2-3", "4-5", "6-7", "8-9", "10-11", "12-13", "14-15"]);
+        assert_eq!(
+            topo.expected_thread_siblings_lists(),
+            ["0-1", "2-3", "4-5", "6-7", "8-9", "10-11", "12-13", "14-15"]
+        );
         assert_eq!(topo.thread_siblings(9), [8, 9]);
         assert_eq!(topo.llc_of(9), 1);
         assert_eq!(topo.core_of(9), 4);
@@ -416,7 +485,10 @@ mod tests {
     fn numa() {
         let topo = t("2n4l2c1t");
         assert_eq!(topo.expected_node_cpulists(), ["0-7", "8-15"]);
-        assert_eq!(topo.expected_llc_cpulists(), ["0-1", "2-3", "4-5", "6-7", "8-9", "10-11", "12-13", "14-15"]);
+        assert_eq!(
+            topo.expected_llc_cpulists(),
+            ["0-1", "2-3", "4-5", "6-7", "8-9", "10-11", "12-13", "14-15"]
+        );
         assert_eq!(topo.node_of(7), 0);
         assert_eq!(topo.node_of(8), 1);
         assert_eq!(topo.llc_of(8), 4);
@@ -460,15 +532,24 @@ mod tests {
                 w(format!("{base}/cache/index{i}/shared_cpu_list"), cpu.to_string());
                 w(format!("{base}/cache/index{i}/level"), level.to_string());
             }
-            w(format!("{base}/cache/index3/shared_cpu_list"), format_cpulist(&topo.llc_siblings(cpu)));
+            w(
+                format!("{base}/cache/index3/shared_cpu_list"),
+                format_cpulist(&topo.llc_siblings(cpu)),
+            );
             w(format!("{base}/cache/index3/level"), "3".into());
-            w(format!("{base}/topology/thread_siblings_list"), format_cpulist(&topo.thread_siblings(cpu)));
+            w(
+                format!("{base}/topology/thread_siblings_list"),
+                format_cpulist(&topo.thread_siblings(cpu)),
+            );
         }
         std::fs::create_dir_all(root.join("sys/devices/system/cpu/cpufreq")).unwrap();
         for node in 0..topo.nodes {
             let base = format!("sys/devices/system/node/node{node}");
             w(format!("{base}/cpulist"), format_cpulist(&topo.node_cpus(node)));
-            w(format!("{base}/meminfo"), format!("Node {node} MemTotal:       242380 kB\nNode {node} MemFree:  1 kB"));
+            w(
+                format!("{base}/meminfo"),
+                format!("Node {node} MemTotal:       242380 kB\nNode {node} MemFree:  1 kB"),
+            );
         }
         w("sys/devices/system/node/online".into(), format!("0-{}", topo.nodes - 1));
     }
@@ -501,14 +582,23 @@ mod tests {
         assert_eq!(diffs[0], "cpu0: L3 shared with \"0-3\", expected \"0-1\"");
 
         let diffs = compare(&t("2n1l2c1t"), &seen);
-        assert!(diffs.contains(&"the guest has NUMA nodes \"0\", expected \"0-1\"".to_string()), "{diffs:?}");
+        assert!(
+            diffs.contains(&"the guest has NUMA nodes \"0\", expected \"0-1\"".to_string()),
+            "{diffs:?}"
+        );
         assert!(diffs.contains(&"node0: CPUs \"0-3\", expected \"0-1\"".to_string()), "{diffs:?}");
 
         let diffs = compare(&t("1n1l2c2t"), &seen);
-        assert!(diffs.contains(&"cpu1: thread siblings \"1\", expected \"0-1\"".to_string()), "{diffs:?}");
+        assert!(
+            diffs.contains(&"cpu1: thread siblings \"1\", expected \"0-1\"".to_string()),
+            "{diffs:?}"
+        );
 
         let diffs = compare(&t("1n1l8c1t"), &seen);
-        assert!(diffs.iter().any(|d| d.starts_with("online CPUs are \"0-3\", expected \"0-7\"")), "{diffs:?}");
+        assert!(
+            diffs.iter().any(|d| d.starts_with("online CPUs are \"0-3\", expected \"0-7\"")),
+            "{diffs:?}"
+        );
         assert!(diffs.iter().any(|d| d.starts_with("the guest has CPUs \"0-3\"")), "{diffs:?}");
     }
 
@@ -521,13 +611,17 @@ mod tests {
         std::fs::remove_dir_all(sys.join("node")).unwrap();
         for cpu in 0..2 {
             std::fs::remove_dir_all(sys.join(format!("cpu/cpu{cpu}/cache/index3"))).unwrap();
-            std::fs::write(sys.join(format!("cpu/cpu{cpu}/cache/index2/shared_cpu_list")), "0-1\n").unwrap();
+            std::fs::write(sys.join(format!("cpu/cpu{cpu}/cache/index2/shared_cpu_list")), "0-1\n")
+                .unwrap();
         }
         let seen = GuestTopology::read_from_sysfs(dir.path()).unwrap();
         assert_eq!(seen.cpus[1].llc_level, Some(2));
         assert!(seen.nodes.is_empty());
         assert_eq!(compare(&topo, &seen), Vec::<String>::new());
         let diffs = compare(&t("2n1l1c1t"), &seen);
-        assert!(diffs.contains(&"the guest has no NUMA nodes in sysfs, expected 2".to_string()), "{diffs:?}");
+        assert!(
+            diffs.contains(&"the guest has no NUMA nodes in sysfs, expected 2".to_string()),
+            "{diffs:?}"
+        );
     }
 }

@@ -183,7 +183,12 @@ pub struct PayloadSpec {
 
 impl PayloadSpec {
     /// A payload with no checks, hints or extra files; fill in what applies.
-    pub fn new(binary: Option<BinaryLocator>, extractor: &str, metric_stream: Stream, format: &str) -> Self {
+    pub fn new(
+        binary: Option<BinaryLocator>,
+        extractor: &str,
+        metric_stream: Stream,
+        format: &str,
+    ) -> Self {
         PayloadSpec {
             binary: binary.into(),
             default_args: RVec::new(),

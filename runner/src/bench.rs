@@ -13,7 +13,8 @@ use crate::cli::BenchArgs;
 use crate::usage::UsageError;
 
 /// The trivial job: boot, EEVDF, one second of spinning, verdict.
-const TRIVIAL_RUN: [&str; 6] = ["--plugin", "workers", "--arg=--work", "--arg=spin", "--arg=--duration", "--arg=1"];
+const TRIVIAL_RUN: [&str; 6] =
+    ["--plugin", "workers", "--arg=--work", "--arg=spin", "--arg=--duration", "--arg=1"];
 
 #[derive(Debug, Serialize)]
 struct Sample {
@@ -43,8 +44,16 @@ pub fn execute(args: &BenchArgs) -> Result<i32> {
     crate::interrupt::install();
     let exe = std::env::current_exe().context("find the ktstr executable")?;
     let work = tempfile::Builder::new().prefix("ktstr-bench-").tempdir()?;
-    let mut results: Vec<EngineResult> =
-        engines.iter().map(|e| EngineResult { vmm: e.to_string(), description: String::new(), samples: vec![], median_wall_ms: None, median_peak_rss_kib: None }).collect();
+    let mut results: Vec<EngineResult> = engines
+        .iter()
+        .map(|e| EngineResult {
+            vmm: e.to_string(),
+            description: String::new(),
+            samples: vec![],
+            median_wall_ms: None,
+            median_peak_rss_kib: None,
+        })
+        .collect();
     // Interleaved so that drift in the machine's load hits every engine alike.
     for round in 0..args.runs {
         for r in results.iter_mut() {
@@ -53,7 +62,15 @@ pub fn execute(args: &BenchArgs) -> Result<i32> {
             }
             let json = work.path().join(format!("{}-{round}.json", r.vmm));
             let (sample, description) = one_run(&exe, &r.vmm, args, &json)?;
-            eprintln!("[bench] {} run {}/{}: {} in {} ms, peak RSS {}", r.vmm, round + 1, args.runs, sample.verdict, sample.wall_ms, fmt_kib(sample.peak_rss_kib));
+            eprintln!(
+                "[bench] {} run {}/{}: {} in {} ms, peak RSS {}",
+                r.vmm,
+                round + 1,
+                args.runs,
+                sample.verdict,
+                sample.wall_ms,
+                fmt_kib(sample.peak_rss_kib)
+            );
             r.description = description;
             r.samples.push(sample);
         }
@@ -63,12 +80,20 @@ pub fn execute(args: &BenchArgs) -> Result<i32> {
         r.median_wall_ms = median(passed.iter().map(|s| s.wall_ms).collect());
         r.median_peak_rss_kib = median(passed.iter().filter_map(|s| s.peak_rss_kib).collect());
     }
-    let ratio = match (results.first().and_then(|r| r.median_wall_ms), results.get(1).and_then(|r| r.median_wall_ms)) {
+    let ratio = match (
+        results.first().and_then(|r| r.median_wall_ms),
+        results.get(1).and_then(|r| r.median_wall_ms),
+    ) {
         (Some(a), Some(b)) if b > 0 => Some(a as f64 / b as f64),
         _ => None,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "runs": args.runs, "topology": args.topology, "engines": results, "wall_ratio_first_to_second": ratio }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "runs": args.runs, "topology": args.topology, "engines": results, "wall_ratio_first_to_second": ratio })
+            )?
+        );
     } else {
         print!("{}", table(&results, ratio));
     }
@@ -92,8 +117,13 @@ fn one_run(exe: &Path, vmm: &str, args: &BenchArgs, json: &Path) -> Result<(Samp
         .context("run ktstr")?;
     let wall_ms = started.elapsed().as_millis();
     let doc: serde_json::Value = match std::fs::read_to_string(json) {
-        Ok(text) => serde_json::from_str(&text).with_context(|| format!("read {}", json.display()))?,
-        Err(_) => bail!("`ktstr run --vmm {vmm}` wrote no result (exit {:?}); run it by hand to see why", status.code()),
+        Ok(text) => {
+            serde_json::from_str(&text).with_context(|| format!("read {}", json.display()))?
+        }
+        Err(_) => bail!(
+            "`ktstr run --vmm {vmm}` wrote no result (exit {:?}); run it by hand to see why",
+            status.code()
+        ),
     };
     let sample = Sample {
         wall_ms,
@@ -113,11 +143,18 @@ fn fmt_kib(k: Option<u64>) -> String {
 }
 
 fn table(results: &[EngineResult], ratio: Option<f64>) -> String {
-    let mut s = String::from("engine  runs  median time-to-verdict  median peak RSS  description\n");
+    let mut s =
+        String::from("engine  runs  median time-to-verdict  median peak RSS  description\n");
     for r in results {
         let passed = r.samples.iter().filter(|x| x.verdict == "PASS").count();
         let wall = r.median_wall_ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "-".into());
-        s.push_str(&format!("{:<6}  {passed}/{:<3} {wall:>22}  {:>15}  {}\n", r.vmm, r.samples.len(), fmt_kib(r.median_peak_rss_kib), r.description));
+        s.push_str(&format!(
+            "{:<6}  {passed}/{:<3} {wall:>22}  {:>15}  {}\n",
+            r.vmm,
+            r.samples.len(),
+            fmt_kib(r.median_peak_rss_kib),
+            r.description
+        ));
     }
     if let (Some(ratio), [a, b, ..]) = (ratio, results) {
         s.push_str(&format!("time-to-verdict ratio {}/{}: {ratio:.2}\n", a.vmm, b.vmm));

@@ -21,7 +21,9 @@ pub fn profile() -> &'static str {
 }
 
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 fn cargo() -> Command {
@@ -51,7 +53,11 @@ pub fn ktstr_bin() -> PathBuf {
 
 /// Runs `ktstr` with `args` and no plugin path from the environment.
 pub fn ktstr(args: &[&str]) -> Output {
-    Command::new(ktstr_bin()).args(args).env_remove("KTSTR_PLUGIN_PATH").output().expect("run ktstr")
+    Command::new(ktstr_bin())
+        .args(args)
+        .env_remove("KTSTR_PLUGIN_PATH")
+        .output()
+        .expect("run ktstr")
 }
 
 /// Builds an out-of-tree Cargo project (release) into a shared target dir
@@ -74,7 +80,8 @@ pub fn build_out_of_tree(manifest_dir: &Path) -> PathBuf {
 pub fn plugin_dir_with(from: &Path, libs: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     for lib in libs {
-        std::fs::copy(from.join(lib), dir.path().join(lib)).unwrap_or_else(|e| panic!("copy {lib}: {e}"));
+        std::fs::copy(from.join(lib), dir.path().join(lib))
+            .unwrap_or_else(|e| panic!("copy {lib}: {e}"));
     }
     dir
 }
@@ -82,7 +89,11 @@ pub fn plugin_dir_with(from: &Path, libs: &[&str]) -> tempfile::TempDir {
 /// Parses stdout as JSON, with the whole output in the panic message.
 pub fn stdout_json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     })
 }
 
@@ -107,9 +118,14 @@ fn vm_prerequisite_missing() -> Option<String> {
     if !out.status.success() || text.trim() == "[]" || text.trim().is_empty() {
         return Some("no cached kernel (`ktstr kernel build` makes one)".into());
     }
-    let qemu = std::env::var_os("KTSTR_QEMU").map(PathBuf::from).unwrap_or_else(|| "qemu-system-x86_64".into());
+    let qemu = std::env::var_os("KTSTR_QEMU")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "qemu-system-x86_64".into());
     if Command::new(&qemu).arg("--version").output().is_err() {
-        return Some(format!("{} is not installed (apt-get install qemu-system-x86)", qemu.display()));
+        return Some(format!(
+            "{} is not installed (apt-get install qemu-system-x86)",
+            qemu.display()
+        ));
     }
     None
 }
@@ -145,6 +161,9 @@ pub fn ktstr_nested(args: &[&str]) -> Output {
     if !stderr.contains("the emulated L1 host crashed") {
         return out;
     }
-    eprintln!("\n!!! RETRYING `ktstr {}`: the emulated L1 host crashed:\n{stderr}\n", all.join(" "));
+    eprintln!(
+        "\n!!! RETRYING `ktstr {}`: the emulated L1 host crashed:\n{stderr}\n",
+        all.join(" ")
+    );
     ktstr(&all)
 }

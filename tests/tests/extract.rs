@@ -27,7 +27,8 @@ fn value(doc: &serde_json::Value, name: &str) -> f64 {
 
 #[test]
 fn schbench_stderr_text_via_the_payload_plugin() {
-    let doc = extract(&["--plugin", "schbench", "--stderr", &fixture("schbench/m1-t2-r3.stderr.txt")]);
+    let doc =
+        extract(&["--plugin", "schbench", "--stderr", &fixture("schbench/m1-t2-r3.stderr.txt")]);
     assert_eq!(doc["extractor"], "schbench");
     assert_eq!(value(&doc, "wakeup_latency_p99"), 28.0);
     assert_eq!(value(&doc, "request_latency_p99"), 5528.0);
@@ -65,7 +66,12 @@ fn stress_ng_yaml_and_metrics_brief() {
     let doc = extract(&["--plugin", "stress-ng", "--stdout", &fixture("stress-ng/cpu2.yaml")]);
     assert_eq!(value(&doc, "cpu/bogo_ops"), 8723.0);
     assert!((value(&doc, "cpu/bogo_ops_per_sec_real") - 4359.071454).abs() < 1e-9);
-    let doc = extract(&["--plugin", "stress-ng", "--stderr", &fixture("stress-ng/cpu2.metrics-brief.stderr.txt")]);
+    let doc = extract(&[
+        "--plugin",
+        "stress-ng",
+        "--stderr",
+        &fixture("stress-ng/cpu2.metrics-brief.stderr.txt"),
+    ]);
     assert_eq!(value(&doc, "cpu/bogo_ops"), 8723.0);
     assert_eq!(value(&doc, "cpu/bogo_ops_per_sec_real"), 4359.07);
     assert_eq!(value(&doc, "cpu/bogo_ops_per_sec_usr_sys"), 2185.94);
@@ -74,11 +80,15 @@ fn stress_ng_yaml_and_metrics_brief() {
 #[test]
 fn stdout_wins_over_stderr_and_they_are_never_merged() {
     let doc = extract(&[
-        "--plugin", "stress-ng",
-        "--stdout", &fixture("stress-ng/cpu2.yaml"),
-        "--stderr", &fixture("stress-ng/cpu2.metrics-brief.stderr.txt"),
+        "--plugin",
+        "stress-ng",
+        "--stdout",
+        &fixture("stress-ng/cpu2.yaml"),
+        "--stderr",
+        &fixture("stress-ng/cpu2.metrics-brief.stderr.txt"),
     ]);
-    let streams: Vec<&str> = doc["metrics"].as_array().unwrap().iter().map(|m| m["stream"].as_str().unwrap()).collect();
+    let streams: Vec<&str> =
+        doc["metrics"].as_array().unwrap().iter().map(|m| m["stream"].as_str().unwrap()).collect();
     assert!(streams.iter().all(|s| *s == "stdout"), "{streams:?}");
     // The YAML value has more precision than the brief table's.
     assert!((value(&doc, "cpu/bogo_ops_per_sec_real") - 4359.071454).abs() < 1e-9);
@@ -86,7 +96,18 @@ fn stdout_wins_over_stderr_and_they_are_never_merged() {
 
 #[test]
 fn human_table_output() {
-    let out = ktstr(&["extract", "--plugin", "schbench", "--stderr", &fixture("schbench/m1-t2-r3.stderr.txt")]);
+    let out = ktstr(&[
+        "extract",
+        "--plugin",
+        "schbench",
+        "--stderr",
+        &fixture("schbench/m1-t2-r3.stderr.txt"),
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.lines().any(|l| l.starts_with("wakeup_latency_p99 ") && l.contains(" 28 ") && l.contains("us")), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("wakeup_latency_p99 ")
+            && l.contains(" 28 ")
+            && l.contains("us")),
+        "{text}"
+    );
 }

@@ -30,16 +30,25 @@ fn require(ok: bool, what: &str) {
 }
 
 fn on_path(name: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
 }
 
 /// `ktstr kernel build --json`: (metadata, wall time).
 fn kernel_build() -> (serde_json::Value, Duration) {
     let bin = ktstr_bin(); // builds the workspace: not part of the timing
     let start = Instant::now();
-    let out = Command::new(bin).args(["kernel", "build", "--json"]).stderr(Stdio::inherit()).output().expect("run ktstr kernel build");
+    let out = Command::new(bin)
+        .args(["kernel", "build", "--json"])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run ktstr kernel build");
     let took = start.elapsed();
-    assert!(out.status.success(), "ktstr kernel build failed ({}); see its stderr above", out.status);
+    assert!(
+        out.status.success(),
+        "ktstr kernel build failed ({}); see its stderr above",
+        out.status
+    );
     (serde_json::from_slice(&out.stdout).expect("kernel build --json prints JSON"), took)
 }
 
@@ -59,9 +68,17 @@ fn kernel_build_is_cached_and_boots_with_sched_ext() {
         let path = meta["paths"][p].as_str().unwrap_or_else(|| panic!("paths.{p}"));
         assert!(Path::new(path).is_file(), "{path} missing");
     }
-    let schedulers: Vec<&str> = meta["paths"]["schedulers"].as_array().expect("schedulers").iter().map(|s| s.as_str().unwrap()).collect();
+    let schedulers: Vec<&str> = meta["paths"]["schedulers"]
+        .as_array()
+        .expect("schedulers")
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
     for name in ["scx_simple", "scx_qmap", "scx_central", "scx_flatcg"] {
-        assert!(schedulers.iter().any(|s| s.ends_with(&format!("/schedulers/{name}"))), "{name} not in {schedulers:?}");
+        assert!(
+            schedulers.iter().any(|s| s.ends_with(&format!("/schedulers/{name}"))),
+            "{name} not in {schedulers:?}"
+        );
     }
     for s in &schedulers {
         assert!(Path::new(s).is_file(), "{s} missing");
@@ -85,14 +102,23 @@ fn kernel_build_is_cached_and_boots_with_sched_ext() {
     std::fs::write(&initrd, initramfs()).unwrap();
     let console = boot(&bzimage, &initrd);
     eprintln!("guest console:\n{console}");
-    assert!(console.contains("CONFIG_SCHED_CLASS_EXT=y"), "no CONFIG_SCHED_CLASS_EXT=y in the guest's /proc/config.gz; console:\n{console}");
-    assert!(console.contains("SCHED_EXT_STATE=disabled"), "no /sys/kernel/sched_ext/state = disabled; console:\n{console}");
+    assert!(
+        console.contains("CONFIG_SCHED_CLASS_EXT=y"),
+        "no CONFIG_SCHED_CLASS_EXT=y in the guest's /proc/config.gz; console:\n{console}"
+    );
+    assert!(
+        console.contains("SCHED_EXT_STATE=disabled"),
+        "no /sys/kernel/sched_ext/state = disabled; console:\n{console}"
+    );
     assert!(console.contains("NPROC=2"), "the guest did not bring up 2 CPUs; console:\n{console}");
 }
 
 #[test]
 fn bad_source_is_a_usage_error() {
-    let out = Command::new(ktstr_bin()).args(["kernel", "build", "--source", "/nonexistent/linux"]).output().unwrap();
+    let out = Command::new(ktstr_bin())
+        .args(["kernel", "build", "--source", "/nonexistent/linux"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/linux"));
 }
@@ -127,7 +153,21 @@ fn initramfs() -> Vec<u8> {
 fn newc(out: &mut Vec<u8>, name: &str, mode: u32, rdev: u32, data: &[u8]) {
     static INO: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
     let ino = INO.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let fields = [ino, mode, 0, 0, 1, 0, data.len() as u32, 0, 0, rdev >> 8, rdev & 0xff, name.len() as u32 + 1, 0];
+    let fields = [
+        ino,
+        mode,
+        0,
+        0,
+        1,
+        0,
+        data.len() as u32,
+        0,
+        0,
+        rdev >> 8,
+        rdev & 0xff,
+        name.len() as u32 + 1,
+        0,
+    ];
     out.extend_from_slice(b"070701");
     for f in fields {
         out.extend_from_slice(format!("{f:08x}").as_bytes());
@@ -148,7 +188,18 @@ fn pad4(out: &mut Vec<u8>) {
 fn boot(bzimage: &Path, initrd: &Path) -> String {
     let start = Instant::now();
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg,thread=multi", "-cpu", "max", "-M", "microvm", "-m", "512", "-smp", "2"])
+        .args([
+            "-accel",
+            "tcg,thread=multi",
+            "-cpu",
+            "max",
+            "-M",
+            "microvm",
+            "-m",
+            "512",
+            "-smp",
+            "2",
+        ])
         .args(["-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio", "-no-reboot"])
         .arg("-kernel")
         .arg(bzimage)

@@ -11,8 +11,23 @@ fn our_kvm_vmm_boots_the_exact_topology_inside_an_l1_guest() {
     }
     let out = ktstr_nested(&[
         "--",
-        "run", "--vmm", "kvm", "--plugin", "workers", "--scheduler", "scx_simple", "--topology", "1n2l2c1t", "--memory", "512",
-        "--arg=--work", "--arg=spin,futex", "--arg=--duration", "--arg=2", "--json", "-",
+        "run",
+        "--vmm",
+        "kvm",
+        "--plugin",
+        "workers",
+        "--scheduler",
+        "scx_simple",
+        "--topology",
+        "1n2l2c1t",
+        "--memory",
+        "512",
+        "--arg=--work",
+        "--arg=spin,futex",
+        "--arg=--duration",
+        "--arg=2",
+        "--json",
+        "-",
     ]);
     let doc = stdout_json(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -27,8 +42,17 @@ fn our_kvm_vmm_boots_the_exact_topology_inside_an_l1_guest() {
     assert_eq!(doc["topology"]["mismatches"].as_array().unwrap().len(), 0, "{:#}", doc["topology"]);
     let seen = &doc["topology"]["seen"];
     assert_eq!(seen["online"], serde_json::json!([0, 1, 2, 3]));
-    let llcs: Vec<&serde_json::Value> = seen["cpus"].as_array().unwrap().iter().map(|c| &c["llc"]).collect();
-    assert_eq!(llcs, [&serde_json::json!([0, 1]), &serde_json::json!([0, 1]), &serde_json::json!([2, 3]), &serde_json::json!([2, 3])]);
+    let llcs: Vec<&serde_json::Value> =
+        seen["cpus"].as_array().unwrap().iter().map(|c| &c["llc"]).collect();
+    assert_eq!(
+        llcs,
+        [
+            &serde_json::json!([0, 1]),
+            &serde_json::json!([0, 1]),
+            &serde_json::json!([2, 3]),
+            &serde_json::json!([2, 3])
+        ]
+    );
 }
 
 #[test]
@@ -38,7 +62,14 @@ fn nested_passes_the_inner_exit_code_through() {
     }
     // A usage error inside L1 (exit 2) comes back as this command's exit code.
     let artifacts = tempfile::tempdir().unwrap();
-    let out = ktstr_nested(&["--artifacts", artifacts.path().to_str().unwrap(), "--", "run", "--plugin", "no-such-payload"]);
+    let out = ktstr_nested(&[
+        "--artifacts",
+        artifacts.path().to_str().unwrap(),
+        "--",
+        "run",
+        "--plugin",
+        "no-such-payload",
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("[L1] error: ") && stderr.contains("no-such-payload"), "{stderr}");
@@ -52,20 +83,42 @@ fn our_kvm_vmm_gives_numa_nodes_and_smt_siblings_with_memory_across_the_32_bit_g
     }
     // 4 GiB: node 1's half spans the MMIO gap below 4 GiB.
     let out = ktstr_nested(&[
-        "--memory", "6G", "--",
-        "run", "--vmm", "kvm", "--plugin", "workers", "--topology", "2n1l2c2t", "--memory", "4G",
-        "--arg=--work", "--arg=spin", "--arg=--duration", "--arg=1", "--json", "-",
+        "--memory",
+        "6G",
+        "--",
+        "run",
+        "--vmm",
+        "kvm",
+        "--plugin",
+        "workers",
+        "--topology",
+        "2n1l2c2t",
+        "--memory",
+        "4G",
+        "--arg=--work",
+        "--arg=spin",
+        "--arg=--duration",
+        "--arg=1",
+        "--json",
+        "-",
     ]);
     let doc = stdout_json(&out);
-    assert_eq!(out.status.code(), Some(0), "{doc:#}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{doc:#}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(doc["topology"]["mismatches"].as_array().unwrap().len(), 0, "{:#}", doc["topology"]);
     let seen = &doc["topology"]["seen"];
-    let nodes: Vec<&serde_json::Value> = seen["nodes"].as_array().unwrap().iter().map(|n| &n["cpus"]).collect();
+    let nodes: Vec<&serde_json::Value> =
+        seen["nodes"].as_array().unwrap().iter().map(|n| &n["cpus"]).collect();
     assert_eq!(nodes, [&serde_json::json!([0, 1, 2, 3]), &serde_json::json!([4, 5, 6, 7])]);
     for n in seen["nodes"].as_array().unwrap() {
         assert!(n["mem_total_kib"].as_u64().unwrap() > 1800 * 1024, "2 GiB per node: {n:#}");
     }
-    let siblings: Vec<&serde_json::Value> = seen["cpus"].as_array().unwrap().iter().map(|c| &c["thread_siblings"]).collect();
+    let siblings: Vec<&serde_json::Value> =
+        seen["cpus"].as_array().unwrap().iter().map(|c| &c["thread_siblings"]).collect();
     assert_eq!(siblings[0], &serde_json::json!([0, 1]));
     assert_eq!(siblings[7], &serde_json::json!([6, 7]));
 }

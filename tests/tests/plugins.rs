@@ -49,12 +49,15 @@ fn kind_filter_and_human_table() {
 
 #[test]
 fn broken_plugins_are_listed_with_file_and_reason_and_others_still_load() {
-    let oot = |name: &str| build_out_of_tree(&workspace_root().join("tests/fixtures/plugins").join(name));
+    let oot =
+        |name: &str| build_out_of_tree(&workspace_root().join("tests/fixtures/plugins").join(name));
     let panicky = oot("panicky");
     let old_abi = oot("old-abi");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(panicky.join("libpanicky_plugin.so"), dir.path().join("libpanicky_plugin.so")).unwrap();
-    std::fs::copy(old_abi.join("libold_abi_plugin.so"), dir.path().join("libold_abi_plugin.so")).unwrap();
+    std::fs::copy(panicky.join("libpanicky_plugin.so"), dir.path().join("libpanicky_plugin.so"))
+        .unwrap();
+    std::fs::copy(old_abi.join("libold_abi_plugin.so"), dir.path().join("libold_abi_plugin.so"))
+        .unwrap();
     std::fs::write(dir.path().join("libnot_a_library.so"), b"this is text, not ELF").unwrap();
 
     let out = ktstr(&["list-plugins", "--json", "--plugin-dir", dir.path().to_str().unwrap()]);
@@ -71,9 +74,15 @@ fn broken_plugins_are_listed_with_file_and_reason_and_others_still_load() {
             .to_string()
     };
     let r = reason("libpanicky_plugin.so");
-    assert!(r.contains("panicked in manifest()") && r.contains("deliberate panic in the test fixture"), "{r}");
+    assert!(
+        r.contains("panicked in manifest()") && r.contains("deliberate panic in the test fixture"),
+        "{r}"
+    );
     let r = reason("libold_abi_plugin.so");
-    assert!(r.contains("incompatible plugin ABI") && r.contains("9.0.0") && r.contains("0.1.0"), "{r}");
+    assert!(
+        r.contains("incompatible plugin ABI") && r.contains("9.0.0") && r.contains("0.1.0"),
+        "{r}"
+    );
     let r = reason("libnot_a_library.so");
     assert!(r.contains("cannot open the library"), "{r}");
     // The first-party plugins still loaded.
@@ -96,7 +105,16 @@ fn third_party_example_is_discovered_and_its_extractor_works() {
 
     let out_file = dir.path().join("out.txt");
     std::fs::write(&out_file, "primes: 1229\nrate: 614.5/s\n").unwrap();
-    let out = ktstr(&["extract", "--plugin-dir", d, "--plugin", "primes", "--stdout", out_file.to_str().unwrap(), "--json"]);
+    let out = ktstr(&[
+        "extract",
+        "--plugin-dir",
+        d,
+        "--plugin",
+        "primes",
+        "--stdout",
+        out_file.to_str().unwrap(),
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v = stdout_json(&out);
     assert_eq!(v["extractor"], "primes");
@@ -109,7 +127,12 @@ fn third_party_example_is_discovered_and_its_extractor_works() {
 fn a_plugin_dir_given_first_shadows_the_built_in_one() {
     let built = ktstr_tests::ensure_built();
     let dir = plugin_dir_with(built, &["libktstr_sched_eevdf.so"]);
-    let v = stdout_json(&ktstr(&["list-plugins", "--json", "--plugin-dir", dir.path().to_str().unwrap()]));
+    let v = stdout_json(&ktstr(&[
+        "list-plugins",
+        "--json",
+        "--plugin-dir",
+        dir.path().to_str().unwrap(),
+    ]));
     let eevdf = v["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "eevdf").unwrap();
     assert!(eevdf["path"].as_str().unwrap().starts_with(dir.path().to_str().unwrap()));
     let shadowed = v["shadowed"].as_array().unwrap();

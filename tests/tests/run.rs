@@ -12,7 +12,14 @@ fn workers_under_eevdf_pass_with_work_and_wake_latency() {
         return;
     }
     let (code, doc, out) = ktstr_run(&[
-        "--plugin", "workers", "--topology", "1n2l2c1t", "--arg=--work", "--arg=spin,futex,sleep", "--arg=--duration", "--arg=2",
+        "--plugin",
+        "workers",
+        "--topology",
+        "1n2l2c1t",
+        "--arg=--work",
+        "--arg=spin,futex,sleep",
+        "--arg=--duration",
+        "--arg=2",
     ]);
     assert_eq!(code, 0, "{doc:#}\n{}", explain(&out));
     assert_eq!(doc["verdict"], "PASS");
@@ -29,8 +36,19 @@ fn stress_ng_under_scx_simple_runs_with_sched_ext_enabled() {
         return;
     }
     let (code, doc, out) = ktstr_run(&[
-        "--plugin", "stress-ng", "--scheduler", "scx_simple", "--topology", "1n2l2c1t",
-        "--arg=--cpu", "--arg=2", "--arg=--timeout", "--arg=2s", "--arg=--metrics-brief", "--arg=--yaml", "--arg=/dev/stdout",
+        "--plugin",
+        "stress-ng",
+        "--scheduler",
+        "scx_simple",
+        "--topology",
+        "1n2l2c1t",
+        "--arg=--cpu",
+        "--arg=2",
+        "--arg=--timeout",
+        "--arg=2s",
+        "--arg=--metrics-brief",
+        "--arg=--yaml",
+        "--arg=/dev/stdout",
     ]);
     assert_eq!(code, 0, "{doc:#}\n{}", explain(&out));
     assert_eq!(doc["scheduler"]["during_payload"]["sched_ext_state"], "enabled");
@@ -44,9 +62,21 @@ fn fio_under_scx_qmap_extracts_read_iops() {
         return;
     }
     let (code, doc, out) = ktstr_run(&[
-        "--plugin", "fio", "--scheduler", "scx_qmap", "--topology", "1n1l2c1t",
-        "--arg=--name=randread", "--arg=--rw=randread", "--arg=--size=8M", "--arg=--bs=4k", "--arg=--ioengine=psync",
-        "--arg=--runtime=2", "--arg=--time_based", "--arg=--filename=/tmp/fio.dat", "--arg=--output-format=json",
+        "--plugin",
+        "fio",
+        "--scheduler",
+        "scx_qmap",
+        "--topology",
+        "1n1l2c1t",
+        "--arg=--name=randread",
+        "--arg=--rw=randread",
+        "--arg=--size=8M",
+        "--arg=--bs=4k",
+        "--arg=--ioengine=psync",
+        "--arg=--runtime=2",
+        "--arg=--time_based",
+        "--arg=--filename=/tmp/fio.dat",
+        "--arg=--output-format=json",
     ]);
     assert_eq!(code, 0, "{doc:#}\n{}", explain(&out));
     assert_eq!(doc["scheduler"]["during_payload"]["ops"], "qmap");
@@ -59,17 +89,38 @@ fn a_failing_check_exits_1_and_names_metric_value_and_bound() {
         return;
     }
     let (code, doc, out) = ktstr_run(&[
-        "--plugin", "workers", "--arg=--work", "--arg=spin", "--arg=--duration", "--arg=1", "--check", "work_units<=0",
+        "--plugin",
+        "workers",
+        "--arg=--work",
+        "--arg=spin",
+        "--arg=--duration",
+        "--arg=1",
+        "--check",
+        "work_units<=0",
     ]);
     assert_eq!(code, 1, "{doc:#}\n{}", explain(&out));
     assert_eq!(doc["verdict"], "CHECK_FAILED");
-    let failed: Vec<&serde_json::Value> = doc["checks"].as_array().unwrap().iter().filter(|c| c["passed"] == false).collect();
+    let failed: Vec<&serde_json::Value> =
+        doc["checks"].as_array().unwrap().iter().filter(|c| c["passed"] == false).collect();
     assert_eq!(failed.len(), 1);
     let detail = failed[0]["detail"].as_str().unwrap();
     assert!(detail.starts_with("work_units = ") && detail.ends_with("must be <= 0"), "{detail}");
-    let summary = ktstr_tests::ktstr(&["run", "--plugin", "workers", "--arg=--work", "--arg=spin", "--arg=--duration", "--arg=1", "--check", "work_units<=0"]);
+    let summary = ktstr_tests::ktstr(&[
+        "run",
+        "--plugin",
+        "workers",
+        "--arg=--work",
+        "--arg=spin",
+        "--arg=--duration",
+        "--arg=1",
+        "--check",
+        "work_units<=0",
+    ]);
     let text = String::from_utf8_lossy(&summary.stdout);
-    assert!(text.contains("FAIL work_units<=0: work_units = ") && text.contains("must be <= 0"), "{text}");
+    assert!(
+        text.contains("FAIL work_units<=0: work_units = ") && text.contains("must be <= 0"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -80,14 +131,23 @@ fn a_scheduler_that_dies_mid_run_gives_the_scheduler_failure_verdict() {
     // scx_qmap -e N calls scx_bpf_error() after N enqueues: the BPF scheduler
     // aborts while the payload generates wake-ups.
     let (code, doc, out) = ktstr_run(&[
-        "--plugin", "workers", "--scheduler", "scx_qmap", "--sched-arg=-e", "--sched-arg=20000",
-        "--arg=--work", "--arg=yield,futex,sleep", "--arg=--duration", "--arg=30",
+        "--plugin",
+        "workers",
+        "--scheduler",
+        "scx_qmap",
+        "--sched-arg=-e",
+        "--sched-arg=20000",
+        "--arg=--work",
+        "--arg=yield,futex,sleep",
+        "--arg=--duration",
+        "--arg=30",
     ]);
     assert_eq!(code, 3, "{doc:#}\n{}", explain(&out));
     assert_eq!(doc["verdict"], "SCHEDULER_FAILED");
     let failure = &doc["scheduler"]["failure"];
     assert!(!failure["reason"].as_str().unwrap().is_empty());
-    let evidence = format!("{}{:?}", failure["output_tail"].as_str().unwrap(), failure["kernel_log"]);
+    let evidence =
+        format!("{}{:?}", failure["output_tail"].as_str().unwrap(), failure["kernel_log"]);
     assert!(evidence.contains("qmap") || evidence.contains("sched_ext"), "{failure:#}");
 }
 
@@ -99,16 +159,33 @@ fn a_guest_that_never_answers_is_ended_by_the_watchdog() {
     let artifacts = tempfile::tempdir().unwrap();
     let dir = artifacts.path().to_str().unwrap();
     let (code, doc, out) = ktstr_run(&[
-        "--plugin", "workers", "--arg=--work", "--arg=sleep", "--arg=--duration", "--arg=600", "--duration", "900", "--watchdog", "25",
-        "--artifacts", dir,
+        "--plugin",
+        "workers",
+        "--arg=--work",
+        "--arg=sleep",
+        "--arg=--duration",
+        "--arg=600",
+        "--duration",
+        "900",
+        "--watchdog",
+        "25",
+        "--artifacts",
+        dir,
     ]);
     assert_eq!(code, 4, "{doc:#}\n{}", explain(&out));
     assert_eq!(doc["verdict"], "TIMEOUT");
     assert!(!doc["console_tail"].as_array().unwrap().is_empty(), "the last console lines are kept");
     // This run's QEMU names the artifacts directory in its arguments (other
     // tests run their own VMs at the same time).
-    let qemu_left = std::process::Command::new("pgrep").args(["-f", &format!("qemu-system-x86_64.*{dir}")]).output().unwrap();
-    assert!(qemu_left.stdout.is_empty(), "no VM process survives: {}", String::from_utf8_lossy(&qemu_left.stdout));
+    let qemu_left = std::process::Command::new("pgrep")
+        .args(["-f", &format!("qemu-system-x86_64.*{dir}")])
+        .output()
+        .unwrap();
+    assert!(
+        qemu_left.stdout.is_empty(),
+        "no VM process survives: {}",
+        String::from_utf8_lossy(&qemu_left.stdout)
+    );
 }
 
 #[test]
@@ -125,7 +202,9 @@ fn bad_input_is_rejected_before_boot_with_exit_2() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
     // Where /dev/kvm cannot run guests, asking for our VMM says so before boot.
-    if std::path::Path::new("/sys/module/kvm_pvm").exists() || !std::path::Path::new("/dev/kvm").exists() {
+    if std::path::Path::new("/sys/module/kvm_pvm").exists()
+        || !std::path::Path::new("/dev/kvm").exists()
+    {
         let out = ktstr_tests::ktstr(&["run", "--plugin", "workers", "--vmm", "kvm"]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
@@ -141,7 +220,17 @@ fn ctrl_c_stops_the_vm_keeps_the_artifacts_and_removes_temporary_files() {
     let artifacts = tempfile::tempdir().unwrap();
     let dir = artifacts.path().to_str().unwrap().to_string();
     let child = std::process::Command::new(ktstr_tests::ktstr_bin())
-        .args(["run", "--plugin", "workers", "--arg=--work", "--arg=sleep", "--arg=--duration", "--arg=600", "--duration", "900"])
+        .args([
+            "run",
+            "--plugin",
+            "workers",
+            "--arg=--work",
+            "--arg=sleep",
+            "--arg=--duration",
+            "--arg=600",
+            "--duration",
+            "900",
+        ])
         .args(["--artifacts", &dir, "--json", "-"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -151,7 +240,10 @@ fn ctrl_c_stops_the_vm_keeps_the_artifacts_and_removes_temporary_files() {
     let console = artifacts.path().join("console.log");
     let started = std::time::Instant::now();
     let qemu = loop {
-        let ps = std::process::Command::new("pgrep").args(["-af", &format!("qemu-system-x86_64.*{dir}")]).output().unwrap();
+        let ps = std::process::Command::new("pgrep")
+            .args(["-af", &format!("qemu-system-x86_64.*{dir}")])
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&ps.stdout).into_owned();
         let booted = std::fs::read_to_string(&console).unwrap_or_default().contains("Run /init");
         if booted && !text.is_empty() {
@@ -161,16 +253,32 @@ fn ctrl_c_stops_the_vm_keeps_the_artifacts_and_removes_temporary_files() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
     // The per-run scratch directory holds the initramfs QEMU was given.
-    let initrd = qemu.split_whitespace().skip_while(|a| *a != "-initrd").nth(1).expect("-initrd in the QEMU command line").to_string();
+    let initrd = qemu
+        .split_whitespace()
+        .skip_while(|a| *a != "-initrd")
+        .nth(1)
+        .expect("-initrd in the QEMU command line")
+        .to_string();
     let scratch = std::path::Path::new(&initrd).parent().unwrap().to_path_buf();
     assert!(scratch.is_dir());
-    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
     let out = child.wait_with_output().unwrap();
     let doc = ktstr_tests::stdout_json(&out);
     assert_eq!(out.status.code(), Some(130), "{doc:#}\n{}", explain(&out));
     assert_eq!(doc["verdict"], "INTERRUPTED");
-    let left = std::process::Command::new("pgrep").args(["-f", &format!("qemu-system-x86_64.*{dir}")]).output().unwrap();
-    assert!(left.stdout.is_empty(), "no VM process survives Ctrl-C: {}", String::from_utf8_lossy(&left.stdout));
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", &format!("qemu-system-x86_64.*{dir}")])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "no VM process survives Ctrl-C: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
     assert!(!scratch.exists(), "the scratch directory {} is removed", scratch.display());
     for kept in ["console.log", "result.json", "plan.json"] {
         assert!(artifacts.path().join(kept).is_file(), "{kept} is kept");

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ktstr_tests::{build_out_of_tree, ktstr, plugin_dir_with, stdout_json, vm_tests_enabled, workspace_root};
+use ktstr_tests::{
+    build_out_of_tree, ktstr, plugin_dir_with, stdout_json, vm_tests_enabled, workspace_root,
+};
 use serde_json::Value;
 
 /// `ktstr [pre..] run --scenario FILE|NAME args.. --json -` → (exit code,
@@ -17,16 +19,30 @@ fn run_scenario(pre: &[&str], scenario: &str, args: &[&str]) -> (i32, Value, Str
     all.extend_from_slice(args);
     all.extend(["--json", "-"]);
     let out = ktstr(&all);
-    (out.status.code().unwrap_or(-1), stdout_json(&out), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        stdout_json(&out),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn step<'a>(doc: &'a Value, name: &str) -> &'a Value {
-    doc["scenario"]["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no step {name}: {doc:#}"))
+    doc["scenario"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name}: {doc:#}"))
 }
 
 /// The checks of a result whose name starts with `prefix`, all of which must pass.
 fn passed_checks(doc: &Value, prefix: &str) -> usize {
-    let checks: Vec<&Value> = doc["checks"].as_array().unwrap().iter().filter(|c| c["check"].as_str().unwrap().starts_with(prefix)).collect();
+    let checks: Vec<&Value> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"].as_str().unwrap().starts_with(prefix))
+        .collect();
     for c in &checks {
         assert_eq!(c["passed"], true, "{c:#}");
     }
@@ -71,14 +87,19 @@ fn capture_sees_exactly_the_spawned_workers_and_a_payload_starts_in_its_cgroup()
     let plugins = plugin_dir_with(&so, &["libcgroup_probe_plugin.so"]);
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "probe.toml", PROBE);
-    let (code, doc, stderr) = run_scenario(&["--plugin-dir", plugins.path().to_str().unwrap()], file.to_str().unwrap(), &[]);
+    let (code, doc, stderr) = run_scenario(
+        &["--plugin-dir", plugins.path().to_str().unwrap()],
+        file.to_str().unwrap(),
+        &[],
+    );
     assert_eq!(code, 0, "{doc:#}\n{stderr}");
     let place = step(&doc, "place");
     let captures = place["captures"].as_array().unwrap();
     assert_eq!(captures.len(), 1, "{place:#}");
     assert_eq!(captures[0]["tag"], "nappers");
     assert_eq!(captures[0]["cgroup"], "outer/inner");
-    let pids: Vec<u64> = captures[0]["pids"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap()).collect();
+    let pids: Vec<u64> =
+        captures[0]["pids"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap()).collect();
     assert_eq!(pids.len(), 2, "{pids:?}");
     assert!(pids.iter().all(|&p| p > 0));
     // `cat /proc/self/cgroup`: the payload's first action sees its cgroup.
@@ -95,7 +116,12 @@ fn two_equal_cgroups_are_fair_under_eevdf_and_scx_simple() {
     for sched in ["eevdf", "scx_simple"] {
         let (code, doc, stderr) = run_scenario(&[], "two-equal-cgroups", &["--scheduler", sched]);
         assert_eq!(code, 0, "{sched}: {doc:#}\n{stderr}");
-        assert_eq!(passed_checks(&doc, "fairness["), 1, "{sched}: one fairness comparison: {:#}", doc["checks"]);
+        assert_eq!(
+            passed_checks(&doc, "fairness["),
+            1,
+            "{sched}: one fairness comparison: {:#}",
+            doc["checks"]
+        );
         assert!(passed_checks(&doc, "starvation[") >= 2, "{sched}");
         if sched == "scx_simple" {
             assert_eq!(doc["scheduler"]["during_payload"]["ops"], "simple");
@@ -109,7 +135,8 @@ fn every_canned_scenario_runs_and_the_llc_split_stays_isolated() {
         return;
     }
     let list = stdout_json(&ktstr(&["list-scenarios", "--json"]));
-    let names: Vec<String> = list.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> =
+        list.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect();
     assert_eq!(names.len(), 5, "{names:?}");
     for name in &names {
         let (code, doc, stderr) = run_scenario(&[], name, &[]);
@@ -119,7 +146,12 @@ fn every_canned_scenario_runs_and_the_llc_split_stays_isolated() {
         if name == "cpuset-split-per-llc" {
             // Both cgroups in both steps: confined to their LLC.
             assert_eq!(passed_checks(&doc, "isolation["), 4, "{:#}", doc["checks"]);
-            let cpus: Vec<&Value> = doc["scenario"]["steps"][0]["cgroups"].as_array().unwrap().iter().map(|c| &c["cpus"]).collect();
+            let cpus: Vec<&Value> = doc["scenario"]["steps"][0]["cgroups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| &c["cpus"])
+                .collect();
             assert_eq!(cpus, [&serde_json::json!([0, 1]), &serde_json::json!([2, 3])]);
         }
     }
@@ -156,7 +188,8 @@ fn bad_scenarios_are_rejected_before_boot_with_the_step_and_op() {
     }
     let out = ktstr(&["run", "--scenario", "no-such-scenario"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no canned scenario of that name (canned: two-equal-cgroups"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("no canned scenario of that name (canned: two-equal-cgroups"));
 }
 
 #[test]
@@ -166,11 +199,22 @@ fn a_scheduler_that_dies_during_a_scenario_ends_it_with_the_scheduler_failure_ve
     }
     // scx_qmap -e N aborts after N enqueues, while the scenario's workers run
     // (about 300 a second here: the 2 ms sleepers; the run would last 30 s).
-    let (code, doc, stderr) =
-        run_scenario(&[], "nested-cgroups", &["--scheduler", "scx_qmap", "--sched-arg=-e", "--sched-arg=1500", "--duration", "30"]);
+    let (code, doc, stderr) = run_scenario(
+        &[],
+        "nested-cgroups",
+        &["--scheduler", "scx_qmap", "--sched-arg=-e", "--sched-arg=1500", "--duration", "30"],
+    );
     assert_eq!(code, 3, "{doc:#}\n{stderr}");
     assert_eq!(doc["verdict"], "SCHEDULER_FAILED");
-    assert!(!doc["scheduler"]["failure"]["reason"].as_str().unwrap().is_empty(), "{:#}", doc["scheduler"]);
+    assert!(
+        !doc["scheduler"]["failure"]["reason"].as_str().unwrap().is_empty(),
+        "{:#}",
+        doc["scheduler"]
+    );
     // The scenario was torn down and still reported what it had.
-    assert!(doc["scenario"]["error"].as_str().is_some_and(|e| !e.is_empty()), "{:#}", doc["scenario"]);
+    assert!(
+        doc["scenario"]["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{:#}",
+        doc["scenario"]
+    );
 }

@@ -5,7 +5,9 @@ use std::os::unix::fs::OpenOptionsExt;
 
 /// The kernel's records that mention sched_ext, as `[secs] text` lines.
 pub fn sched_ext_lines() -> Vec<String> {
-    let Ok(mut f) = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open("/dev/kmsg") else {
+    let Ok(mut f) =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open("/dev/kmsg")
+    else {
         return Vec::new();
     };
     let mut lines = Vec::new();
@@ -38,6 +40,9 @@ mod tests {
     #[test]
     fn formats_a_record() {
         let r = "6,1234,5123456,-;sched_ext: BPF scheduler \"simple\" enabled\n SUBSYSTEM=x\n";
-        assert_eq!(super::format_record(r).unwrap(), "[    5.123456] sched_ext: BPF scheduler \"simple\" enabled");
+        assert_eq!(
+            super::format_record(r).unwrap(),
+            "[    5.123456] sched_ext: BPF scheduler \"simple\" enabled"
+        );
     }
 }

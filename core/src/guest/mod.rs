@@ -44,7 +44,8 @@ pub fn power_off() -> ! {
     use nix::sys::reboot::{reboot, RebootMode};
     nix::unistd::sync();
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let mode = if wants_reset(&cmdline) { RebootMode::RB_AUTOBOOT } else { RebootMode::RB_POWER_OFF };
+    let mode =
+        if wants_reset(&cmdline) { RebootMode::RB_AUTOBOOT } else { RebootMode::RB_POWER_OFF };
     let err = reboot(mode).err();
     eprintln!("ktstr-init: {mode:?} failed ({err:?}); waiting for the host watchdog");
     loop {

@@ -23,7 +23,9 @@ pub fn mount_all() -> anyhow::Result<()> {
             Err(e) => return Err(e).with_context(|| format!("mount {fstype} on {target}")),
         }
     }
-    for (src, target, fstype) in [("debugfs", "/sys/kernel/debug", "debugfs"), ("tracefs", "/sys/kernel/tracing", "tracefs")] {
+    for (src, target, fstype) in
+        [("debugfs", "/sys/kernel/debug", "debugfs"), ("tracefs", "/sys/kernel/tracing", "tracefs")]
+    {
         let _ = mount(Some(src), target, Some(fstype), MsFlags::empty(), None::<&str>);
     }
     Ok(())
@@ -36,7 +38,8 @@ pub fn make_cgroup(cgroup: &str) -> anyhow::Result<String> {
     for part in cgroup.split('/') {
         // Enabling controllers for children must happen in the parent.
         let control = format!("{path}/cgroup.subtree_control");
-        std::fs::write(&control, "+cpu +cpuset").with_context(|| format!("enable cpu and cpuset in {control}"))?;
+        std::fs::write(&control, "+cpu +cpuset")
+            .with_context(|| format!("enable cpu and cpuset in {control}"))?;
         path = format!("{path}/{part}");
         std::fs::create_dir_all(&path).with_context(|| format!("create cgroup {path}"))?;
     }

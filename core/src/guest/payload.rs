@@ -67,7 +67,13 @@ pub trait Watch {
 }
 
 /// Runs `program` in the cgroup at `cgroup_dir` and captures its output.
-pub fn run(program: &Program<'_>, cgroup_dir: &str, own_group: bool, timeout: Option<Duration>, watch: &mut dyn Watch) -> anyhow::Result<Outcome> {
+pub fn run(
+    program: &Program<'_>,
+    cgroup_dir: &str,
+    own_group: bool,
+    timeout: Option<Duration>,
+    watch: &mut dyn Watch,
+) -> anyhow::Result<Outcome> {
     let mut running = start(program, cgroup_dir, own_group)?;
     watch.started(running.pid());
     loop {
@@ -103,7 +109,11 @@ pub(crate) struct Running {
 
 /// Forks `program`, places it in `cgroup_dir` BEFORE it execs (the child
 /// waits at the gate until its pid is in `cgroup.procs`), and releases it.
-pub(crate) fn start(program: &Program<'_>, cgroup_dir: &str, own_group: bool) -> anyhow::Result<Running> {
+pub(crate) fn start(
+    program: &Program<'_>,
+    cgroup_dir: &str,
+    own_group: bool,
+) -> anyhow::Result<Running> {
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let gate = Gate::new()?;
@@ -120,8 +130,9 @@ pub(crate) fn start(program: &Program<'_>, cgroup_dir: &str, own_group: bool) ->
         }
         Program::Inline { .. } => None,
     };
-    let argv_ptrs: Option<Vec<*const libc::c_char>> =
-        exec_args.as_ref().map(|(_, argv)| argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect());
+    let argv_ptrs: Option<Vec<*const libc::c_char>> = exec_args.as_ref().map(|(_, argv)| {
+        argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+    });
 
     // SAFETY: the init is single-threaded here, so fork is sound; the child
     // only calls async-signal-safe functions before exec (inline payloads
@@ -131,7 +142,15 @@ pub(crate) fn start(program: &Program<'_>, cgroup_dir: &str, own_group: bool) ->
         return Err(std::io::Error::last_os_error()).context("fork the payload");
     }
     if pid == 0 {
-        child(program, &out_w, &err_w, &gate, own_group, exec_args.as_ref().map(|(p, _)| p), argv_ptrs.as_deref());
+        child(
+            program,
+            &out_w,
+            &err_w,
+            &gate,
+            own_group,
+            exec_args.as_ref().map(|(p, _)| p),
+            argv_ptrs.as_deref(),
+        );
     }
     drop((out_w, err_w));
     let start = Instant::now();
@@ -160,7 +179,15 @@ pub(crate) fn start(program: &Program<'_>, cgroup_dir: &str, own_group: bool) ->
 }
 
 /// The forked child: wire stdio, wait at the gate, then exec or run inline.
-fn child(program: &Program<'_>, out_w: &OwnedFd, err_w: &OwnedFd, gate: &Gate, own_group: bool, path: Option<&CString>, argv: Option<&[*const libc::c_char]>) -> ! {
+fn child(
+    program: &Program<'_>,
+    out_w: &OwnedFd,
+    err_w: &OwnedFd,
+    gate: &Gate,
+    own_group: bool,
+    path: Option<&CString>,
+    argv: Option<&[*const libc::c_char]>,
+) -> ! {
     // SAFETY: async-signal-safe calls on fds we own, then exec or _exit.
     unsafe {
         libc::dup2(out_w.as_raw_fd(), 1);
@@ -218,8 +245,12 @@ impl Running {
     /// reaps the payload once it exits. True when it is reaped and its output
     /// drained (or the 2 s drain after its exit ran out).
     pub(crate) fn pump(&mut self, wait_ms: i32, output: &mut dyn FnMut(bool, &[u8])) -> bool {
-        let mut fds: Vec<libc::pollfd> =
-            self.open.iter().flatten().map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+        let mut fds: Vec<libc::pollfd> = self
+            .open
+            .iter()
+            .flatten()
+            .map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+            .collect();
         if !fds.is_empty() {
             // SAFETY: fds is a valid array of pollfd.
             unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait_ms) };
@@ -233,7 +264,8 @@ impl Running {
                 continue;
             }
             // SAFETY: reading into our buffer from our fd.
-            let n = unsafe { libc::read(fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), self.buf.len()) };
+            let n =
+                unsafe { libc::read(fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), self.buf.len()) };
             if n <= 0 {
                 *slot = None;
                 continue;
@@ -256,7 +288,8 @@ impl Running {
                 self.drain_deadline = Some(Instant::now() + Duration::from_secs(2));
             }
         }
-        let drained = self.open.iter().all(Option::is_none) || self.drain_deadline.is_some_and(|d| Instant::now() > d);
+        let drained = self.open.iter().all(Option::is_none)
+            || self.drain_deadline.is_some_and(|d| Instant::now() > d);
         self.status.is_some() && drained
     }
 
@@ -333,7 +366,14 @@ mod tests {
         let cg = fake_cgroup();
         let args = sh("echo out; echo err >&2; exit 3");
         let mut w = rec();
-        let o = run(&Program::Exec { path: "/bin/sh", args: &args }, cg.path().to_str().unwrap(), true, None, &mut w).unwrap();
+        let o = run(
+            &Program::Exec { path: "/bin/sh", args: &args },
+            cg.path().to_str().unwrap(),
+            true,
+            None,
+            &mut w,
+        )
+        .unwrap();
         assert_eq!(o.exit_code, Some(3));
         assert_eq!(o.stdout.data, b"out\n");
         assert_eq!(o.stderr.data, b"err\n");
@@ -346,10 +386,20 @@ mod tests {
     fn timeout_kills_the_whole_group() {
         let cg = fake_cgroup();
         let args = sh("sleep 30 & sleep 30; echo never");
-        let o = run(&Program::Exec { path: "/bin/sh", args: &args }, cg.path().to_str().unwrap(), true, Some(Duration::from_millis(300)), &mut rec()).unwrap();
+        let o = run(
+            &Program::Exec { path: "/bin/sh", args: &args },
+            cg.path().to_str().unwrap(),
+            true,
+            Some(Duration::from_millis(300)),
+            &mut rec(),
+        )
+        .unwrap();
         assert!(matches!(o.interrupted, Some(Interrupt::TimedOut)));
         assert_eq!(o.signal, Some(libc::SIGKILL));
-        assert!(o.duration < Duration::from_secs(10), "the background sleep must not hold the pipes open");
+        assert!(
+            o.duration < Duration::from_secs(10),
+            "the background sleep must not hold the pipes open"
+        );
     }
 
     #[test]
@@ -357,7 +407,14 @@ mod tests {
         let cg = fake_cgroup();
         let args = sh("sleep 30");
         let mut w = Recorder { stop_after: Some(2), ..rec() };
-        let o = run(&Program::Exec { path: "/bin/sh", args: &args }, cg.path().to_str().unwrap(), true, None, &mut w).unwrap();
+        let o = run(
+            &Program::Exec { path: "/bin/sh", args: &args },
+            cg.path().to_str().unwrap(),
+            true,
+            None,
+            &mut w,
+        )
+        .unwrap();
         assert!(matches!(o.interrupted, Some(Interrupt::Watcher)));
     }
 
@@ -373,14 +430,28 @@ mod tests {
     #[test]
     fn missing_binary_is_exit_127_with_a_message() {
         let cg = fake_cgroup();
-        let o = run(&Program::Exec { path: "/nonexistent/bin", args: &[] }, cg.path().to_str().unwrap(), true, None, &mut rec()).unwrap();
+        let o = run(
+            &Program::Exec { path: "/nonexistent/bin", args: &[] },
+            cg.path().to_str().unwrap(),
+            true,
+            None,
+            &mut rec(),
+        )
+        .unwrap();
         assert_eq!(o.exit_code, Some(127));
         assert!(String::from_utf8_lossy(&o.stderr.data).contains("exec of the payload failed"));
     }
 
     #[test]
     fn unplaceable_child_is_killed_and_reported() {
-        let err = run(&Program::Exec { path: "/bin/true", args: &[] }, "/nonexistent/cgroup", true, None, &mut rec()).unwrap_err();
+        let err = run(
+            &Program::Exec { path: "/bin/true", args: &[] },
+            "/nonexistent/cgroup",
+            true,
+            None,
+            &mut rec(),
+        )
+        .unwrap_err();
         assert!(format!("{err:#}").contains("/nonexistent/cgroup"));
     }
 }

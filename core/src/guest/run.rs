@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::payload::{self, Interrupt, Program};
-use super::scenario::{self as scenario_exec, PayloadSource, ScenarioPayload, ScenarioRun, SCENARIO_CGROUP};
+use super::scenario::{
+    self as scenario_exec, PayloadSource, ScenarioPayload, ScenarioRun, SCENARIO_CGROUP,
+};
 use super::scheduler::{self, Scheduler};
 use super::{mounts, sched_ext, Channel};
 use crate::check::{evaluate, CheckResult};
@@ -31,9 +33,13 @@ pub fn run(ch: &mut Channel) -> anyhow::Result<()> {
         cpus_online: read_trim("/sys/devices/system/cpu/online"),
     });
     ch.log(format!("data channel: {}", ch.description));
-    let plan = RunPlan::from_json(&std::fs::read_to_string(PLAN_PATH).with_context(|| format!("read {PLAN_PATH}"))?)?;
+    let plan = RunPlan::from_json(
+        &std::fs::read_to_string(PLAN_PATH).with_context(|| format!("read {PLAN_PATH}"))?,
+    )?;
     match crate::topology::GuestTopology::read_from_sysfs(Path::new("/")) {
-        Ok(seen) => ch.send(&Message::Topology { json: serde_json::to_string(&seen).expect("topology serialises") }),
+        Ok(seen) => ch.send(&Message::Topology {
+            json: serde_json::to_string(&seen).expect("topology serialises"),
+        }),
         Err(e) => ch.log(format!("could not read the topology from sysfs: {e:#}")),
     }
 
@@ -61,7 +67,9 @@ pub fn run(ch: &mut Channel) -> anyhow::Result<()> {
     };
     // Whatever happened, the scheduler stops and its log reaches the host.
     let (metrics, results, extractor, error) = match outcome {
-        Ok(Finished::Measured { metrics, results, extractor, error }) => (metrics, results, extractor, error),
+        Ok(Finished::Measured { metrics, results, extractor, error }) => {
+            (metrics, results, extractor, error)
+        }
         Ok(Finished::SchedulerFailed(failure)) => {
             sched.stop();
             send_scheduler_log(ch);
@@ -83,7 +91,12 @@ pub fn run(ch: &mut Channel) -> anyhow::Result<()> {
 
 /// How a payload or scenario ended, before its checks are sent.
 enum Finished {
-    Measured { metrics: Vec<Metric>, results: Vec<CheckResult>, extractor: String, error: Option<String> },
+    Measured {
+        metrics: Vec<Metric>,
+        results: Vec<CheckResult>,
+        extractor: String,
+        error: Option<String>,
+    },
     SchedulerFailed(SchedulerFailure),
 }
 
@@ -91,7 +104,12 @@ fn load_plugin(path: &str) -> anyhow::Result<LoadedPlugin> {
     load(Path::new(path)).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-fn run_payload(ch: &mut Channel, plan: &RunPlan, payload: &PayloadPlan, sched: &mut Scheduler) -> anyhow::Result<Finished> {
+fn run_payload(
+    ch: &mut Channel,
+    plan: &RunPlan,
+    payload: &PayloadPlan,
+    sched: &mut Scheduler,
+) -> anyhow::Result<Finished> {
     let extractor = load_plugin(&payload.extractor)?;
     let inline = match payload.binary {
         None => Some(load_plugin(&payload.plugin)?),
@@ -105,7 +123,8 @@ fn run_payload(ch: &mut Channel, plan: &RunPlan, payload: &PayloadPlan, sched: &
     };
     let mut watch = Watcher { ch, sched, failure: None, name: &payload.name };
     let timeout = payload.timeout_ms.map(Duration::from_millis);
-    let outcome = payload::run(&program, &cgroup_dir, payload.own_process_group, timeout, &mut watch)?;
+    let outcome =
+        payload::run(&program, &cgroup_dir, payload.own_process_group, timeout, &mut watch)?;
     let failure = watch.failure.take();
 
     ch.send(&Message::SchedExtDuringPayload { state: sched_ext::state(), ops: sched_ext::ops() });
@@ -129,7 +148,12 @@ fn run_payload(ch: &mut Channel, plan: &RunPlan, payload: &PayloadPlan, sched: &
     Ok(Finished::Measured { metrics, results, extractor: extractor.info.name.clone(), error })
 }
 
-fn run_scenario(ch: &mut Channel, plan: &RunPlan, sp: &ScenarioPlan, sched: &mut Scheduler) -> anyhow::Result<Finished> {
+fn run_scenario(
+    ch: &mut Channel,
+    plan: &RunPlan,
+    sp: &ScenarioPlan,
+    sched: &mut Scheduler,
+) -> anyhow::Result<Finished> {
     let topology: Topology = plan.topology.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut payloads = BTreeMap::new();
     for p in &sp.payloads {
@@ -137,7 +161,10 @@ fn run_scenario(ch: &mut Channel, plan: &RunPlan, sp: &ScenarioPlan, sched: &mut
             Some(b) => PayloadSource::Binary(b.clone()),
             None => PayloadSource::Inline(Box::new(load_plugin(&p.plugin)?)),
         };
-        payloads.insert(p.name.clone(), ScenarioPayload { source, default_args: p.default_args.clone() });
+        payloads.insert(
+            p.name.clone(),
+            ScenarioPayload { source, default_args: p.default_args.clone() },
+        );
     }
     let duration = Duration::from_millis(sp.duration_ms);
     let input = ScenarioRun {
@@ -160,7 +187,12 @@ fn run_scenario(ch: &mut Channel, plan: &RunPlan, sp: &ScenarioPlan, sched: &mut
     let metrics = scenario_metrics(&result);
     let mut results: Vec<CheckResult> = result.checks().cloned().collect();
     if let Some(e) = &result.error {
-        results.push(CheckResult { check: "scenario completed".into(), passed: false, value: None, detail: e.clone() });
+        results.push(CheckResult {
+            check: "scenario completed".into(),
+            passed: false,
+            value: None,
+            detail: e.clone(),
+        });
     }
     // A scenario has no exit code of its own: `exit==N` checks fail saying so.
     results.extend(evaluate(&plan.checks, &metrics, None, &[]));
@@ -184,12 +216,20 @@ impl scenario_exec::Reporter for ScenarioReporter<'_> {
     }
 
     fn payload_started(&mut self, name: &str, pid: u32, cgroup: &str) {
-        self.ch.send(&Message::PayloadStarted { name: name.to_string(), pid, cgroup: cgroup.to_string() });
+        self.ch.send(&Message::PayloadStarted {
+            name: name.to_string(),
+            pid,
+            cgroup: cgroup.to_string(),
+        });
     }
 
     fn payload_output(&mut self, name: &str, stdout: bool, chunk: &[u8]) {
         for part in chunk.chunks(CHUNK) {
-            self.ch.send(&Message::ScenarioOutput { name: name.to_string(), stdout, data: part.to_vec() });
+            self.ch.send(&Message::ScenarioOutput {
+                name: name.to_string(),
+                stdout,
+                data: part.to_vec(),
+            });
         }
     }
 
@@ -227,7 +267,11 @@ struct Watcher<'a> {
 
 impl payload::Watch for Watcher<'_> {
     fn started(&mut self, pid: u32) {
-        self.ch.send(&Message::PayloadStarted { name: self.name.to_string(), pid, cgroup: format!("/{PAYLOAD_CGROUP}") });
+        self.ch.send(&Message::PayloadStarted {
+            name: self.name.to_string(),
+            pid,
+            cgroup: format!("/{PAYLOAD_CGROUP}"),
+        });
     }
 
     fn output(&mut self, stdout: bool, chunk: &[u8]) {

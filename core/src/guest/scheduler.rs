@@ -37,7 +37,9 @@ pub struct Ready {
 impl Scheduler {
     /// Asks the launcher what to run and starts it (nothing for EEVDF).
     pub fn start(plan: &SchedulerPlan, launcher: &LoadedPlugin) -> anyhow::Result<Scheduler> {
-        let spec = launcher.launch(&plan.requested).map_err(|e| anyhow::anyhow!("launcher {}: {e}", launcher.info.name))?;
+        let spec = launcher
+            .launch(&plan.requested)
+            .map_err(|e| anyhow::anyhow!("launcher {}: {e}", launcher.info.name))?;
         let mut sched = Scheduler {
             name: plan.requested.clone(),
             child: None,
@@ -50,7 +52,10 @@ impl Scheduler {
         if spec.binary.is_none() {
             return Ok(sched);
         }
-        let binary = plan.binary.as_deref().context("the launcher names a binary but the host packed none")?;
+        let binary = plan
+            .binary
+            .as_deref()
+            .context("the launcher names a binary but the host packed none")?;
         let log = File::create(LOG_PATH).context("create the scheduler log")?;
         let args = spec.args.iter().map(|a| a.to_string()).chain(plan.extra_args.iter().cloned());
         let child = Command::new(binary)
@@ -70,7 +75,12 @@ impl Scheduler {
         let start = Instant::now();
         let pid = self.child.as_ref().map(Child::id);
         if !self.sched_ext {
-            return Ok(Ready { pid, state: sched_ext::state(), ops: sched_ext::ops(), waited: Duration::ZERO });
+            return Ok(Ready {
+                pid,
+                state: sched_ext::state(),
+                ops: sched_ext::ops(),
+                waited: Duration::ZERO,
+            });
         }
         loop {
             if let Some(failure) = self.exited() {
@@ -78,7 +88,9 @@ impl Scheduler {
             }
             let (state, ops) = (sched_ext::state(), sched_ext::ops());
             if state == "missing" {
-                return Err(self.failure("this kernel has no sched_ext (/sys/kernel/sched_ext/state is missing)".into()));
+                return Err(self.failure(
+                    "this kernel has no sched_ext (/sys/kernel/sched_ext/state is missing)".into(),
+                ));
             }
             let ops_ok = self.ops_prefix.as_deref().is_none_or(|p| ops.starts_with(p));
             if state == "enabled" && ops_ok {

@@ -115,8 +115,11 @@ impl PluginInfo {
     pub fn from_manifest(m: &api::Manifest) -> Result<PluginInfo, String> {
         let kind = Kind::from(m.kind);
         let name = m.name.to_string();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(format!("invalid plugin name `{name}`: use letters, digits, `-`, `_` and `.`"));
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(format!(
+                "invalid plugin name `{name}`: use letters, digits, `-`, `_` and `.`"
+            ));
         }
         let sections = [m.payload.is_some(), m.extractor.is_some(), m.scheduler.is_some()];
         let expected = [kind == Kind::Payload, kind == Kind::Extractor, kind == Kind::Scheduler];
@@ -147,7 +150,11 @@ impl PluginInfo {
             extra_files: strings(&p.extra_files),
             own_process_group: p.own_process_group,
         });
-        let extractor = m.extractor.as_ref().into_option().map(|e| ExtractorInfo { formats: strings(&e.formats) });
+        let extractor = m
+            .extractor
+            .as_ref()
+            .into_option()
+            .map(|e| ExtractorInfo { formats: strings(&e.formats) });
         let scheduler = m.scheduler.as_ref().into_option().map(|s| SchedulerInfo {
             binary: binary(&s.binary),
             default_args: strings(&s.default_args),

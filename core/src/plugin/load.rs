@@ -52,7 +52,9 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
     let module = header.init_root_module::<PluginModRef>().map_err(|e| fail(describe(&e)))?;
     let manifest = match (module.manifest())() {
         abi_stable::std_types::RResult::ROk(m) => m,
-        abi_stable::std_types::RResult::RErr(e) => return Err(fail(format!("manifest() failed: {e}"))),
+        abi_stable::std_types::RResult::RErr(e) => {
+            return Err(fail(format!("manifest() failed: {e}")))
+        }
     };
     let info = PluginInfo::from_manifest(&manifest).map_err(fail)?;
     Ok(LoadedPlugin { path: path.to_path_buf(), info, module })
@@ -85,7 +87,10 @@ fn describe(e: &LibraryError) -> String {
 impl LoadedPlugin {
     /// Extractors: metrics from one stream's text.
     pub fn extract(&self, text: &str) -> Result<Vec<Metric>, String> {
-        (self.module.extract())(text.into()).into_result().map(RVec::into_vec).map_err(RString::into_string)
+        (self.module.extract())(text.into())
+            .into_result()
+            .map(RVec::into_vec)
+            .map_err(RString::into_string)
     }
 
     /// Scheduler launchers: what to start for `--scheduler requested`.

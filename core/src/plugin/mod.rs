@@ -4,5 +4,7 @@
 mod info;
 mod load;
 
-pub use info::{BinaryInfo, ExtractorInfo, Kind, MetricHintInfo, PayloadInfo, PluginInfo, SchedulerInfo};
+pub use info::{
+    BinaryInfo, ExtractorInfo, Kind, MetricHintInfo, PayloadInfo, PluginInfo, SchedulerInfo,
+};
 pub use load::{load, LoadError, LoadedPlugin};

@@ -12,7 +12,11 @@ pub const MAX_PAYLOAD: usize = 4 << 20;
 /// Encodes one message as a frame.
 pub fn encode(msg: &Message) -> Vec<u8> {
     let payload = postcard::to_allocvec(msg).expect("messages always serialise");
-    assert!(payload.len() <= MAX_PAYLOAD, "message of {} bytes exceeds the frame limit", payload.len());
+    assert!(
+        payload.len() <= MAX_PAYLOAD,
+        "message of {} bytes exceeds the frame limit",
+        payload.len()
+    );
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -27,7 +31,10 @@ pub fn encode(msg: &Message) -> Vec<u8> {
 pub enum DecodeEvent {
     Message(Message),
     /// Bytes that were not part of any valid frame, skipped to resynchronise.
-    Skipped { bytes: usize, reason: &'static str },
+    Skipped {
+        bytes: usize,
+        reason: &'static str,
+    },
 }
 
 /// An incremental decoder: feed it bytes as they arrive.
@@ -71,7 +78,11 @@ impl Decoder {
     pub fn finish(&mut self) -> Vec<DecodeEvent> {
         let mut events = Vec::new();
         if !self.buf.is_empty() {
-            let reason = if self.buf.starts_with(&MAGIC) { "truncated frame at end of stream" } else { "garbage at end of stream" };
+            let reason = if self.buf.starts_with(&MAGIC) {
+                "truncated frame at end of stream"
+            } else {
+                "garbage at end of stream"
+            };
             self.skip(self.buf.len(), reason);
             self.buf.clear();
         }
@@ -99,9 +110,16 @@ impl Decoder {
         match find_magic_start(rest) {
             None => {
                 // Keep a tail that may be the start of a magic.
-                let keep = (1..MAGIC.len()).rev().find(|&k| rest.len() >= k && MAGIC.starts_with(&rest[rest.len() - k..])).unwrap_or(0);
+                let keep = (1..MAGIC.len())
+                    .rev()
+                    .find(|&k| rest.len() >= k && MAGIC.starts_with(&rest[rest.len() - k..]))
+                    .unwrap_or(0);
                 let n = rest.len() - keep;
-                return if n > 0 { Step::Skip { n, reason: "bytes outside any frame" } } else { Step::NeedMore };
+                return if n > 0 {
+                    Step::Skip { n, reason: "bytes outside any frame" }
+                } else {
+                    Step::NeedMore
+                };
             }
             Some(0) => {}
             Some(n) => return Step::Skip { n, reason: "bytes outside any frame" },
@@ -124,7 +142,10 @@ impl Decoder {
         match postcard::from_bytes::<Message>(payload) {
             Ok(msg) => Step::Frame { end: pos + HEADER_LEN + len, msg },
             // A valid frame of a message this host does not know (newer guest).
-            Err(_) => Step::Skip { n: HEADER_LEN + len, reason: "undecodable message (protocol mismatch?)" },
+            Err(_) => Step::Skip {
+                n: HEADER_LEN + len,
+                reason: "undecodable message (protocol mismatch?)",
+            },
         }
     }
 }
@@ -152,12 +173,19 @@ mod tests {
     }
 
     fn messages(events: &[DecodeEvent]) -> Vec<Message> {
-        events.iter().filter_map(|e| if let DecodeEvent::Message(m) = e { Some(m.clone()) } else { None }).collect()
+        events
+            .iter()
+            .filter_map(|e| if let DecodeEvent::Message(m) = e { Some(m.clone()) } else { None })
+            .collect()
     }
 
     #[test]
     fn round_trips_byte_by_byte() {
-        let msgs = [log("a"), Message::Output { source: OutputSource::PayloadStdout, data: vec![0, 1, 2, 0xff] }, log("")];
+        let msgs = [
+            log("a"),
+            Message::Output { source: OutputSource::PayloadStdout, data: vec![0, 1, 2, 0xff] },
+            log(""),
+        ];
         let bytes: Vec<u8> = msgs.iter().flat_map(encode).collect();
         let mut d = Decoder::new();
         let mut got = Vec::new();
@@ -196,21 +224,34 @@ mod tests {
         let f = encode(&log("abc"));
         let mut d = Decoder::new();
         assert!(d.push(&f[..10]).is_empty());
-        assert_eq!(d.finish(), [DecodeEvent::Skipped { bytes: 10, reason: "truncated frame at end of stream" }]);
+        assert_eq!(
+            d.finish(),
+            [DecodeEvent::Skipped { bytes: 10, reason: "truncated frame at end of stream" }]
+        );
     }
 
     fn arb_message() -> impl Strategy<Value = Message> {
         prop_oneof![
             ".{0,40}".prop_map(|text| Message::Log { text }),
-            proptest::collection::vec(any::<u8>(), 0..300).prop_map(|data| Message::Output { source: OutputSource::PayloadStderr, data }),
-            (".{0,12}", -1e12f64..1e12, "|us", proptest::option::of(".{0,20}")).prop_map(|(name, value, unit, error)| Message::Metrics {
-                metrics: vec![Metric { name, value, unit: unit.to_string(), stream: Stream::Stdout }],
-                extractor: "json".into(),
-                error,
-            }),
-            (any::<bool>(), proptest::option::of(-1e12f64..1e12), "|.{0,20}").prop_map(|(passed, value, detail)| Message::Checks {
-                results: vec![CheckResult { check: "x>=1".into(), passed, value, detail }],
-            }),
+            proptest::collection::vec(any::<u8>(), 0..300)
+                .prop_map(|data| Message::Output { source: OutputSource::PayloadStderr, data }),
+            (".{0,12}", -1e12f64..1e12, "|us", proptest::option::of(".{0,20}")).prop_map(
+                |(name, value, unit, error)| Message::Metrics {
+                    metrics: vec![Metric {
+                        name,
+                        value,
+                        unit: unit.to_string(),
+                        stream: Stream::Stdout
+                    }],
+                    extractor: "json".into(),
+                    error,
+                }
+            ),
+            (any::<bool>(), proptest::option::of(-1e12f64..1e12), "|.{0,20}").prop_map(
+                |(passed, value, detail)| Message::Checks {
+                    results: vec![CheckResult { check: "x>=1".into(), passed, value, detail }],
+                }
+            ),
         ]
     }
 

@@ -49,13 +49,35 @@ pub struct Finish {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Message {
-    Hello { protocol: u16, init_version: String, kernel_release: String, cpus_online: String },
-    Log { text: String },
+    Hello {
+        protocol: u16,
+        init_version: String,
+        kernel_release: String,
+        cpus_online: String,
+    },
+    Log {
+        text: String,
+    },
     /// The guest's view of its CPU topology, as JSON of `topology::GuestTopology`.
-    Topology { json: String },
-    SchedulerStarted { name: String, pid: Option<u32>, sched_ext_state: String, ops: String, ready_ms: u64 },
-    PayloadStarted { name: String, pid: u32, cgroup: String },
-    Output { source: OutputSource, data: Vec<u8> },
+    Topology {
+        json: String,
+    },
+    SchedulerStarted {
+        name: String,
+        pid: Option<u32>,
+        sched_ext_state: String,
+        ops: String,
+        ready_ms: u64,
+    },
+    PayloadStarted {
+        name: String,
+        pid: u32,
+        cgroup: String,
+    },
+    Output {
+        source: OutputSource,
+        data: Vec<u8>,
+    },
     PayloadEnded {
         exit_code: Option<i32>,
         signal: Option<i32>,
@@ -65,9 +87,18 @@ pub enum Message {
         stderr_truncated: bool,
     },
     /// sched_ext as seen while the payload ran (sampled at its end).
-    SchedExtDuringPayload { state: String, ops: String },
-    Metrics { metrics: Vec<Metric>, extractor: String, error: Option<String> },
-    Checks { results: Vec<CheckResult> },
+    SchedExtDuringPayload {
+        state: String,
+        ops: String,
+    },
+    Metrics {
+        metrics: Vec<Metric>,
+        extractor: String,
+        error: Option<String>,
+    },
+    Checks {
+        results: Vec<CheckResult>,
+    },
     SchedulerFailed(SchedulerFailure),
     Finish(Finish),
     /// A scenario step (or, last, the backdrop) ended.
@@ -75,7 +106,14 @@ pub enum Message {
     /// About once a second while a scenario step holds.
     ScenarioProgress(Progress),
     /// Output of a payload a scenario runs, by its instance name.
-    ScenarioOutput { name: String, stdout: bool, data: Vec<u8> },
+    ScenarioOutput {
+        name: String,
+        stdout: bool,
+        data: Vec<u8>,
+    },
     /// The scenario ended; `error` says why when it stopped early.
-    ScenarioDone { name: String, error: Option<String> },
+    ScenarioDone {
+        name: String,
+        error: Option<String>,
+    },
 }

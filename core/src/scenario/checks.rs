@@ -22,7 +22,12 @@ use crate::topology::format_cpulist;
 pub const DEFAULT_FAIRNESS_MAX_SPREAD: f64 = 0.35;
 
 fn result(check: String, passed: bool, value: f64, detail: String) -> CheckResult {
-    CheckResult { check, passed, value: Some(value), detail: if passed { String::new() } else { detail } }
+    CheckResult {
+        check,
+        passed,
+        value: Some(value),
+        detail: if passed { String::new() } else { detail },
+    }
 }
 
 /// Groups of cgroup indexes that must be compared for fairness: comparable
@@ -36,7 +41,8 @@ pub fn fairness_groups(cgroups: &[CgroupResult]) -> Vec<Vec<usize>> {
         if !c.comparable || c.spawns.is_empty() {
             continue;
         }
-        let mut spawns: Vec<(u32, String)> = c.spawns.iter().map(|s| (s.count, s.work.clone())).collect();
+        let mut spawns: Vec<(u32, String)> =
+            c.spawns.iter().map(|s| (s.count, s.work.clone())).collect();
         spawns.sort();
         let parent = c.cgroup.rsplit_once('/').map_or("", |(p, _)| p);
         groups.entry((parent, spawns, c.cpus.clone())).or_default().push(i);
@@ -47,10 +53,19 @@ pub fn fairness_groups(cgroups: &[CgroupResult]) -> Vec<Vec<usize>> {
 }
 
 /// Starvation, fairness and isolation checks for one step's cgroups.
-pub fn evaluate_cgroup_checks(step: &str, cgroups: &[CgroupResult], cfg: &ChecksConfig) -> Vec<CheckResult> {
+pub fn evaluate_cgroup_checks(
+    step: &str,
+    cgroups: &[CgroupResult],
+    cfg: &ChecksConfig,
+) -> Vec<CheckResult> {
     let mut out = Vec::new();
     if cfg.starvation {
-        out.extend(cgroups.iter().filter(|c| !c.workers.is_empty()).map(|c| starvation(step, c, cfg.min_work_units)));
+        out.extend(
+            cgroups
+                .iter()
+                .filter(|c| !c.workers.is_empty())
+                .map(|c| starvation(step, c, cfg.min_work_units)),
+        );
     }
     if cfg.fairness {
         for group in fairness_groups(cgroups) {
@@ -72,7 +87,10 @@ fn starvation(step: &str, c: &CgroupResult, min: u64) -> CheckResult {
         .filter(|w| w.report.work_units < min)
         .map(|w| {
             let why = w.report.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
-            format!("worker {} ({}) did {} work units{why}", w.report.pid, w.report.comm, w.report.work_units)
+            format!(
+                "worker {} ({}) did {} work units{why}",
+                w.report.pid, w.report.comm, w.report.work_units
+            )
         })
         .collect();
     let detail = format!("{}; at least {min} expected", starved.join(", "));
@@ -80,13 +98,19 @@ fn starvation(step: &str, c: &CgroupResult, min: u64) -> CheckResult {
 }
 
 fn fairness(step: &str, members: &[&CgroupResult], max_spread: f64) -> CheckResult {
-    let rates: Vec<f64> = members.iter().map(|c| c.workers.iter().map(|w| w.report.rate()).sum()).collect();
+    let rates: Vec<f64> =
+        members.iter().map(|c| c.workers.iter().map(|w| w.report.rate()).sum()).collect();
     let mean = rates.iter().sum::<f64>() / rates.len() as f64;
-    let (lo, hi) = rates.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+    let (lo, hi) =
+        rates.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
     // All zero is starvation's business, not unfairness.
     let spread = if mean > 0.0 { (hi - lo) / mean } else { 0.0 };
     let names: Vec<&str> = members.iter().map(|c| c.cgroup.as_str()).collect();
-    let shown: Vec<String> = members.iter().zip(&rates).map(|(c, r)| format!("{}={}/s", c.cgroup, format_value(r.round()))).collect();
+    let shown: Vec<String> = members
+        .iter()
+        .zip(&rates)
+        .map(|(c, r)| format!("{}={}/s", c.cgroup, format_value(r.round())))
+        .collect();
     let detail = format!(
         "work rates {}: spread (max-min)/mean = {} > {}",
         shown.join(" "),
@@ -99,14 +123,21 @@ fn fairness(step: &str, members: &[&CgroupResult], max_spread: f64) -> CheckResu
 /// Checks the CPUs each restricted worker ran on since its restriction last
 /// changed; `None` when no worker of the cgroup is restricted.
 fn isolation(step: &str, c: &CgroupResult) -> Option<CheckResult> {
-    let restricted: Vec<_> = c.workers.iter().filter_map(|w| w.allowed_cpus.as_ref().map(|a| (w, a))).collect();
+    let restricted: Vec<_> =
+        c.workers.iter().filter_map(|w| w.allowed_cpus.as_ref().map(|a| (w, a))).collect();
     if restricted.is_empty() {
         return None;
     }
     let strays: Vec<String> = restricted
         .iter()
         .filter_map(|(w, allowed)| {
-            let outside: Vec<u32> = w.report.cpus_since_change.iter().copied().filter(|c| !allowed.contains(c)).collect();
+            let outside: Vec<u32> = w
+                .report
+                .cpus_since_change
+                .iter()
+                .copied()
+                .filter(|c| !allowed.contains(c))
+                .collect();
             (!outside.is_empty()).then(|| {
                 format!(
                     "worker {} ({}) ran on CPUs \"{}\" outside \"{}\"",
@@ -119,7 +150,12 @@ fn isolation(step: &str, c: &CgroupResult) -> Option<CheckResult> {
         })
         .collect();
     let detail = strays.join(", ");
-    Some(result(format!("isolation[{step}/{}]", c.cgroup), strays.is_empty(), strays.len() as f64, detail))
+    Some(result(
+        format!("isolation[{step}/{}]", c.cgroup),
+        strays.is_empty(),
+        strays.len() as f64,
+        detail,
+    ))
 }
 
 /// A payload passes when it exited 0 or the scenario stopped it on purpose
@@ -133,12 +169,21 @@ pub fn payload_check(step: &str, p: &PayloadOutcome) -> CheckResult {
         return fail(format!("could not start: {e}"));
     }
     match (p.stopped, p.exit_code) {
-        (Some(StopReason::TimedOut), _) => fail(format!("still running after {} ms; killed", p.duration_ms)),
-        (Some(StopReason::Killed | StopReason::StepEnded | StopReason::Aborted), _) | (None, Some(0)) => {
+        (Some(StopReason::TimedOut), _) => {
+            fail(format!("still running after {} ms; killed", p.duration_ms))
+        }
+        (Some(StopReason::Killed | StopReason::StepEnded | StopReason::Aborted), _)
+        | (None, Some(0)) => {
             CheckResult { check: name, passed: true, value, detail: String::new() }
         }
-        (None, Some(code)) => fail(format!("exited with code {code}; stderr tail:\n{}", p.stderr_tail)),
-        (None, None) => fail(format!("killed by signal {}; stderr tail:\n{}", p.signal.unwrap_or(0), p.stderr_tail)),
+        (None, Some(code)) => {
+            fail(format!("exited with code {code}; stderr tail:\n{}", p.stderr_tail))
+        }
+        (None, None) => fail(format!(
+            "killed by signal {}; stderr tail:\n{}",
+            p.signal.unwrap_or(0),
+            p.stderr_tail
+        )),
     }
 }
 
@@ -150,11 +195,24 @@ mod tests {
 
     fn worker(pid: u32, units: u64, cpus: &[u32], allowed: Option<&[u32]>) -> WorkerResult {
         let (cpus, cpus_since_change) = (cpus.to_vec(), cpus.to_vec());
-        let report = WorkerReport { pid, comm: "w".into(), work_units: units, elapsed_ns: 1_000_000_000, cpus, cpus_since_change, ..Default::default() };
+        let report = WorkerReport {
+            pid,
+            comm: "w".into(),
+            work_units: units,
+            elapsed_ns: 1_000_000_000,
+            cpus,
+            cpus_since_change,
+            ..Default::default()
+        };
         WorkerResult { report, allowed_cpus: allowed.map(<[u32]>::to_vec) }
     }
 
-    fn cg(name: &str, count: u32, cpus: Option<&[u32]>, workers: Vec<WorkerResult>) -> CgroupResult {
+    fn cg(
+        name: &str,
+        count: u32,
+        cpus: Option<&[u32]>,
+        workers: Vec<WorkerResult>,
+    ) -> CgroupResult {
         CgroupResult {
             cgroup: name.into(),
             spawns: vec![SpawnRecord { count, work: "spin".into() }],
@@ -182,19 +240,30 @@ mod tests {
     #[test]
     fn fairness_spread_against_the_threshold() {
         let cfg = ChecksConfig::default();
-        let fair = vec![cg("a", 1, None, vec![worker(1, 100, &[0], None)]), cg("b", 1, None, vec![worker(2, 90, &[1], None)])];
+        let fair = vec![
+            cg("a", 1, None, vec![worker(1, 100, &[0], None)]),
+            cg("b", 1, None, vec![worker(2, 90, &[1], None)]),
+        ];
         let rs = evaluate_cgroup_checks("s", &fair, &cfg);
         let f = rs.iter().find(|r| r.check == "fairness[s: a,b]").unwrap();
         assert!(f.passed && (f.value.unwrap() - 10.0 / 95.0).abs() < 1e-9, "{f:?}");
 
-        let unfair = vec![cg("a", 1, None, vec![worker(1, 100, &[0], None)]), cg("b", 1, None, vec![worker(2, 50, &[1], None)])];
-        let f = evaluate_cgroup_checks("s", &unfair, &cfg).into_iter().find(|r| r.check.starts_with("fairness")).unwrap();
+        let unfair = vec![
+            cg("a", 1, None, vec![worker(1, 100, &[0], None)]),
+            cg("b", 1, None, vec![worker(2, 50, &[1], None)]),
+        ];
+        let f = evaluate_cgroup_checks("s", &unfair, &cfg)
+            .into_iter()
+            .find(|r| r.check.starts_with("fairness"))
+            .unwrap();
         assert!(!f.passed);
         assert_eq!(f.detail, "work rates a=100/s b=50/s: spread (max-min)/mean = 0.667 > 0.35");
         let lax = ChecksConfig { fairness_max_spread: 0.7, ..cfg.clone() };
         assert!(evaluate_cgroup_checks("s", &unfair, &lax).iter().all(|r| r.passed));
         let off = ChecksConfig { fairness: false, ..cfg };
-        assert!(!evaluate_cgroup_checks("s", &unfair, &off).iter().any(|r| r.check.starts_with("fairness")));
+        assert!(!evaluate_cgroup_checks("s", &unfair, &off)
+            .iter()
+            .any(|r| r.check.starts_with("fairness")));
     }
 
     #[test]
@@ -213,7 +282,8 @@ mod tests {
         let bad = cg("b", 1, Some(&[2, 3]), vec![worker(2, 5, &[1, 2, 3, 5], Some(&[2, 3]))]);
         let free = cg("c", 1, None, vec![worker(3, 5, &[0, 1, 2], None)]);
         let rs = evaluate_cgroup_checks("s", &[ok, bad, free], &ChecksConfig::default());
-        let iso: Vec<&CheckResult> = rs.iter().filter(|r| r.check.starts_with("isolation")).collect();
+        let iso: Vec<&CheckResult> =
+            rs.iter().filter(|r| r.check.starts_with("isolation")).collect();
         assert_eq!(iso.len(), 2);
         assert!(iso[0].passed && iso[0].check == "isolation[s/a]");
         assert!(!iso[1].passed);
@@ -234,7 +304,12 @@ mod tests {
         assert!(payload_check("s", &p(Some(StopReason::Killed), None, None)).passed);
         assert!(payload_check("s", &p(Some(StopReason::StepEnded), None, None)).passed);
         let r = payload_check("s", &p(None, Some(2), None));
-        assert!(!r.passed && r.check == "payload[s/p]" && r.detail.starts_with("exited with code 2") && r.detail.ends_with("boom"));
+        assert!(
+            !r.passed
+                && r.check == "payload[s/p]"
+                && r.detail.starts_with("exited with code 2")
+                && r.detail.ends_with("boom")
+        );
         assert!(!payload_check("s", &p(Some(StopReason::TimedOut), None, None)).passed);
         assert!(payload_check("s", &p(None, None, Some("no plugin"))).detail.contains("no plugin"));
     }

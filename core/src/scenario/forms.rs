@@ -39,7 +39,9 @@ impl<'de> Deserialize<'de> for Hold {
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Hold, E> {
                 match s {
                     "payloads" => Ok(Hold::Payloads),
-                    other => Err(E::custom(format!("unknown hold \"{other}\"; expected {HOLD_FORMS}"))),
+                    other => {
+                        Err(E::custom(format!("unknown hold \"{other}\"; expected {HOLD_FORMS}")))
+                    }
                 }
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Hold, A::Error> {
@@ -48,7 +50,11 @@ impl<'de> Deserialize<'de> for Hold {
                     "secs" => Hold::Secs(map.next_value()?),
                     "ms" => Hold::Ms(map.next_value()?),
                     "fraction" => Hold::Fraction(map.next_value()?),
-                    other => return Err(de::Error::custom(format!("unknown hold key `{other}`; expected {HOLD_FORMS}"))),
+                    other => {
+                        return Err(de::Error::custom(format!(
+                            "unknown hold key `{other}`; expected {HOLD_FORMS}"
+                        )))
+                    }
                 };
                 no_more_keys(map, HOLD_FORMS)?;
                 Ok(hold)
@@ -93,7 +99,11 @@ impl<'de> Deserialize<'de> for CpuSel {
                     "llc" => CpuSel::Llc(map.next_value()?),
                     "node" => CpuSel::Node(map.next_value()?),
                     "cpus" => CpuSel::List(map.next_value()?),
-                    other => return Err(de::Error::custom(format!("unknown CPU selection key `{other}`; expected {CPUS_FORMS}"))),
+                    other => {
+                        return Err(de::Error::custom(format!(
+                            "unknown CPU selection key `{other}`; expected {CPUS_FORMS}"
+                        )))
+                    }
                 };
                 no_more_keys(map, CPUS_FORMS)?;
                 Ok(sel)

@@ -17,7 +17,9 @@ pub fn library() -> Vec<(&'static str, String, &'static str)> {
         .iter()
         .map(|&(name, text)| {
             // Parsing is covered by the tests; a broken file still lists.
-            let description = Scenario::from_toml(text).map(|s| s.description).unwrap_or_else(|e| format!("(unreadable: {e})"));
+            let description = Scenario::from_toml(text)
+                .map(|s| s.description)
+                .unwrap_or_else(|e| format!("(unreadable: {e})"));
             (name, description, text)
         })
         .collect()
@@ -44,7 +46,11 @@ mod tests {
             assert!(!description.is_empty() && !description.starts_with("(unreadable"), "{name}");
             s.validate(&topo).unwrap_or_else(|e| panic!("{name}: {e}"));
             let json = serde_json::to_string(&s).unwrap();
-            assert_eq!(serde_json::from_str::<Scenario>(&json).unwrap(), s, "{name}: JSON round trip");
+            assert_eq!(
+                serde_json::from_str::<Scenario>(&json).unwrap(),
+                s,
+                "{name}: JSON round trip"
+            );
             let again = toml::to_string(&s).unwrap();
             assert_eq!(Scenario::from_toml(&again).unwrap(), s, "{name}: TOML round trip");
         }
@@ -58,7 +64,9 @@ mod tests {
         let s = Scenario::from_toml(canned("cpuset-split-per-llc").unwrap()).unwrap();
         let err = s.validate(&one_llc).unwrap_err().to_string();
         assert!(err.contains("step \"split\" cgroup 2: cpuset { llc = 1 }: LLC 1 is outside the topology 1n1l4c1t (1 LLCs)"), "{err}");
-        for name in ["two-equal-cgroups", "nested-cgroups", "payload-plus-background", "cgroup-churn"] {
+        for name in
+            ["two-equal-cgroups", "nested-cgroups", "payload-plus-background", "cgroup-churn"]
+        {
             Scenario::from_toml(canned(name).unwrap()).unwrap().validate(&one_llc).unwrap();
         }
         let s = Scenario::from_toml(canned("payload-plus-background").unwrap()).unwrap();

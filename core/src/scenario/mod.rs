@@ -18,11 +18,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::topology::Topology;
 pub use crate::work::{Work, WorkKind};
-pub use checks::{evaluate_cgroup_checks, fairness_groups, payload_check, DEFAULT_FAIRNESS_MAX_SPREAD};
+pub use checks::{
+    evaluate_cgroup_checks, fairness_groups, payload_check, DEFAULT_FAIRNESS_MAX_SPREAD,
+};
 pub use library::{canned, library};
 pub use metrics::metrics;
 pub use results::{
-    CaptureResult, CgroupResult, PayloadOutcome, Progress, ScenarioResult, SpawnRecord, StepResult, StopReason, WorkerResult, BACKDROP, TAIL,
+    CaptureResult, CgroupResult, PayloadOutcome, Progress, ScenarioResult, SpawnRecord, StepResult,
+    StopReason, WorkerResult, BACKDROP, TAIL,
 };
 pub(crate) use validate::q;
 pub use validate::{check_cgroup_name, effective_cpus, ScenarioError, MAX_WORKERS};
@@ -86,9 +89,16 @@ pub enum Op {
         #[serde(default)]
         cpuset: Option<CpuSel>,
     },
-    RemoveCgroup { cgroup: String },
-    SetCpuset { cgroup: String, cpus: CpuSel },
-    ClearCpuset { cgroup: String },
+    RemoveCgroup {
+        cgroup: String,
+    },
+    SetCpuset {
+        cgroup: String,
+        cpus: CpuSel,
+    },
+    ClearCpuset {
+        cgroup: String,
+    },
     /// `count` worker processes, each running `work`, named `comm`.
     Spawn {
         cgroup: String,
@@ -108,14 +118,27 @@ pub enum Op {
         args: Option<Vec<String>>,
         cgroup: String,
     },
-    WaitPayload { name: String },
-    KillPayload { name: String },
+    WaitPayload {
+        name: String,
+    },
+    KillPayload {
+        name: String,
+    },
     /// Moves every process of `from` into `to`.
-    MoveTasks { from: String, to: String },
+    MoveTasks {
+        from: String,
+        to: String,
+    },
     /// Pins the cgroup's current workers (every thread) to `cpus`.
-    SetAffinity { cgroup: String, cpus: CpuSel },
+    SetAffinity {
+        cgroup: String,
+        cpus: CpuSel,
+    },
     /// Records the pids in the cgroup's `cgroup.procs` under `tag`.
-    Capture { cgroup: String, tag: String },
+    Capture {
+        cgroup: String,
+        tag: String,
+    },
 }
 
 fn one() -> u32 {
@@ -170,13 +193,20 @@ impl CpuSel {
                     return Err(format!("cpulist \"{list}\" selects no CPU"));
                 }
                 match cpus.iter().find(|&&c| c >= topo.cpus()) {
-                    Some(c) => Err(format!("CPU {c} is outside the topology {topo} (CPUs 0-{})", topo.cpus() - 1)),
+                    Some(c) => Err(format!(
+                        "CPU {c} is outside the topology {topo} (CPUs 0-{})",
+                        topo.cpus() - 1
+                    )),
                     None => Ok(cpus),
                 }
             }
-            CpuSel::Llc(n) if *n >= topo.llcs() => Err(format!("LLC {n} is outside the topology {topo} ({} LLCs)", topo.llcs())),
+            CpuSel::Llc(n) if *n >= topo.llcs() => {
+                Err(format!("LLC {n} is outside the topology {topo} ({} LLCs)", topo.llcs()))
+            }
             CpuSel::Llc(n) => Ok((0..topo.cpus()).filter(|&c| topo.llc_of(c) == *n).collect()),
-            CpuSel::Node(n) if *n >= topo.nodes => Err(format!("node {n} is outside the topology {topo} ({} nodes)", topo.nodes)),
+            CpuSel::Node(n) if *n >= topo.nodes => {
+                Err(format!("node {n} is outside the topology {topo} ({} nodes)", topo.nodes))
+            }
             CpuSel::Node(n) => Ok(topo.node_cpus(*n)),
         }
     }
@@ -210,7 +240,13 @@ pub struct ChecksConfig {
 
 impl Default for ChecksConfig {
     fn default() -> Self {
-        ChecksConfig { starvation: true, min_work_units: 1, fairness: true, fairness_max_spread: DEFAULT_FAIRNESS_MAX_SPREAD, isolation: true }
+        ChecksConfig {
+            starvation: true,
+            min_work_units: 1,
+            fairness: true,
+            fairness_max_spread: DEFAULT_FAIRNESS_MAX_SPREAD,
+            isolation: true,
+        }
     }
 }
 

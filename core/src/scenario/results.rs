@@ -147,17 +147,32 @@ mod tests {
                 spawns: vec![SpawnRecord { count: 2, work: "spin".into() }],
                 cpus: Some(vec![0, 1]),
                 comparable: true,
-                workers: vec![WorkerResult { report: WorkerReport { pid: 9, ..Default::default() }, allowed_cpus: None }],
+                workers: vec![WorkerResult {
+                    report: WorkerReport { pid: 9, ..Default::default() },
+                    allowed_cpus: None,
+                }],
             }],
             captures: vec![CaptureResult { tag: "t".into(), cgroup: "a".into(), pids: vec![9] }],
-            payloads: vec![PayloadOutcome { name: "p".into(), stopped: Some(StopReason::TimedOut), ..Default::default() }],
-            checks: vec![CheckResult { check: "starvation[s/a]".into(), passed: true, value: Some(3.0), detail: String::new() }],
+            payloads: vec![PayloadOutcome {
+                name: "p".into(),
+                stopped: Some(StopReason::TimedOut),
+                ..Default::default()
+            }],
+            checks: vec![CheckResult {
+                check: "starvation[s/a]".into(),
+                passed: true,
+                value: Some(3.0),
+                detail: String::new(),
+            }],
             errors: vec![],
         };
         let r = ScenarioResult { name: "x".into(), steps: vec![step], error: None };
         let bytes = postcard::to_allocvec(&r).unwrap();
         assert_eq!(postcard::from_bytes::<ScenarioResult>(&bytes).unwrap(), r);
-        assert_eq!(serde_json::from_str::<ScenarioResult>(&serde_json::to_string(&r).unwrap()).unwrap(), r);
+        assert_eq!(
+            serde_json::from_str::<ScenarioResult>(&serde_json::to_string(&r).unwrap()).unwrap(),
+            r
+        );
         assert!(r.passed());
     }
 }

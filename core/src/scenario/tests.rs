@@ -106,7 +106,10 @@ cgroup = "bg"
 work = "pipe"
 "#;
     let s = Scenario::from_toml(text).unwrap();
-    assert_eq!(s.checks, ChecksConfig { fairness_max_spread: 0.5, isolation: false, ..ChecksConfig::default() });
+    assert_eq!(
+        s.checks,
+        ChecksConfig { fairness_max_spread: 0.5, isolation: false, ..ChecksConfig::default() }
+    );
     assert_eq!(s.steps[0].hold, Hold::Ms(250));
     assert_eq!(s.steps[1].hold, Hold::Payloads);
     assert_eq!(s.steps[2].hold, Hold::Fraction(0.5));
@@ -128,17 +131,33 @@ work = "pipe"
 fn parse_errors_say_what_is_accepted() {
     let bad_hold = "name = \"t\"\n[[steps]]\nname = \"s\"\nhold = \"forever\"\n";
     let e = Scenario::from_toml(bad_hold).unwrap_err().to_string();
-    assert!(e.starts_with("bad scenario: ") && e.contains("unknown hold \"forever\"; expected \"payloads\", { secs = N }"), "{e}");
-    let e = Scenario::from_toml(&with_ops("[[steps.ops]]\nop = \"teleport\"\n")).unwrap_err().to_string();
+    assert!(
+        e.starts_with("bad scenario: ")
+            && e.contains("unknown hold \"forever\"; expected \"payloads\", { secs = N }"),
+        "{e}"
+    );
+    let e = Scenario::from_toml(&with_ops("[[steps.ops]]\nop = \"teleport\"\n"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("unknown variant `teleport`"), "{e}");
-    let e = Scenario::from_toml(&with_ops("[[steps.ops]]\nop = \"capture\"\ncgroup = \"a\"\ntag = \"t\"\ncolour = 1\n")).unwrap_err().to_string();
+    let e = Scenario::from_toml(&with_ops(
+        "[[steps.ops]]\nop = \"capture\"\ncgroup = \"a\"\ntag = \"t\"\ncolour = 1\n",
+    ))
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("unknown field `colour`"), "{e}");
     let two = "name = \"t\"\n[[steps]]\nname = \"s\"\nhold = { secs = 1, ms = 2 }\n";
     let e = Scenario::from_toml(two).unwrap_err().to_string();
     assert!(e.contains("unexpected second key"), "{e}");
     let sel = with_ops("[[steps.ops]]\nop = \"set_cpuset\"\ncgroup = \"a\"\ncpus = { core = 1 }\n");
-    assert!(Scenario::from_toml(&sel).unwrap_err().to_string().contains("unknown CPU selection key `core`"));
-    assert!(Scenario::from_toml("name = \"t\"\n").unwrap_err().to_string().contains("missing field `steps`"));
+    assert!(Scenario::from_toml(&sel)
+        .unwrap_err()
+        .to_string()
+        .contains("unknown CPU selection key `core`"));
+    assert!(Scenario::from_toml("name = \"t\"\n")
+        .unwrap_err()
+        .to_string()
+        .contains("missing field `steps`"));
 }
 
 #[test]
@@ -173,7 +192,10 @@ fn nesting_and_duplicates() {
     let text = "name = \"t\"\n[[steps]]\nname = \"s\"\nhold = { secs = 1 }\ncgroups = [{ name = \"p/c\" }, { name = \"x\" }, { name = \"x\" }]\n";
     assert_eq!(
         errors(text),
-        ["step \"s\" cgroup 1: parent \"p\" of cgroup \"p/c\" does not exist", "step \"s\" cgroup 3: cgroup \"x\" already exists"]
+        [
+            "step \"s\" cgroup 1: parent \"p\" of cgroup \"p/c\" does not exist",
+            "step \"s\" cgroup 3: cgroup \"x\" already exists"
+        ]
     );
     let ok = "name = \"t\"\n[[steps]]\nname = \"s\"\nhold = { secs = 1 }\ncgroups = [{ name = \"p\" }, { name = \"p/c\" }]\n";
     assert!(errors(ok).is_empty());
@@ -181,24 +203,52 @@ fn nesting_and_duplicates() {
 
 #[test]
 fn comm_and_work_and_count() {
-    let op = |extra: &str| with_ops(&format!("[[steps.ops]]\nop = \"spawn\"\ncgroup = \"a\"\nwork = \"spin\"\n{extra}\n"));
+    let op = |extra: &str| {
+        with_ops(&format!(
+            "[[steps.ops]]\nop = \"spawn\"\ncgroup = \"a\"\nwork = \"spin\"\n{extra}\n"
+        ))
+    };
     assert_eq!(one_error(&op("comm = \"sixteen-bytes-xx\"")), "step \"split\" op 1 (spawn): comm \"sixteen-bytes-xx\" is 16 bytes; the kernel keeps at most 15");
-    assert_eq!(one_error(&op("comm = \"\"")), "step \"split\" op 1 (spawn): comm must not be empty");
-    assert_eq!(one_error(&op("count = 0")), "step \"split\" op 1 (spawn): count 0 must be in [1, 1024]");
-    let duty = with_ops("[[steps.ops]]\nop = \"spawn\"\ncgroup = \"a\"\nwork = { kind = \"spin\", duty = 0.5 }\n");
-    assert_eq!(one_error(&duty), "step \"split\" op 1 (spawn): work: `duty` applies only to sleep_wake work, not spin");
-    let many: String = (0..5).map(|_| "[[steps.ops]]\nop = \"spawn\"\ncgroup = \"a\"\nwork = \"spin\"\ncount = 1000\n").collect();
-    assert_eq!(errors(&with_ops(&many))[0], "step \"split\" op 5 (spawn): 5000 workers would be alive at once; at most 4096");
+    assert_eq!(
+        one_error(&op("comm = \"\"")),
+        "step \"split\" op 1 (spawn): comm must not be empty"
+    );
+    assert_eq!(
+        one_error(&op("count = 0")),
+        "step \"split\" op 1 (spawn): count 0 must be in [1, 1024]"
+    );
+    let duty = with_ops(
+        "[[steps.ops]]\nop = \"spawn\"\ncgroup = \"a\"\nwork = { kind = \"spin\", duty = 0.5 }\n",
+    );
+    assert_eq!(
+        one_error(&duty),
+        "step \"split\" op 1 (spawn): work: `duty` applies only to sleep_wake work, not spin"
+    );
+    let many: String = (0..5)
+        .map(|_| "[[steps.ops]]\nop = \"spawn\"\ncgroup = \"a\"\nwork = \"spin\"\ncount = 1000\n")
+        .collect();
+    assert_eq!(
+        errors(&with_ops(&many))[0],
+        "step \"split\" op 5 (spawn): 5000 workers would be alive at once; at most 4096"
+    );
 }
 
 #[test]
 fn cpu_selections_outside_the_topology() {
-    let set = |sel: &str| with_ops(&format!("[[steps.ops]]\nop = \"set_cpuset\"\ncgroup = \"a\"\ncpus = {sel}\n"));
+    let set = |sel: &str| {
+        with_ops(&format!("[[steps.ops]]\nop = \"set_cpuset\"\ncgroup = \"a\"\ncpus = {sel}\n"))
+    };
     assert_eq!(one_error(&set("\"0-4\"")), "step \"split\" op 1 (set_cpuset): cpuset \"0-4\": CPU 4 is outside the topology 1n2l2c1t (CPUs 0-3)");
     assert_eq!(one_error(&set("{ llc = 2 }")), "step \"split\" op 1 (set_cpuset): cpuset { llc = 2 }: LLC 2 is outside the topology 1n2l2c1t (2 LLCs)");
     assert_eq!(one_error(&set("{ node = 1 }")), "step \"split\" op 1 (set_cpuset): cpuset { node = 1 }: node 1 is outside the topology 1n2l2c1t (1 nodes)");
-    assert!(one_error(&set("\"3-1\"")).starts_with("step \"split\" op 1 (set_cpuset): cpuset \"3-1\": bad cpulist"));
-    let pin = |sel: &str| with_ops(&format!("{}[[steps.ops]]\nop = \"set_affinity\"\ncgroup = \"a\"\ncpus = {sel}\n", spawn("a")));
+    assert!(one_error(&set("\"3-1\""))
+        .starts_with("step \"split\" op 1 (set_cpuset): cpuset \"3-1\": bad cpulist"));
+    let pin = |sel: &str| {
+        with_ops(&format!(
+            "{}[[steps.ops]]\nop = \"set_affinity\"\ncgroup = \"a\"\ncpus = {sel}\n",
+            spawn("a")
+        ))
+    };
     assert_eq!(one_error(&pin("\"7\"")), "step \"split\" op 2 (set_affinity): affinity \"7\": CPU 7 is outside the topology 1n2l2c1t (CPUs 0-3)");
     assert!(errors(&pin("{ llc = 1 }")).is_empty());
     // Pinning outside the cgroup's cpuset cannot work: the kernel refuses it.
@@ -208,12 +258,17 @@ fn cpu_selections_outside_the_topology() {
     );
     assert_eq!(one_error(&with_ops(&disjoint)), "step \"split\" op 3 (set_affinity): affinity \"2-3\" has no CPU in the cpuset of \"a\" (\"0-1\")");
     let idle = with_ops("[[steps.ops]]\nop = \"set_affinity\"\ncgroup = \"b\"\ncpus = \"1\"\n");
-    assert_eq!(one_error(&idle), "step \"split\" op 1 (set_affinity): cgroup \"b\" has no workers to pin");
+    assert_eq!(
+        one_error(&idle),
+        "step \"split\" op 1 (set_affinity): cgroup \"b\" has no workers to pin"
+    );
 }
 
 #[test]
 fn payload_names() {
-    let run = |name: &str| format!("[[steps.ops]]\nop = \"run_payload\"\nname = \"{name}\"\nplugin = \"workers\"\ncgroup = \"a\"\n");
+    let run = |name: &str| {
+        format!("[[steps.ops]]\nop = \"run_payload\"\nname = \"{name}\"\nplugin = \"workers\"\ncgroup = \"a\"\n")
+    };
     let e = one_error(&with_ops(&format!("{}{}", run("p"), run("p"))));
     assert_eq!(e, "step \"split\" op 2 (run_payload): duplicate payload name \"p\"");
     let e = one_error(&with_ops("[[steps.ops]]\nop = \"wait_payload\"\nname = \"ghost\"\n"));
@@ -225,9 +280,13 @@ fn payload_names() {
     );
     // A later step cannot wait for a payload its own step already ended.
     let later = format!("{}[[steps]]\nname = \"next\"\nhold = {{ secs = 1 }}\n[[steps.ops]]\nop = \"kill_payload\"\nname = \"p\"\n", with_ops(&run("p")));
-    assert!(one_error(&later).starts_with("step \"next\" op 1 (kill_payload): payload \"p\" is no longer running"));
+    assert!(one_error(&later)
+        .starts_with("step \"next\" op 1 (kill_payload): payload \"p\" is no longer running"));
     let hold = "name = \"t\"\n[[steps]]\nname = \"s\"\nhold = \"payloads\"\n";
-    assert_eq!(one_error(hold), "step \"s\" (hold): hold = \"payloads\" but no payload of this step is still running");
+    assert_eq!(
+        one_error(hold),
+        "step \"s\" (hold): hold = \"payloads\" but no payload of this step is still running"
+    );
 }
 
 #[test]
@@ -236,11 +295,24 @@ fn removing_cgroups_in_use() {
     let e = one_error(&with_ops(&format!("{}{}", spawn("a"), rm("a"))));
     assert_eq!(e, "step \"split\" op 2 (remove_cgroup): cgroup \"a\" still holds workers or payloads; move them out or stop its payloads first");
     let nested = "name = \"t\"\n[[steps]]\nname = \"s\"\nhold = { secs = 1 }\ncgroups = [{ name = \"p\" }, { name = \"p/c\" }]\n[[steps.ops]]\nop = \"remove_cgroup\"\ncgroup = \"p\"\n";
-    assert_eq!(one_error(nested), "step \"s\" op 1 (remove_cgroup): cgroup \"p\" still has the child cgroup \"p/c\"");
+    assert_eq!(
+        one_error(nested),
+        "step \"s\" op 1 (remove_cgroup): cgroup \"p\" still has the child cgroup \"p/c\""
+    );
     assert!(errors(&with_ops(&rm("b"))).is_empty(), "an empty cgroup can go");
-    let moved_then_removed = format!("{}[[steps.ops]]\nop = \"move_tasks\"\nfrom = \"a\"\nto = \"b\"\n{}", spawn("a"), rm("a"));
-    assert!(errors(&with_ops(&moved_then_removed)).is_empty(), "moving the tasks out frees the cgroup");
-    assert_eq!(one_error(&with_ops("[[steps.ops]]\nop = \"move_tasks\"\nfrom = \"a\"\nto = \"a\"\n")), "step \"split\" op 1 (move_tasks): moves tasks from \"a\" to itself");
+    let moved_then_removed = format!(
+        "{}[[steps.ops]]\nop = \"move_tasks\"\nfrom = \"a\"\nto = \"b\"\n{}",
+        spawn("a"),
+        rm("a")
+    );
+    assert!(
+        errors(&with_ops(&moved_then_removed)).is_empty(),
+        "moving the tasks out frees the cgroup"
+    );
+    assert_eq!(
+        one_error(&with_ops("[[steps.ops]]\nop = \"move_tasks\"\nfrom = \"a\"\nto = \"a\"\n")),
+        "step \"split\" op 1 (move_tasks): moves tasks from \"a\" to itself"
+    );
 }
 
 #[test]
@@ -255,16 +327,30 @@ fn step_cgroups_end_with_their_step() {
     // add_cgroup outlives the step, so the same move is fine there.
     let added = format!("{backdrop}[[steps]]\nname = \"s\"\nhold = {{ secs = 1 }}\n[[steps.ops]]\nop = \"add_cgroup\"\ncgroup = \"tmp\"\n[[steps.ops]]\nop = \"move_tasks\"\nfrom = \"home\"\nto = \"tmp\"\n");
     assert!(errors(&added).is_empty());
-    let gone = format!("{}[[steps]]\nname = \"later\"\nhold = {{ secs = 1 }}\n{}", with_ops(""), spawn("a"));
+    let gone = format!(
+        "{}[[steps]]\nname = \"later\"\nhold = {{ secs = 1 }}\n{}",
+        with_ops(""),
+        spawn("a")
+    );
     assert_eq!(one_error(&gone), "step \"later\" op 1 (spawn): unknown cgroup \"a\"");
     let capture_twice = "[[steps.ops]]\nop = \"capture\"\ncgroup = \"a\"\ntag = \"t\"\n[[steps.ops]]\nop = \"capture\"\ncgroup = \"b\"\ntag = \"t\"\n";
-    assert_eq!(one_error(&with_ops(capture_twice)), "step \"split\" op 2 (capture): duplicate capture tag \"t\" in this step");
+    assert_eq!(
+        one_error(&with_ops(capture_twice)),
+        "step \"split\" op 2 (capture): duplicate capture tag \"t\" in this step"
+    );
 }
 
 #[test]
 fn backdrop_and_scenario_level_errors() {
     let e = errors("name = \"\"\nsteps = []\n[backdrop]\n[[backdrop.ops]]\nop = \"spawn\"\ncgroup = \"nope\"\nwork = \"spin\"\n");
-    assert_eq!(e, ["scenario: the name must not be empty", "scenario: no steps; a scenario needs at least one", "backdrop op 1 (spawn): unknown cgroup \"nope\""]);
+    assert_eq!(
+        e,
+        [
+            "scenario: the name must not be empty",
+            "scenario: no steps; a scenario needs at least one",
+            "backdrop op 1 (spawn): unknown cgroup \"nope\""
+        ]
+    );
     let steps = "name = \"t\"\n[[steps]]\nname = \"x\"\nhold = { secs = 0 }\n[[steps]]\nname = \"x\"\nhold = { fraction = 1.5 }\n[[steps]]\nname = \"backdrop\"\nhold = { ms = 0 }\n";
     assert_eq!(
         errors(steps),
@@ -277,12 +363,18 @@ fn backdrop_and_scenario_level_errors() {
         ]
     );
     let checks = "name = \"t\"\n[checks]\nfairness_max_spread = -1\n[[steps]]\nname = \"s\"\nhold = { secs = 1 }\n";
-    assert_eq!(one_error(checks), "checks: fairness_max_spread must be a finite number >= 0, not -1");
+    assert_eq!(
+        one_error(checks),
+        "checks: fairness_max_spread must be a finite number >= 0, not -1"
+    );
 }
 
 #[test]
 fn several_errors_render_as_one_message() {
-    let e = Scenario::from_toml(&with_ops(&format!("{}{}", spawn("x"), spawn("y")))).unwrap().validate(&topo("1n2l2c1t")).unwrap_err();
+    let e = Scenario::from_toml(&with_ops(&format!("{}{}", spawn("x"), spawn("y"))))
+        .unwrap()
+        .validate(&topo("1n2l2c1t"))
+        .unwrap_err();
     assert_eq!(e.to_string(), "2 problems in the scenario:\n  step \"split\" op 1 (spawn): unknown cgroup \"x\"\n  step \"split\" op 2 (spawn): unknown cgroup \"y\"");
 }
 

@@ -30,7 +30,9 @@ impl fmt::Display for ScenarioError {
         match self {
             ScenarioError::Parse(e) => write!(f, "bad scenario: {e}"),
             ScenarioError::Invalid(errors) if errors.len() == 1 => f.write_str(&errors[0]),
-            ScenarioError::Invalid(errors) => write!(f, "{} problems in the scenario:\n  {}", errors.len(), errors.join("\n  ")),
+            ScenarioError::Invalid(errors) => {
+                write!(f, "{} problems in the scenario:\n  {}", errors.len(), errors.join("\n  "))
+            }
         }
     }
 }
@@ -48,7 +50,10 @@ pub fn check_cgroup_name(name: &str) -> Result<(), String> {
         return Err("empty cgroup name".into());
     }
     if name.starts_with('/') {
-        return Err(format!("cgroup name {} must be relative to the scenario root (no leading \"/\")", q(name)));
+        return Err(format!(
+            "cgroup name {} must be relative to the scenario root (no leading \"/\")",
+            q(name)
+        ));
     }
     if name.contains('\0') {
         return Err(format!("cgroup name {} contains a NUL byte", q(name)));
@@ -62,7 +67,10 @@ pub fn check_cgroup_name(name: &str) -> Result<(), String> {
             p if !p.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) => {
                 Some(format!("{} (only letters, digits, '.', '_' and '-' are allowed)", q(p)))
             }
-            p if ["cgroup.", "cpu.", "cpuset.", "memory.", "io.", "pids."].iter().any(|f| p.starts_with(f)) => {
+            p if ["cgroup.", "cpu.", "cpuset.", "memory.", "io.", "pids."]
+                .iter()
+                .any(|f| p.starts_with(f)) =>
+            {
                 Some(format!("{} (clashes with cgroup interface files)", q(p)))
             }
             _ => None,
@@ -79,7 +87,10 @@ pub fn check_cgroup_name(name: &str) -> Result<(), String> {
 /// The CPUs a cgroup's tasks may use: its configured cpuset (`None`:
 /// inherited) within its ancestors'. Like the kernel, an empty intersection
 /// falls back to the parent's. `None`: every CPU.
-pub fn effective_cpus(configured: &BTreeMap<String, Option<Vec<u32>>>, name: &str) -> Option<Vec<u32>> {
+pub fn effective_cpus(
+    configured: &BTreeMap<String, Option<Vec<u32>>>,
+    name: &str,
+) -> Option<Vec<u32>> {
     let mut path = String::new();
     let mut eff: Option<Vec<u32>> = None;
     for part in name.split('/') {
@@ -88,7 +99,11 @@ pub fn effective_cpus(configured: &BTreeMap<String, Option<Vec<u32>>>, name: &st
         }
         path.push_str(part);
         if let Some(Some(own)) = configured.get(&path) {
-            let narrowed: Vec<u32> = own.iter().copied().filter(|c| eff.as_ref().is_none_or(|e| e.contains(c))).collect();
+            let narrowed: Vec<u32> = own
+                .iter()
+                .copied()
+                .filter(|c| eff.as_ref().is_none_or(|e| e.contains(c)))
+                .collect();
             if !narrowed.is_empty() {
                 eff = Some(narrowed);
             }
@@ -224,7 +239,11 @@ impl Sim<'_> {
         }
         if let Some((parent, _)) = name.rsplit_once('/') {
             if !self.cgroups.contains_key(parent) {
-                return self.err(format!("parent {} of cgroup {} does not exist", q(parent), q(name)));
+                return self.err(format!(
+                    "parent {} of cgroup {} does not exist",
+                    q(parent),
+                    q(name)
+                ));
             }
         }
         let cpus = cpuset.and_then(|sel| self.resolve("cpuset", sel));
@@ -266,16 +285,28 @@ impl Sim<'_> {
                     } else if comm.contains('\0') {
                         self.err(format!("comm {} contains a NUL byte", q(comm)));
                     } else if comm.len() > 15 {
-                        self.err(format!("comm {} is {} bytes; the kernel keeps at most 15", q(comm), comm.len()));
+                        self.err(format!(
+                            "comm {} is {} bytes; the kernel keeps at most 15",
+                            q(comm),
+                            comm.len()
+                        ));
                     }
                 }
                 if let Err(e) = work.check() {
                     self.err(format!("work: {e}"));
                 }
                 if known {
-                    self.tasks.push(Tasks { owner, cgroup: cgroup.clone(), payload: None, workers: u64::from(*count) });
+                    self.tasks.push(Tasks {
+                        owner,
+                        cgroup: cgroup.clone(),
+                        payload: None,
+                        workers: u64::from(*count),
+                    });
                     if self.live_workers() > MAX_WORKERS {
-                        self.err(format!("{} workers would be alive at once; at most {MAX_WORKERS}", self.live_workers()));
+                        self.err(format!(
+                            "{} workers would be alive at once; at most {MAX_WORKERS}",
+                            self.live_workers()
+                        ));
                     }
                 }
             }
@@ -289,7 +320,12 @@ impl Sim<'_> {
                     self.err("the plugin name must not be empty");
                 }
                 if self.known(cgroup) {
-                    self.tasks.push(Tasks { owner, cgroup: cgroup.clone(), payload: Some(name.clone()), workers: 0 });
+                    self.tasks.push(Tasks {
+                        owner,
+                        cgroup: cgroup.clone(),
+                        payload: Some(name.clone()),
+                        workers: 0,
+                    });
                 }
             }
             Op::WaitPayload { name } | Op::KillPayload { name } => {
@@ -349,7 +385,11 @@ impl Sim<'_> {
         }
         let child_prefix = format!("{name}/");
         if let Some(child) = self.cgroups.keys().find(|k| k.starts_with(&child_prefix)).cloned() {
-            return self.err(format!("cgroup {} still has the child cgroup {}", q(name), q(&child)));
+            return self.err(format!(
+                "cgroup {} still has the child cgroup {}",
+                q(name),
+                q(&child)
+            ));
         }
         if self.tasks.iter().any(|t| t.cgroup == name) {
             return self.err(format!("cgroup {} still holds workers or payloads; move them out or stop its payloads first", q(name)));
@@ -360,10 +400,18 @@ impl Sim<'_> {
 
     fn hold(&mut self, hold: &Hold) {
         match *hold {
-            Hold::Secs(s) if !(s > 0.0 && s <= MAX_HOLD_SECS) => self.err(format!("secs must be in (0, {MAX_HOLD_SECS}], not {s}")),
-            Hold::Ms(ms) if ms == 0 || ms as f64 > MAX_HOLD_SECS * 1000.0 => self.err(format!("ms must be in [1, {}], not {ms}", MAX_HOLD_SECS * 1000.0)),
-            Hold::Fraction(f) if !(f > 0.0 && f <= 1.0) => self.err(format!("fraction must be in (0, 1], not {f}")),
-            Hold::Payloads if !self.tasks.iter().any(|t| t.owner == Owner::Step && t.payload.is_some()) => {
+            Hold::Secs(s) if !(s > 0.0 && s <= MAX_HOLD_SECS) => {
+                self.err(format!("secs must be in (0, {MAX_HOLD_SECS}], not {s}"))
+            }
+            Hold::Ms(ms) if ms == 0 || ms as f64 > MAX_HOLD_SECS * 1000.0 => {
+                self.err(format!("ms must be in [1, {}], not {ms}", MAX_HOLD_SECS * 1000.0))
+            }
+            Hold::Fraction(f) if !(f > 0.0 && f <= 1.0) => {
+                self.err(format!("fraction must be in (0, 1], not {f}"))
+            }
+            Hold::Payloads
+                if !self.tasks.iter().any(|t| t.owner == Owner::Step && t.payload.is_some()) =>
+            {
                 self.err("hold = \"payloads\" but no payload of this step is still running")
             }
             _ => {}
@@ -375,7 +423,8 @@ impl Sim<'_> {
         self.tasks.retain(|t| t.owner == Owner::Scenario);
         for cg in std::mem::take(&mut self.step_cgroups).into_iter().rev() {
             let child_prefix = format!("{cg}/");
-            if let Some(child) = self.cgroups.keys().find(|k| k.starts_with(&child_prefix)).cloned() {
+            if let Some(child) = self.cgroups.keys().find(|k| k.starts_with(&child_prefix)).cloned()
+            {
                 self.err(format!("cgroup {} is removed when the step ends but still has the child cgroup {}, which add_cgroup made to outlive the step", q(&cg), q(&child)));
             }
             if self.tasks.iter().any(|t| t.cgroup == cg) {

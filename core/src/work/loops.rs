@@ -96,10 +96,20 @@ fn sleep_wake(ctx: Ctx, duty: f64, period_ns: u64) -> Tracker {
         let due = start + period_ns;
         let before = now_ns();
         if before < due {
-            let ts = libc::timespec { tv_sec: (due / 1_000_000_000) as libc::time_t, tv_nsec: (due % 1_000_000_000) as libc::c_long };
+            let ts = libc::timespec {
+                tv_sec: (due / 1_000_000_000) as libc::time_t,
+                tv_nsec: (due % 1_000_000_000) as libc::c_long,
+            };
             // SAFETY: an absolute monotonic sleep on our own timespec; an EINTR
             // just ends this period early.
-            unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, std::ptr::null_mut()) };
+            unsafe {
+                libc::clock_nanosleep(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TIMER_ABSTIME,
+                    &ts,
+                    std::ptr::null_mut(),
+                )
+            };
             let woke = now_ns();
             if woke >= due {
                 t.wake(woke - due);
@@ -123,14 +133,25 @@ fn futex_wait(word: &AtomicU32, expected: u32) {
     let ts = libc::timespec { tv_sec: 0, tv_nsec: WAIT_NS as libc::c_long };
     // SAFETY: FUTEX_WAIT on a live, aligned u32 with a relative timeout.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, expected, &ts as *const libc::timespec);
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            &ts as *const libc::timespec,
+        );
     }
 }
 
 fn futex_wake(word: &AtomicU32) {
     // SAFETY: FUTEX_WAKE on a live, aligned u32.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1);
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        );
     }
 }
 

@@ -43,8 +43,15 @@ pub enum WorkKind {
 }
 
 impl WorkKind {
-    pub const ALL: [WorkKind; 7] =
-        [WorkKind::Spin, WorkKind::Yield, WorkKind::Futex, WorkKind::SleepWake, WorkKind::Pipe, WorkKind::ForkExit, WorkKind::CacheThrash];
+    pub const ALL: [WorkKind; 7] = [
+        WorkKind::Spin,
+        WorkKind::Yield,
+        WorkKind::Futex,
+        WorkKind::SleepWake,
+        WorkKind::Pipe,
+        WorkKind::ForkExit,
+        WorkKind::CacheThrash,
+    ];
 
     /// The name used in TOML.
     pub fn name(self) -> &'static str {
@@ -112,7 +119,8 @@ impl Work {
     /// Parameter problems, e.g. a duty on a spinner or a duty above 1.
     pub fn check(&self) -> Result<(), String> {
         let kind = self.kind.name();
-        let misplaced = |p: &str, owner: &str| Err(format!("`{p}` applies only to {owner} work, not {kind}"));
+        let misplaced =
+            |p: &str, owner: &str| Err(format!("`{p}` applies only to {owner} work, not {kind}"));
         if self.kind != WorkKind::SleepWake {
             if self.duty.is_some() {
                 return misplaced("duty", "sleep_wake");
@@ -131,7 +139,10 @@ impl Work {
             return Err(format!("period_us {} must be in [100, 1000000]", self.period_us()));
         }
         if !(4..=1 << 20).contains(&self.working_set_kib()) {
-            return Err(format!("working_set_kib {} must be in [4, 1048576]", self.working_set_kib()));
+            return Err(format!(
+                "working_set_kib {} must be in [4, 1048576]",
+                self.working_set_kib()
+            ));
         }
         Ok(())
     }
@@ -139,8 +150,12 @@ impl Work {
     /// The kind with its effective parameters, e.g. `sleep_wake(duty=0.5, period_us=2000)`.
     pub fn describe(&self) -> String {
         match self.kind {
-            WorkKind::SleepWake => format!("sleep_wake(duty={}, period_us={})", self.duty(), self.period_us()),
-            WorkKind::CacheThrash => format!("cache_thrash(working_set_kib={})", self.working_set_kib()),
+            WorkKind::SleepWake => {
+                format!("sleep_wake(duty={}, period_us={})", self.duty(), self.period_us())
+            }
+            WorkKind::CacheThrash => {
+                format!("cache_thrash(working_set_kib={})", self.working_set_kib())
+            }
             k => k.name().to_string(),
         }
     }
@@ -178,7 +193,12 @@ impl<'de> Deserialize<'de> for Work {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Work, A::Error> {
                 let t = WorkTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(Work { kind: t.kind, duty: t.duty, period_us: t.period_us, working_set_kib: t.working_set_kib })
+                Ok(Work {
+                    kind: t.kind,
+                    duty: t.duty,
+                    period_us: t.period_us,
+                    working_set_kib: t.working_set_kib,
+                })
             }
         }
         d.deserialize_any(V)

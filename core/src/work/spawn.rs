@@ -35,7 +35,14 @@ impl SharedPage {
         // SAFETY: a fresh anonymous shared mapping; zeroed memory is a valid
         // `Shared` (atomics of zero).
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
         };
         if p == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error()).context("mmap the worker's shared page");
@@ -101,7 +108,14 @@ impl WorkerHandle {
         }
         // SAFETY: a zeroed siginfo is valid; waitid only peeks (WNOWAIT).
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let r = unsafe { libc::waitid(libc::P_PID, self.pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                self.pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
         // SAFETY: reading the pid field waitid filled in (0 when nothing exited).
         let exited = r == 0 && unsafe { info.si_pid() } == self.pid;
         if r < 0 {
@@ -177,7 +191,11 @@ impl WorkerHandle {
 
 impl std::fmt::Debug for WorkerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerHandle").field("pid", &self.pid).field("comm", &self.comm).field("work", &self.work).finish()
+        f.debug_struct("WorkerHandle")
+            .field("pid", &self.pid)
+            .field("comm", &self.comm)
+            .field("work", &self.work)
+            .finish()
     }
 }
 
@@ -216,8 +234,15 @@ pub fn spawn_worker(spec: &WorkerSpec, cgroup_dir: Option<&Path>) -> anyhow::Res
     // Also set here so the parent can signal the group without racing the child.
     // SAFETY: setpgid on our own child.
     unsafe { libc::setpgid(pid, pid) };
-    let mut handle =
-        WorkerHandle { pid, comm: spec.comm.clone(), work: spec.work.describe(), started: Instant::now(), report: report_r, shared, reaped: false };
+    let mut handle = WorkerHandle {
+        pid,
+        comm: spec.comm.clone(),
+        work: spec.work.describe(),
+        started: Instant::now(),
+        report: report_r,
+        shared,
+        reaped: false,
+    };
     if let Err(e) = gate.release(pid, cgroup_dir) {
         handle.kill();
         let dir = cgroup_dir.map_or_else(String::new, |d| d.display().to_string());
@@ -232,7 +257,14 @@ extern "C" fn on_stop_signal(_: libc::c_int) {
 }
 
 /// The forked worker: name itself, wait at the gate, work, report, exit.
-fn child(spec: &WorkerSpec, comm: &CString, parent: i32, gate: &Gate, report: &OwnedFd, shared: *mut Shared) -> ! {
+fn child(
+    spec: &WorkerSpec,
+    comm: &CString,
+    parent: i32,
+    gate: &Gate,
+    report: &OwnedFd,
+    shared: *mut Shared,
+) -> ! {
     // SAFETY: process setup on ourselves; the handler only stores an atomic.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -252,7 +284,9 @@ fn child(spec: &WorkerSpec, comm: &CString, parent: i32, gate: &Gate, report: &O
         }
     }
     // Never unwind into the parent's code that was copied with the fork.
-    let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work_and_report(spec, report, shared))) {
+    let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        work_and_report(spec, report, shared)
+    })) {
         Ok(()) => 0,
         Err(_) => 1,
     };
@@ -289,7 +323,9 @@ fn work_and_report(spec: &WorkerSpec, report: &OwnedFd, shared: *mut Shared) {
     let mut off = 0;
     while off < text.len() {
         // SAFETY: writing our buffer to our pipe.
-        let n = unsafe { libc::write(report.as_raw_fd(), text[off..].as_ptr().cast(), text.len() - off) };
+        let n = unsafe {
+            libc::write(report.as_raw_fd(), text[off..].as_ptr().cast(), text.len() - off)
+        };
         if n <= 0 {
             break;
         }
@@ -313,7 +349,8 @@ pub fn stop_and_collect(mut handles: Vec<WorkerHandle>) -> Vec<WorkerReport> {
         .map(|h| {
             if !h.reaped {
                 h.kill();
-                return h.fallback(format!("did not stop within {}s; killed", STOP_GRACE.as_secs()));
+                return h
+                    .fallback(format!("did not stop within {}s; killed", STOP_GRACE.as_secs()));
             }
             h.read_report().unwrap_or_else(|why| h.fallback(why))
         })

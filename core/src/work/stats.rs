@@ -226,7 +226,14 @@ mod tests {
         a.sample_cpu(0);
         assert_eq!(a.cpus().len(), 1);
         assert_eq!(a.cpus_since_change(), a.cpus());
-        let mut b = Tracker { cpus: vec![0, 1 << 3], since: vec![0, 1 << 3], migrations: 2, sleep_ns: 5, runqueue_wait_ns: Some(7), ..Tracker::new() };
+        let mut b = Tracker {
+            cpus: vec![0, 1 << 3],
+            since: vec![0, 1 << 3],
+            migrations: 2,
+            sleep_ns: 5,
+            runqueue_wait_ns: Some(7),
+            ..Tracker::new()
+        };
         b.wake(10);
         a.merge(b);
         assert!(a.cpus().contains(&67));

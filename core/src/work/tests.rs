@@ -28,8 +28,12 @@ fn every_kind_makes_progress_and_reports() {
         assert!(r.elapsed_ns > 0 && r.rate() > 0.0, "{kind:?}");
         assert_eq!(r.comm, format!("ktstr-{}", kind.short()));
         if kind.wakes() {
-            let w = r.wake.as_ref().unwrap_or_else(|| panic!("{kind:?} measured no wake-ups: {r:?}"));
-            assert!(w.samples > 0 && w.max_us >= w.p99_us && w.p99_us >= w.p50_us, "{kind:?}: {w:?}");
+            let w =
+                r.wake.as_ref().unwrap_or_else(|| panic!("{kind:?} measured no wake-ups: {r:?}"));
+            assert!(
+                w.samples > 0 && w.max_us >= w.p99_us && w.p99_us >= w.p50_us,
+                "{kind:?}: {w:?}"
+            );
         } else {
             assert_eq!(r.wake, None, "{kind:?}");
         }
@@ -44,8 +48,15 @@ fn every_kind_makes_progress_and_reports() {
 #[test]
 fn worker_is_placed_before_it_runs_and_named() {
     let cg = tempfile::tempdir().unwrap();
-    let h = spawn_worker(&WorkerSpec::new(Work::new(WorkKind::Yield), Some("my-worker")), Some(cg.path())).unwrap();
-    assert_eq!(std::fs::read_to_string(cg.path().join("cgroup.procs")).unwrap(), h.pid().to_string());
+    let h = spawn_worker(
+        &WorkerSpec::new(Work::new(WorkKind::Yield), Some("my-worker")),
+        Some(cg.path()),
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(cg.path().join("cgroup.procs")).unwrap(),
+        h.pid().to_string()
+    );
     // The child names itself before the gate; give it a moment to get there.
     let comm = || std::fs::read_to_string(format!("/proc/{}/comm", h.pid())).unwrap();
     for _ in 0..200 {
@@ -61,7 +72,9 @@ fn worker_is_placed_before_it_runs_and_named() {
 
 #[test]
 fn unplaceable_worker_is_killed_and_reported() {
-    let err = spawn_worker(&spec(WorkKind::Spin), Some(std::path::Path::new("/nonexistent/cgroup"))).unwrap_err();
+    let err =
+        spawn_worker(&spec(WorkKind::Spin), Some(std::path::Path::new("/nonexistent/cgroup")))
+            .unwrap_err();
     let msg = format!("{err:#}");
     assert!(msg.contains("/nonexistent/cgroup") && msg.contains("ktstr-spin"), "{msg}");
 }
@@ -72,7 +85,10 @@ fn bad_specs_are_refused_before_forking() {
     assert!(spawn_worker(&long, None).unwrap_err().to_string().contains("1 to 15 bytes"));
     let mut w = Work::new(WorkKind::Spin);
     w.duty = Some(0.5);
-    assert!(spawn_worker(&WorkerSpec::new(w, None), None).unwrap_err().to_string().contains("`duty` applies only to sleep_wake"));
+    assert!(spawn_worker(&WorkerSpec::new(w, None), None)
+        .unwrap_err()
+        .to_string()
+        .contains("`duty` applies only to sleep_wake"));
 }
 
 #[test]
@@ -103,12 +119,14 @@ fn work_reads_both_toml_forms_and_checks_parameters() {
     }
     let w: W = toml::from_str("work = \"fork_exit\"").unwrap();
     assert_eq!(w.work, Work::new(WorkKind::ForkExit));
-    let w: W = toml::from_str("work = { kind = \"sleep_wake\", duty = 1, period_us = 500 }").unwrap();
+    let w: W =
+        toml::from_str("work = { kind = \"sleep_wake\", duty = 1, period_us = 500 }").unwrap();
     assert_eq!((w.work.duty(), w.work.period_us()), (1.0, 500));
     assert_eq!(w.work.describe(), "sleep_wake(duty=1, period_us=500)");
     let err = toml::from_str::<W>("work = \"dance\"").err().unwrap().to_string();
     assert!(err.contains("unknown variant `dance`"), "{err}");
-    let err = toml::from_str::<W>("work = { kind = \"spin\", speed = 3 }").err().unwrap().to_string();
+    let err =
+        toml::from_str::<W>("work = { kind = \"spin\", speed = 3 }").err().unwrap().to_string();
     assert!(err.contains("unknown field `speed`"), "{err}");
     let json = serde_json::to_string(&Work::new(WorkKind::CacheThrash)).unwrap();
     assert_eq!(serde_json::from_str::<Work>(&json).unwrap(), Work::new(WorkKind::CacheThrash));
@@ -119,9 +137,18 @@ fn work_reads_both_toml_forms_and_checks_parameters() {
         w.check().unwrap_err()
     };
     assert_eq!(bad(WorkKind::SleepWake, |w| w.duty = Some(1.5)), "duty 1.5 must be in [0, 1]");
-    assert_eq!(bad(WorkKind::SleepWake, |w| w.period_us = Some(5)), "period_us 5 must be in [100, 1000000]");
-    assert_eq!(bad(WorkKind::CacheThrash, |w| w.working_set_kib = Some(0)), "working_set_kib 0 must be in [4, 1048576]");
-    assert_eq!(bad(WorkKind::Pipe, |w| w.working_set_kib = Some(8)), "`working_set_kib` applies only to cache_thrash work, not pipe");
+    assert_eq!(
+        bad(WorkKind::SleepWake, |w| w.period_us = Some(5)),
+        "period_us 5 must be in [100, 1000000]"
+    );
+    assert_eq!(
+        bad(WorkKind::CacheThrash, |w| w.working_set_kib = Some(0)),
+        "working_set_kib 0 must be in [4, 1048576]"
+    );
+    assert_eq!(
+        bad(WorkKind::Pipe, |w| w.working_set_kib = Some(8)),
+        "`working_set_kib` applies only to cache_thrash work, not pipe"
+    );
     for kind in WorkKind::ALL {
         assert!(format!("ktstr-{}", kind.short()).len() <= 15);
     }
@@ -129,7 +156,12 @@ fn work_reads_both_toml_forms_and_checks_parameters() {
 
 #[test]
 fn reports_survive_postcard() {
-    let r = WorkerReport { pid: 7, wake: Some(WakeStats { samples: 3, ..WakeStats::default() }), cpus: vec![0, 3], ..WorkerReport::default() };
+    let r = WorkerReport {
+        pid: 7,
+        wake: Some(WakeStats { samples: 3, ..WakeStats::default() }),
+        cpus: vec![0, 3],
+        ..WorkerReport::default()
+    };
     let bytes = postcard::to_allocvec(&r).unwrap();
     assert_eq!(postcard::from_bytes::<WorkerReport>(&bytes).unwrap(), r);
 }

@@ -27,9 +27,7 @@ pub fn extract_doc(doc: &Value) -> Result<Vec<Metric>, String> {
                 continue;
             };
             out.extend(
-                stats
-                    .iter()
-                    .map(|(s, v, u)| Metric::new(format!("job/{name}/{dir}/{s}"), *v, u)),
+                stats.iter().map(|(s, v, u)| Metric::new(format!("job/{name}/{dir}/{s}"), *v, u)),
             );
             all.push(stats);
         }
@@ -42,15 +40,12 @@ pub fn extract_doc(doc: &Value) -> Result<Vec<Metric>, String> {
                 .iter()
                 .filter_map(|key| {
                     let values: Vec<f64> = all.iter().filter_map(|s| get(s, key)).collect();
-                    (!values.is_empty()).then(|| (key.to_string(), values.iter().sum(), unit_of_additive(key)))
+                    (!values.is_empty())
+                        .then(|| (key.to_string(), values.iter().sum(), unit_of_additive(key)))
                 })
                 .collect(),
         };
-        out.extend(
-            totals
-                .into_iter()
-                .map(|(s, v, u)| Metric::new(format!("{dir}/{s}"), v, u)),
-        );
+        out.extend(totals.into_iter().map(|(s, v, u)| Metric::new(format!("{dir}/{s}"), v, u)));
     }
     Ok(out)
 }

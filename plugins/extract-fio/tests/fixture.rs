@@ -11,12 +11,7 @@ fn value(metrics: &[Metric], name: &str) -> Option<f64> {
 }
 
 fn unit(metrics: &[Metric], name: &str) -> String {
-    metrics
-        .iter()
-        .find(|m| m.name.as_str() == name)
-        .unwrap()
-        .unit
-        .to_string()
+    metrics.iter().find(|m| m.name.as_str() == name).unwrap().unit.to_string()
 }
 
 /// The fixture with its single job replaced by copies named `names`.

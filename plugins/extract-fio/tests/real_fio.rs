@@ -25,11 +25,7 @@ fn real_fio_randread() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "fio failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "fio failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
     let metrics = extract_fio(&stdout).unwrap();
     let iops = metrics.iter().find(|m| m.name.as_str() == "read/iops").map(|m| m.value);
     assert!(iops.is_some_and(|v| v > 0.0), "no positive read/iops in {metrics:?}");

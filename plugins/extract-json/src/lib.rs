@@ -90,10 +90,14 @@ mod tests {
 
     #[test]
     fn real_fixtures_flatten() {
-        let fio = extract_json(include_str!("../../../tests/fixtures/outputs/fio/randread-psync.json")).unwrap();
+        let fio =
+            extract_json(include_str!("../../../tests/fixtures/outputs/fio/randread-psync.json"))
+                .unwrap();
         assert_eq!(value(&fio, "jobs/0/read/clat_ns/percentile/99.000000"), Some(64256.0));
         assert_eq!(value(&fio, "jobs/0/job options/size"), None, "\"16M\" is not a number");
-        let sch = extract_json(include_str!("../../../tests/fixtures/outputs/schbench/m1-t2-r2.json")).unwrap();
+        let sch =
+            extract_json(include_str!("../../../tests/fixtures/outputs/schbench/m1-t2-r2.json"))
+                .unwrap();
         assert_eq!(value(&sch, "int/wakeup_latency_pct99.0"), Some(27.0));
     }
 

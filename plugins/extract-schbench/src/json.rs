@@ -45,7 +45,10 @@ mod tests {
 
     #[test]
     fn fixture_m1_t2_r2() {
-        let doc = serde_json::from_str(include_str!("../../../tests/fixtures/outputs/schbench/m1-t2-r2.json")).unwrap();
+        let doc = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/outputs/schbench/m1-t2-r2.json"
+        ))
+        .unwrap();
         let m = extract_json(&doc).unwrap();
         assert_eq!(value(&m, "wakeup_latency_p99"), Some(27.0));
         assert_eq!(value(&m, "wakeup_latency_p99.9"), Some(64.0));

@@ -75,18 +75,13 @@ mod tests {
 
     #[test]
     fn both_forms_share_names() {
-        let text = extract(include_str!(
-            "../../../tests/fixtures/outputs/schbench/m1-t2-r3.stderr.txt"
-        ))
-        .unwrap();
-        let json = extract(include_str!("../../../tests/fixtures/outputs/schbench/m1-t2-r2.json")).unwrap();
-        for name in [
-            "wakeup_latency_p99",
-            "request_latency_p99.9",
-            "rps_p50",
-            "rps_max",
-            "runtime",
-        ] {
+        let text =
+            extract(include_str!("../../../tests/fixtures/outputs/schbench/m1-t2-r3.stderr.txt"))
+                .unwrap();
+        let json = extract(include_str!("../../../tests/fixtures/outputs/schbench/m1-t2-r2.json"))
+            .unwrap();
+        for name in ["wakeup_latency_p99", "request_latency_p99.9", "rps_p50", "rps_max", "runtime"]
+        {
             assert!(value(&text, name).is_some(), "text lacks {name}");
             assert!(value(&json, name).is_some(), "json lacks {name}");
         }
@@ -107,7 +102,8 @@ mod tests {
     fn manifest_lists_both_formats() {
         let m = Schbench::manifest();
         assert_eq!(m.name.as_str(), NAME);
-        let formats: Vec<String> = m.extractor.unwrap().formats.iter().map(|f| f.to_string()).collect();
+        let formats: Vec<String> =
+            m.extractor.unwrap().formats.iter().map(|f| f.to_string()).collect();
         assert_eq!(formats, ["schbench-text", "schbench-json"]);
     }
 }

@@ -76,11 +76,9 @@ pub fn extract_text(text: &str) -> Result<Vec<Metric>, String> {
 fn to_metrics(done: Vec<(Block, f64, f64)>, tail: Vec<Metric>) -> Vec<Metric> {
     let mut out = Vec::new();
     // The wake-up table's runtime is the run's, as in the JSON form.
-    let runtime = ["wakeup_latency", "request_latency", "rps"].iter().find_map(|k| {
-        done.iter()
-            .find(|(b, _, _)| b.prefix == *k)
-            .and_then(|(b, _, _)| b.runtime)
-    });
+    let runtime = ["wakeup_latency", "request_latency", "rps"]
+        .iter()
+        .find_map(|k| done.iter().find(|(b, _, _)| b.prefix == *k).and_then(|(b, _, _)| b.runtime));
     for (block, min, max) in done {
         let (prefix, unit) = (block.prefix, unit_of(block.prefix));
         for (pct, v) in &block.percentiles {
@@ -107,12 +105,7 @@ fn header(line: &str) -> Option<Block> {
         .windows(2)
         .find(|w| w[1] == "total")
         .and_then(|w| parse_finite(w[0].trim_start_matches('(')));
-    Some(Block {
-        prefix,
-        runtime,
-        samples,
-        percentiles: Vec::new(),
-    })
+    Some(Block { prefix, runtime, samples, percentiles: Vec::new() })
 }
 
 /// `* 99.0th: 28         (123 samples)` → ("99.0", 28); old releases
@@ -147,7 +140,8 @@ mod tests {
     use super::*;
     use crate::value;
 
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/outputs/schbench/m1-t2-r3.stderr.txt");
+    const FIXTURE: &str =
+        include_str!("../../../tests/fixtures/outputs/schbench/m1-t2-r3.stderr.txt");
 
     #[test]
     fn fixture_m1_t2_r3() {
@@ -208,8 +202,10 @@ mod tests {
 
     #[test]
     fn header_without_table_is_an_error() {
-        let err = extract_text("Wakeup Latencies percentiles (usec) runtime 3 (s) (1 total samples)\n\t  50.0th: 9")
-            .unwrap_err();
+        let err = extract_text(
+            "Wakeup Latencies percentiles (usec) runtime 3 (s) (1 total samples)\n\t  50.0th: 9",
+        )
+        .unwrap_err();
         assert!(err.contains("truncated"), "{err}");
     }
 }

@@ -37,9 +37,7 @@ pub fn extract_brief(text: &str) -> Vec<Metric> {
 /// `... metrc: [pid] <stressor> <6 or 8 numbers>`.
 fn row(line: &str) -> Option<(&str, Vec<f64>)> {
     let words: Vec<&str> = line.split_whitespace().collect();
-    let tag = words
-        .windows(2)
-        .position(|w| matches!(w[0], "metrc:" | "info:") && is_pid(w[1]))?;
+    let tag = words.windows(2).position(|w| matches!(w[0], "metrc:" | "info:") && is_pid(w[1]))?;
     let (name, numbers) = words[tag + 2..].split_first()?;
     if !(6..=FIELDS.len()).contains(&numbers.len()) || parse_finite(name).is_some() {
         return None;
@@ -58,7 +56,8 @@ fn is_pid(word: &str) -> bool {
 mod tests {
     use super::*;
 
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/outputs/stress-ng/cpu2.metrics-brief.stderr.txt");
+    const FIXTURE: &str =
+        include_str!("../../../tests/fixtures/outputs/stress-ng/cpu2.metrics-brief.stderr.txt");
 
     fn value(m: &[Metric], name: &str) -> Option<f64> {
         m.iter().find(|x| x.name.as_str() == name).map(|x| x.value)
@@ -96,9 +95,6 @@ stress-ng: info:  [12] successful run completed in 1.00s
     fn other_lines_are_not_rows() {
         assert!(extract_brief("").is_empty());
         assert!(extract_brief("stress-ng: info:  [7096] dispatching hogs: 2 cpu\n").is_empty());
-        assert!(
-            extract_brief("cpu 1 2 3 4 5 6\n").is_empty(),
-            "no `metrc: [pid]` prefix"
-        );
+        assert!(extract_brief("cpu 1 2 3 4 5 6\n").is_empty(), "no `metrc: [pid]` prefix");
     }
 }

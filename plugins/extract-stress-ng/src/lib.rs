@@ -28,46 +28,18 @@ pub(crate) struct Field {
 }
 
 pub(crate) const FIELDS: [Field; 8] = [
-    Field {
-        yaml: "bogo-ops",
-        name: "bogo_ops",
-        unit: "ops",
-    },
-    Field {
-        yaml: "wall-clock-time",
-        name: "wall_clock_s",
-        unit: "s",
-    },
-    Field {
-        yaml: "user-time",
-        name: "user_time_s",
-        unit: "s",
-    },
-    Field {
-        yaml: "system-time",
-        name: "system_time_s",
-        unit: "s",
-    },
-    Field {
-        yaml: "bogo-ops-per-second-real-time",
-        name: "bogo_ops_per_sec_real",
-        unit: "ops/s",
-    },
+    Field { yaml: "bogo-ops", name: "bogo_ops", unit: "ops" },
+    Field { yaml: "wall-clock-time", name: "wall_clock_s", unit: "s" },
+    Field { yaml: "user-time", name: "user_time_s", unit: "s" },
+    Field { yaml: "system-time", name: "system_time_s", unit: "s" },
+    Field { yaml: "bogo-ops-per-second-real-time", name: "bogo_ops_per_sec_real", unit: "ops/s" },
     Field {
         yaml: "bogo-ops-per-second-usr-sys-time",
         name: "bogo_ops_per_sec_usr_sys",
         unit: "ops/s",
     },
-    Field {
-        yaml: "cpu-usage-per-instance",
-        name: "cpu_usage_per_instance_pct",
-        unit: "%",
-    },
-    Field {
-        yaml: "max-rss",
-        name: "max_rss_kib",
-        unit: "KiB",
-    },
+    Field { yaml: "cpu-usage-per-instance", name: "cpu_usage_per_instance_pct", unit: "%" },
+    Field { yaml: "max-rss", name: "max_rss_kib", unit: "KiB" },
 ];
 
 /// Reads the YAML report when the text is one, else the stderr table.

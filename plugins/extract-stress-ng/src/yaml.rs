@@ -16,7 +16,8 @@ pub fn looks_like_yaml(text: &str) -> bool {
 
 /// Metrics from the YAML report in `text`.
 pub fn extract_yaml(text: &str) -> Result<Vec<Metric>, String> {
-    let doc: Value = serde_yaml::from_str(document(text)).map_err(|e| format!("malformed stress-ng YAML: {e}"))?;
+    let doc: Value = serde_yaml::from_str(document(text))
+        .map_err(|e| format!("malformed stress-ng YAML: {e}"))?;
     let Some(list) = doc.get("metrics") else {
         return Err("stress-ng YAML has no `metrics` section: run stress-ng with --metrics-brief or --metrics".into());
     };
@@ -39,7 +40,9 @@ pub fn extract_yaml(text: &str) -> Result<Vec<Metric>, String> {
 
 /// The report's lines: from `---` (or the first top-level key) to `...`.
 fn document(text: &str) -> &str {
-    let is_start = |l: &str| l.trim_end() == "---" || l.starts_with("system-info:") || l.starts_with("metrics:");
+    let is_start = |l: &str| {
+        l.trim_end() == "---" || l.starts_with("system-info:") || l.starts_with("metrics:")
+    };
     let mut offset = 0;
     let mut start = None;
     for line in text.split_inclusive('\n') {
@@ -82,7 +85,9 @@ mod tests {
     fn shares_the_stream_with_log_lines() {
         let extra = "    - stressor: vm\n      bogo-ops: 12\n";
         let report = FIXTURE.replace("\n...", &format!("{extra}\n..."));
-        let text = format!("stress-ng: info:  [1] dispatching hogs: 2 cpu\n{report}stress-ng: info:  [1] done\n");
+        let text = format!(
+            "stress-ng: info:  [1] dispatching hogs: 2 cpu\n{report}stress-ng: info:  [1] done\n"
+        );
         let m = extract_yaml(&text).unwrap();
         assert_eq!(value(&m, "cpu/bogo_ops"), Some(8723.0));
         assert_eq!(value(&m, "vm/bogo_ops"), Some(12.0));

@@ -13,7 +13,8 @@ fn value(m: &[Metric], name: &str) -> Option<f64> {
 
 #[test]
 fn dispatches_on_the_format() {
-    let yaml = extract(include_str!("../../../tests/fixtures/outputs/stress-ng/cpu2.yaml")).unwrap();
+    let yaml =
+        extract(include_str!("../../../tests/fixtures/outputs/stress-ng/cpu2.yaml")).unwrap();
     assert_eq!(value(&yaml, "cpu/bogo_ops_per_sec_real"), Some(4359.071454));
     let brief = extract(include_str!(
         "../../../tests/fixtures/outputs/stress-ng/cpu2.metrics-brief.stderr.txt"
@@ -38,10 +39,9 @@ fn real_stress_ng_cpu() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stress-ng failed:\n{stderr}");
-    for (what, text) in [
-        ("--yaml", std::fs::read_to_string(&yaml).unwrap()),
-        ("stderr", stderr.to_string()),
-    ] {
+    for (what, text) in
+        [("--yaml", std::fs::read_to_string(&yaml).unwrap()), ("stderr", stderr.to_string())]
+    {
         let m = extract(&text).unwrap();
         assert!(
             value(&m, "cpu/bogo_ops").is_some_and(|v| v > 0.0),

@@ -1,13 +1,16 @@
 //! Payload adapter for fio. The default job is a short random read on the
 //! guest's tmpfs, with JSON output on stdout for the `fio` extractor.
 
-use ktstr_plugin_api::{export_plugin, BinaryLocator, Manifest, MetricHint, PayloadSpec, Plugin, Polarity, Stream};
+use ktstr_plugin_api::{
+    export_plugin, BinaryLocator, Manifest, MetricHint, PayloadSpec, Plugin, Polarity, Stream,
+};
 
 pub struct Fio;
 
 impl Plugin for Fio {
     fn manifest() -> Manifest {
-        let bin = BinaryLocator::new("fio", Some("KTSTR_FIO"), "install it with `apt-get install fio`");
+        let bin =
+            BinaryLocator::new("fio", Some("KTSTR_FIO"), "install it with `apt-get install fio`");
         let spec = PayloadSpec::new(Some(bin), "fio", Stream::Stdout, "fio-json")
             .with_default_args(&[
                 "--name=randread",
@@ -26,7 +29,12 @@ impl Plugin for Fio {
                 MetricHint::new("read/bw_kib", "KiB/s", Polarity::HigherIsBetter),
                 MetricHint::new("read/clat_p99_ns", "ns", Polarity::LowerIsBetter),
             ]);
-        Manifest::payload("fio", env!("CARGO_PKG_VERSION"), "fio: I/O throughput and completion-latency percentiles per job", spec)
+        Manifest::payload(
+            "fio",
+            env!("CARGO_PKG_VERSION"),
+            "fio: I/O throughput and completion-latency percentiles per job",
+            spec,
+        )
     }
 }
 

@@ -2,7 +2,9 @@
 //! schbench prints its percentile tables on stderr; the `schbench`
 //! extractor reads them (or `--json -` on stdout).
 
-use ktstr_plugin_api::{export_plugin, BinaryLocator, Manifest, MetricHint, PayloadSpec, Plugin, Polarity, Stream};
+use ktstr_plugin_api::{
+    export_plugin, BinaryLocator, Manifest, MetricHint, PayloadSpec, Plugin, Polarity, Stream,
+};
 
 pub struct Schbench;
 
@@ -21,7 +23,12 @@ impl Plugin for Schbench {
                 MetricHint::new("request_latency_p99", "us", Polarity::LowerIsBetter),
                 MetricHint::new("average_rps", "requests/s", Polarity::HigherIsBetter),
             ]);
-        Manifest::payload("schbench", env!("CARGO_PKG_VERSION"), "schbench: wake-up and request latency percentiles under a message/worker load", spec)
+        Manifest::payload(
+            "schbench",
+            env!("CARGO_PKG_VERSION"),
+            "schbench: wake-up and request latency percentiles under a message/worker load",
+            spec,
+        )
     }
 }
 

@@ -42,7 +42,8 @@ pub fn parse_args(args: &[String]) -> Result<WorkerArgs, String> {
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
-        let mut value = |what: &str| it.next().cloned().ok_or_else(|| format!("{flag} needs {what}"));
+        let mut value =
+            |what: &str| it.next().cloned().ok_or_else(|| format!("{flag} needs {what}"));
         match flag.as_str() {
             "--work" => {
                 a.kinds = value("a list such as spin,futex")?
@@ -52,25 +53,38 @@ pub fn parse_args(args: &[String]) -> Result<WorkerArgs, String> {
                         "yield" => Ok(WorkKind::Yield),
                         "futex" => Ok(WorkKind::Futex),
                         "sleep" => Ok(WorkKind::Sleep),
-                        other => Err(format!("unknown work kind `{other}` (spin, yield, futex, sleep)")),
+                        other => {
+                            Err(format!("unknown work kind `{other}` (spin, yield, futex, sleep)"))
+                        }
                     })
                     .collect::<Result<_, _>>()?;
             }
             "--threads" => {
-                a.threads = value("a count")?.parse().ok().filter(|n| (1..=1024).contains(n)).ok_or("--threads takes 1..=1024")?;
+                a.threads = value("a count")?
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1024).contains(n))
+                    .ok_or("--threads takes 1..=1024")?;
             }
             "--duration" => {
-                let s: f64 = value("seconds")?.parse().map_err(|_| "--duration takes seconds, e.g. 3 or 0.5")?;
+                let s: f64 = value("seconds")?
+                    .parse()
+                    .map_err(|_| "--duration takes seconds, e.g. 3 or 0.5")?;
                 if !(s > 0.0 && s <= 86_400.0) {
                     return Err("--duration must be in (0, 86400] seconds".into());
                 }
                 a.duration = Duration::from_secs_f64(s);
             }
             "--sleep-us" => {
-                let us: u64 = value("microseconds")?.parse().map_err(|_| "--sleep-us takes an integer")?;
+                let us: u64 =
+                    value("microseconds")?.parse().map_err(|_| "--sleep-us takes an integer")?;
                 a.sleep_period = Duration::from_micros(us.max(1));
             }
-            other => return Err(format!("unknown argument `{other}` (--work, --threads, --duration, --sleep-us)")),
+            other => {
+                return Err(format!(
+                    "unknown argument `{other}` (--work, --threads, --duration, --sleep-us)"
+                ))
+            }
         }
     }
     if a.kinds.is_empty() {
@@ -89,7 +103,8 @@ mod tests {
 
     #[test]
     fn parses_and_rejects() {
-        let a = parse_args(&s(&["--work", "spin,sleep", "--threads", "2", "--duration", "0.5"])).unwrap();
+        let a = parse_args(&s(&["--work", "spin,sleep", "--threads", "2", "--duration", "0.5"]))
+            .unwrap();
         assert_eq!(a.kinds, vec![WorkKind::Spin, WorkKind::Sleep]);
         assert_eq!((a.threads, a.duration), (2, Duration::from_millis(500)));
         assert!(parse_args(&s(&["--work", "dance"])).unwrap_err().contains("unknown work kind"));

@@ -10,16 +10,25 @@ mod args;
 mod report;
 mod work;
 
-use ktstr_plugin_api::{export_plugin, Manifest, MetricHint, PayloadSpec, Plugin, Polarity, Stream};
+use ktstr_plugin_api::{
+    export_plugin, Manifest, MetricHint, PayloadSpec, Plugin, Polarity, Stream,
+};
 
-pub use args::{parse_args, WorkerArgs, WorkKind};
+pub use args::{parse_args, WorkKind, WorkerArgs};
 
 pub struct Workers;
 
 impl Plugin for Workers {
     fn manifest() -> Manifest {
         let spec = PayloadSpec::new(None, "json", Stream::Stdout, "json")
-            .with_default_args(&["--work", "spin,yield,futex,sleep", "--threads", "1", "--duration", "3"])
+            .with_default_args(&[
+                "--work",
+                "spin,yield,futex,sleep",
+                "--threads",
+                "1",
+                "--duration",
+                "3",
+            ])
             .with_checks(&["exit==0", "work_units>=1", "exists(wake_latency_p99_us)"])
             .with_hints(vec![
                 MetricHint::new("work_units", "units", Polarity::HigherIsBetter),

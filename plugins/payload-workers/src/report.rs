@@ -19,14 +19,18 @@ fn latency_fields(out: &mut Vec<String>, prefix: &str, lat_ns: &mut [u64]) {
     for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)] {
         out.push(format!("\"{prefix}wake_latency_{name}_us\": {:.3}", us(percentile(lat_ns, q))));
     }
-    out.push(format!("\"{prefix}wake_latency_max_us\": {:.3}", us(lat_ns.last().copied().unwrap_or(0))));
+    out.push(format!(
+        "\"{prefix}wake_latency_max_us\": {:.3}",
+        us(lat_ns.last().copied().unwrap_or(0))
+    ));
     out.push(format!("\"{prefix}wake_samples\": {}", lat_ns.len()));
 }
 
 pub fn to_json(args: &WorkerArgs, results: &[(WorkKind, KindResult)]) -> String {
     let secs = args.duration.as_secs_f64();
     let total: u64 = results.iter().map(|(_, r)| r.work_units).sum();
-    let mut all: Vec<u64> = results.iter().flat_map(|(_, r)| r.wake_latencies_ns.iter().copied()).collect();
+    let mut all: Vec<u64> =
+        results.iter().flat_map(|(_, r)| r.wake_latencies_ns.iter().copied()).collect();
     let mut fields = vec![
         format!("\"duration_s\": {secs:.3}"),
         format!("\"threads\": {}", args.threads * args.kinds.len()),
@@ -35,7 +39,10 @@ pub fn to_json(args: &WorkerArgs, results: &[(WorkKind, KindResult)]) -> String 
     ];
     latency_fields(&mut fields, "", &mut all);
     for (kind, r) in results {
-        let mut inner = vec![format!("\"work_units\": {}", r.work_units), format!("\"work_units_per_s\": {:.3}", r.work_units as f64 / secs)];
+        let mut inner = vec![
+            format!("\"work_units\": {}", r.work_units),
+            format!("\"work_units_per_s\": {:.3}", r.work_units as f64 / secs),
+        ];
         if !r.wake_latencies_ns.is_empty() {
             latency_fields(&mut inner, "", &mut r.wake_latencies_ns.clone());
         }
@@ -60,11 +67,19 @@ mod tests {
 
     #[test]
     fn report_is_valid_json_shape() {
-        let args = WorkerArgs { kinds: vec![WorkKind::Sleep], threads: 1, duration: Duration::from_secs(2), sleep_period: Duration::from_millis(1) };
+        let args = WorkerArgs {
+            kinds: vec![WorkKind::Sleep],
+            threads: 1,
+            duration: Duration::from_secs(2),
+            sleep_period: Duration::from_millis(1),
+        };
         let r = KindResult { work_units: 10, wake_latencies_ns: vec![1000, 2000, 3000] };
         let s = to_json(&args, &[(WorkKind::Sleep, r)]);
         assert!(s.starts_with("{\"duration_s\": 2.000"), "{s}");
-        assert!(s.contains("\"work_units\": 10") && s.contains("\"wake_latency_p99_us\": 3.000"), "{s}");
+        assert!(
+            s.contains("\"work_units\": 10") && s.contains("\"wake_latency_p99_us\": 3.000"),
+            "{s}"
+        );
         assert!(s.contains("\"sleep\": {\"work_units\": 10"), "{s}");
     }
 }

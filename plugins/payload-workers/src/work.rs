@@ -31,7 +31,8 @@ pub fn run_all(args: &WorkerArgs) -> Vec<(WorkKind, KindResult)> {
     }
     std::thread::sleep(args.duration);
     stop.store(true, Ordering::Relaxed);
-    let mut merged: Vec<(WorkKind, KindResult)> = args.kinds.iter().map(|&k| (k, KindResult::default())).collect();
+    let mut merged: Vec<(WorkKind, KindResult)> =
+        args.kinds.iter().map(|&k| (k, KindResult::default())).collect();
     for (kind, h) in handles {
         let r = h.join().unwrap_or_default();
         let slot = &mut merged.iter_mut().find(|(k, _)| *k == kind).expect("kind listed").1;
@@ -98,20 +99,35 @@ fn futex_wait(word: &AtomicU32, expected: u32) {
     // responsive to `stop` even if the partner is gone.
     let ts = libc::timespec { tv_sec: 0, tv_nsec: 50_000_000 };
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, expected, &ts as *const libc::timespec);
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            &ts as *const libc::timespec,
+        );
     }
 }
 
 fn futex_wake(word: &AtomicU32) {
     // SAFETY: FUTEX_WAKE on a live, aligned u32.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1);
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        );
     }
 }
 
 /// Round trips between this thread (side 0) and a partner (side 1).
 fn futex_ping_pong(stop: &AtomicBool) -> KindResult {
-    let pp = Arc::new(PingPong { turn: AtomicU32::new(0), stamp_ns: Default::default(), epoch: Instant::now() });
+    let pp = Arc::new(PingPong {
+        turn: AtomicU32::new(0),
+        stamp_ns: Default::default(),
+        epoch: Instant::now(),
+    });
     let stop_partner = Arc::new(AtomicBool::new(false));
     let partner = {
         let (pp, stop_partner) = (pp.clone(), stop_partner.clone());

@@ -7,8 +7,18 @@ pub struct Eevdf;
 
 impl Plugin for Eevdf {
     fn manifest() -> Manifest {
-        let spec = SchedulerSpec { binary: ROption::RNone, default_args: RVec::new(), accepts_any_binary: false, sched_ext: false };
-        Manifest::scheduler("eevdf", env!("CARGO_PKG_VERSION"), "EEVDF, the kernel's built-in fair scheduler (no sched_ext scheduler loaded)", spec)
+        let spec = SchedulerSpec {
+            binary: ROption::RNone,
+            default_args: RVec::new(),
+            accepts_any_binary: false,
+            sched_ext: false,
+        };
+        Manifest::scheduler(
+            "eevdf",
+            env!("CARGO_PKG_VERSION"),
+            "EEVDF, the kernel's built-in fair scheduler (no sched_ext scheduler loaded)",
+            spec,
+        )
     }
 
     fn launch(requested: &str) -> Result<LaunchSpec, String> {

@@ -21,15 +21,27 @@ pub fn ops_prefix(requested: &str) -> Result<String, String> {
         return Err(format!("`{requested}` does not name a scheduler binary"));
     }
     if base.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("`{requested}`: a scheduler name cannot contain spaces or control characters"));
+        return Err(format!(
+            "`{requested}`: a scheduler name cannot contain spaces or control characters"
+        ));
     }
     Ok(base.strip_prefix("scx_").unwrap_or(base).to_string())
 }
 
 impl Plugin for Scx {
     fn manifest() -> Manifest {
-        let spec = SchedulerSpec { binary: ROption::RNone, default_args: RVec::new(), accepts_any_binary: true, sched_ext: true };
-        Manifest::scheduler("scx", env!("CARGO_PKG_VERSION"), "any sched_ext scheduler binary (scx_simple, scx_qmap, scx_rusty, a path…)", spec)
+        let spec = SchedulerSpec {
+            binary: ROption::RNone,
+            default_args: RVec::new(),
+            accepts_any_binary: true,
+            sched_ext: true,
+        };
+        Manifest::scheduler(
+            "scx",
+            env!("CARGO_PKG_VERSION"),
+            "any sched_ext scheduler binary (scx_simple, scx_qmap, scx_rusty, a path…)",
+            spec,
+        )
     }
 
     fn launch(requested: &str) -> Result<LaunchSpec, String> {

@@ -41,10 +41,9 @@ fn walk(value: &Value, path: &mut String, root: bool, out: &mut Vec<Metric>) {
     };
     match value {
         Value::Object(map) => map.iter().for_each(|(k, v)| child(&escape_key(k), v, path, out)),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .for_each(|(i, v)| child(&i.to_string(), v, path, out)),
+        Value::Array(items) => {
+            items.iter().enumerate().for_each(|(i, v)| child(&i.to_string(), v, path, out))
+        }
         Value::Number(n) => out.extend(n.as_f64().map(|x| Metric::new(path.as_str(), x, ""))),
         Value::Bool(b) => out.push(Metric::new(path.as_str(), if *b { 1.0 } else { 0.0 }, "")),
         Value::String(s) => out.extend(parse_finite(s).map(|x| Metric::new(path.as_str(), x, ""))),

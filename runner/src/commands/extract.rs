@@ -43,7 +43,13 @@ pub fn run(discovery: &Discovery, args: &ExtractArgs) -> anyhow::Result<i32> {
     } else {
         let width = metrics.iter().map(|m| m.name.len()).max().unwrap_or(0);
         for m in &metrics {
-            println!("{:<width$}  {:>14} {:<10} ({})", m.name, format_value(m.value), m.unit, m.stream.as_str());
+            println!(
+                "{:<width$}  {:>14} {:<10} ({})",
+                m.name,
+                format_value(m.value),
+                m.unit,
+                m.stream.as_str()
+            );
         }
     }
     Ok(crate::exit::PASS)

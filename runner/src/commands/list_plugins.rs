@@ -28,7 +28,11 @@ fn binary_status(p: &LoadedPlugin) -> Option<BinaryStatus> {
             format!("any sched_ext binary by name or path; cached: {}", names.join(", "))
         };
         let list: Vec<_> = found.iter().map(|(n, p)| json!({"name": n, "path": p})).collect();
-        return Some(BinaryStatus { ok: true, json: json!({"status": "any", "found": list}), line });
+        return Some(BinaryStatus {
+            ok: true,
+            json: json!({"status": "any", "found": list}),
+            line,
+        });
     }
     let bin = bin?;
     Some(match locate(bin, &[]) {
@@ -37,7 +41,11 @@ fn binary_status(p: &LoadedPlugin) -> Option<BinaryStatus> {
             line: format!("{} ({})", l.path.display(), l.via),
             json: json!({"status": "found", "name": bin.name, "path": l.path, "via": l.via}),
         },
-        Err(e) => BinaryStatus { ok: false, line: format!("MISSING: {e}"), json: json!({"status": "missing", "name": bin.name, "error": e}) },
+        Err(e) => BinaryStatus {
+            ok: false,
+            line: format!("MISSING: {e}"),
+            json: json!({"status": "missing", "name": bin.name, "error": e}),
+        },
     })
 }
 
@@ -48,7 +56,8 @@ pub fn run(discovery: &Discovery, args: &ListPluginsArgs) -> anyhow::Result<i32>
         KindArg::Extractor => Kind::Extractor,
         KindArg::Scheduler => Kind::Scheduler,
     });
-    let mut plugins: Vec<&LoadedPlugin> = catalog.plugins.iter().filter(|p| wanted.is_none_or(|k| p.info.kind == k)).collect();
+    let mut plugins: Vec<&LoadedPlugin> =
+        catalog.plugins.iter().filter(|p| wanted.is_none_or(|k| p.info.kind == k)).collect();
     plugins.sort_by(|a, b| (a.info.kind, &a.info.name).cmp(&(b.info.kind, &b.info.name)));
     let statuses: Vec<Option<BinaryStatus>> = plugins.iter().map(|p| binary_status(p)).collect();
     let missing = statuses.iter().flatten().any(|s| !s.ok);
@@ -67,7 +76,8 @@ pub fn run(discovery: &Discovery, args: &ListPluginsArgs) -> anyhow::Result<i32>
                 v
             })
             .collect();
-        let broken: Vec<_> = catalog.broken.iter().map(|b| json!({"path": b.path, "error": b.reason})).collect();
+        let broken: Vec<_> =
+            catalog.broken.iter().map(|b| json!({"path": b.path, "error": b.reason})).collect();
         let out = json!({
             "search_path": discovery.dirs,
             "plugins": list,
@@ -85,12 +95,25 @@ pub fn run(discovery: &Discovery, args: &ListPluginsArgs) -> anyhow::Result<i32>
         }
         for (p, s) in plugins.iter().zip(&statuses) {
             let i = &p.info;
-            println!("{:<10} {:<12} {:<8} ABI {} ok  {}", i.kind.as_str(), i.name, i.version, i.abi_version, i.description);
+            println!(
+                "{:<10} {:<12} {:<8} ABI {} ok  {}",
+                i.kind.as_str(),
+                i.name,
+                i.version,
+                i.abi_version,
+                i.description
+            );
             if let Some(s) = s {
                 println!("{:<23}binary: {}", "", s.line);
             }
             if let Some(pl) = &i.payload {
-                println!("{:<23}extractor: {} ({} on {})", "", pl.extractor, pl.format, pl.metric_stream.as_str());
+                println!(
+                    "{:<23}extractor: {} ({} on {})",
+                    "",
+                    pl.extractor,
+                    pl.format,
+                    pl.metric_stream.as_str()
+                );
             }
             println!("{:<23}file:   {}", "", p.path.display());
         }
@@ -101,7 +124,13 @@ pub fn run(discovery: &Discovery, args: &ListPluginsArgs) -> anyhow::Result<i32>
             }
         }
         for s in &catalog.shadowed {
-            println!("\nshadowed: {} {} at {} (the one at {} wins)", s.kind, s.name, s.path.display(), s.shadowed_by.display());
+            println!(
+                "\nshadowed: {} {} at {} (the one at {} wins)",
+                s.kind,
+                s.name,
+                s.path.display(),
+                s.shadowed_by.display()
+            );
         }
     }
     let strict_failure = args.strict && (!catalog.broken.is_empty() || missing);

@@ -10,7 +10,11 @@ pub fn run(args: &ListScenariosArgs) -> anyhow::Result<i32> {
     if let Some(name) = &args.show {
         let Some((_, _, text)) = lib.iter().find(|(n, _, _)| n == name) else {
             let names: Vec<&str> = lib.iter().map(|(n, _, _)| *n).collect();
-            return Err(crate::usage::UsageError(format!("no canned scenario `{name}`; there are: {}", names.join(", "))).into());
+            return Err(crate::usage::UsageError(format!(
+                "no canned scenario `{name}`; there are: {}",
+                names.join(", ")
+            ))
+            .into());
         };
         print!("{text}");
         return Ok(crate::exit::PASS);

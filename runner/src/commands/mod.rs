@@ -10,12 +10,16 @@ use crate::plugins::Discovery;
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::ListPlugins(args) => list_plugins::run(&Discovery::from_env(&cli.plugin_dirs), &args),
+        Command::ListPlugins(args) => {
+            list_plugins::run(&Discovery::from_env(&cli.plugin_dirs), &args)
+        }
         Command::ListScenarios(args) => list_scenarios::run(&args),
         Command::Extract(args) => extract::run(&Discovery::from_env(&cli.plugin_dirs), &args),
         Command::Kernel(cmd) => crate::kernel::run(cmd),
         Command::Bench(args) => crate::bench::execute(&args),
-        Command::Nested(args) => crate::nested::execute(&args, &Discovery::from_env(&cli.plugin_dirs)),
+        Command::Nested(args) => {
+            crate::nested::execute(&args, &Discovery::from_env(&cli.plugin_dirs))
+        }
         Command::Run(args) => crate::run::execute(&args, &Discovery::from_env(&cli.plugin_dirs)),
     }
 }

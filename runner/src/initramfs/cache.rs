@@ -41,7 +41,8 @@ impl BaseArchiveCache {
             tracing::debug!("initramfs cache hit {}", path.display());
             return Ok(path);
         }
-        std::fs::create_dir_all(&self.dir).with_context(|| format!("create {}", self.dir.display()))?;
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("create {}", self.dir.display()))?;
         let tmp = self.dir.join(format!(".{key}.{}.tmp", std::process::id()));
         let built = (|| -> Result<()> {
             let mut f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
@@ -49,7 +50,8 @@ impl BaseArchiveCache {
             f.sync_all()?;
             // Concurrent builders of the same key write the same bytes; the
             // last rename wins harmlessly.
-            std::fs::rename(&tmp, &path).with_context(|| format!("rename {} to {}", tmp.display(), path.display()))
+            std::fs::rename(&tmp, &path)
+                .with_context(|| format!("rename {} to {}", tmp.display(), path.display()))
         })();
         if let Err(e) = built {
             let _ = std::fs::remove_file(&tmp);
@@ -142,7 +144,10 @@ mod tests {
         let other = cache.get_or_build(&spec(b"two")).unwrap();
         assert_ne!(first, other);
         // No temp files left behind.
-        let names: Vec<String> = std::fs::read_dir(dir.path().join("initramfs")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("initramfs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         assert!(names.iter().all(|n| n.ends_with(".cpio")), "{names:?}");
     }
 

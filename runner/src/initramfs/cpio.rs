@@ -37,12 +37,17 @@ pub fn write_newc(spec: &ArchiveSpec, out: &mut impl Write) -> Result<()> {
                 pad(&mut w, 4)?;
             }
             Entry::File { host_path, mode, .. } => {
-                let f = File::open(host_path).with_context(|| format!("open {} (for {})", host_path.display(), entry.guest_path()))?;
+                let f = File::open(host_path).with_context(|| {
+                    format!("open {} (for {})", host_path.display(), entry.guest_path())
+                })?;
                 let size = f.metadata()?.len();
                 header(&mut w, ino, S_IFREG | (mode & 0o7777), 1, size, name)?;
                 let copied = io::copy(&mut f.take(size), &mut w)?;
                 if copied != size {
-                    bail!("{} shrank while being archived ({copied} of {size} bytes)", host_path.display());
+                    bail!(
+                        "{} shrank while being archived ({copied} of {size} bytes)",
+                        host_path.display()
+                    );
                 }
                 pad(&mut w, 4)?;
             }
@@ -54,10 +59,18 @@ pub fn write_newc(spec: &ArchiveSpec, out: &mut impl Write) -> Result<()> {
     Ok(())
 }
 
-fn header(w: &mut Counting<impl Write>, ino: u32, mode: u32, nlink: u32, size: u64, name: &str) -> Result<()> {
-    let size = u32::try_from(size).with_context(|| format!("{name}: {size} bytes is too large for newc (4 GiB limit)"))?;
+fn header(
+    w: &mut Counting<impl Write>,
+    ino: u32,
+    mode: u32,
+    nlink: u32,
+    size: u64,
+    name: &str,
+) -> Result<()> {
+    let size = u32::try_from(size)
+        .with_context(|| format!("{name}: {size} bytes is too large for newc (4 GiB limit)"))?;
     let namesize = name.len() as u32 + 1; // with its NUL
-    // ino mode uid gid nlink mtime filesize devmajor devminor rdevmajor rdevminor namesize check
+                                          // ino mode uid gid nlink mtime filesize devmajor devminor rdevmajor rdevminor namesize check
     let fields = [ino, mode, 0, 0, nlink, 0, size, 0, 0, 0, 0, namesize, 0];
     let mut h = String::with_capacity(110);
     h.push_str("070701");
@@ -121,8 +134,12 @@ pub fn parse(archive: &[u8]) -> Result<Vec<Member>> {
         if &h[..6] != b"070701" {
             bail!("bad magic at {off}");
         }
-        let field = |i: usize| u32::from_str_radix(std::str::from_utf8(&h[6 + i * 8..14 + i * 8]).unwrap(), 16).unwrap();
-        let (ino, mode, nlink, size, namesize) = (field(0), field(1), field(4), field(6) as usize, field(11) as usize);
+        let field = |i: usize| {
+            u32::from_str_radix(std::str::from_utf8(&h[6 + i * 8..14 + i * 8]).unwrap(), 16)
+                .unwrap()
+        };
+        let (ino, mode, nlink, size, namesize) =
+            (field(0), field(1), field(4), field(6) as usize, field(11) as usize);
         let name_bytes = &archive[off + 110..off + 110 + namesize];
         if name_bytes.last() != Some(&0) {
             bail!("name at {off} not NUL-terminated");
@@ -164,7 +181,10 @@ mod tests {
         assert_eq!(buf.len() % 512, 0);
         let m = parse(&buf).unwrap();
         let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
-        assert_eq!(names, ["etc", "etc/hn", "ktstr", "ktstr/plan.json", "tmp", "usr", "usr/lib", "x"]);
+        assert_eq!(
+            names,
+            ["etc", "etc/hn", "ktstr", "ktstr/plan.json", "tmp", "usr", "usr/lib", "x"]
+        );
         let get = |n: &str| m.iter().find(|m| m.name == n).unwrap();
         assert_eq!(get("x").data, b"12345");
         assert_eq!(get("x").mode, S_IFREG | 0o600);
@@ -191,14 +211,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.cpio");
         std::fs::write(&path, build(&sample())).unwrap();
-        let out = std::process::Command::new("cpio").args(["-t", "--quiet", "-F"]).arg(&path).output();
+        let out =
+            std::process::Command::new("cpio").args(["-t", "--quiet", "-F"]).arg(&path).output();
         let Ok(out) = out else {
             eprintln!("SKIP: system cpio not installed");
             return;
         };
         assert!(out.status.success(), "cpio -t: {}", String::from_utf8_lossy(&out.stderr));
-        let listed: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
-        assert_eq!(listed, ["etc", "etc/hn", "ktstr", "ktstr/plan.json", "tmp", "usr", "usr/lib", "x"]);
+        let listed: Vec<String> =
+            String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+        assert_eq!(
+            listed,
+            ["etc", "etc/hn", "ktstr", "ktstr/plan.json", "tmp", "usr", "usr/lib", "x"]
+        );
     }
 
     #[test]

@@ -49,7 +49,11 @@ pub fn is_x86_64_elf(path: &Path) -> bool {
 
 fn header_is_x86_64(data: &[u8]) -> bool {
     match FileHeader64::<Endianness>::parse(data) {
-        Ok(h) => h.is_class_64() && h.is_little_endian() && h.e_machine(Endianness::Little) == elf::EM_X86_64,
+        Ok(h) => {
+            h.is_class_64()
+                && h.is_little_endian()
+                && h.e_machine(Endianness::Little) == elf::EM_X86_64
+        }
         Err(_) => false,
     }
 }
@@ -101,7 +105,8 @@ pub fn parse(data: &[u8]) -> Result<ElfInfo> {
         .filter(|ph| ph.p_type(endian) == elf::PT_LOAD)
         .find_map(|ph| {
             let (vaddr, filesz) = (ph.p_vaddr(endian), ph.p_filesz(endian));
-            (strtab >= vaddr && strtab.saturating_add(strsz) <= vaddr.saturating_add(filesz)).then(|| strtab - vaddr + ph.p_offset(endian))
+            (strtab >= vaddr && strtab.saturating_add(strsz) <= vaddr.saturating_add(filesz))
+                .then(|| strtab - vaddr + ph.p_offset(endian))
         })
         .ok_or_else(|| anyhow!("DT_STRTAB {strtab:#x} is not inside any PT_LOAD segment"))?;
     let strings = StringTable::new(data, offset, offset + strsz);
@@ -148,7 +153,8 @@ mod tests {
 
     #[test]
     fn initramfs_elf_runpath_hides_rpath() {
-        let info = ElfInfo { rpath: vec!["/a".into()], runpath: vec!["/b".into()], ..Default::default() };
+        let info =
+            ElfInfo { rpath: vec!["/a".into()], runpath: vec!["/b".into()], ..Default::default() };
         assert!(info.effective_rpath().is_empty());
         let info = ElfInfo { rpath: vec!["/a".into()], ..Default::default() };
         assert_eq!(info.effective_rpath(), ["/a".to_string()]);

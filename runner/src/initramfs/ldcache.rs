@@ -178,7 +178,10 @@ mod tests {
             eprintln!("SKIP: no {HOST_CACHE} on this host");
             return;
         }
-        let out = std::process::Command::new("ldconfig").arg("-p").output().or_else(|_| std::process::Command::new("/sbin/ldconfig").arg("-p").output());
+        let out = std::process::Command::new("ldconfig")
+            .arg("-p")
+            .output()
+            .or_else(|_| std::process::Command::new("/sbin/ldconfig").arg("-p").output());
         let Ok(out) = out else {
             eprintln!("SKIP: ldconfig not runnable");
             return;

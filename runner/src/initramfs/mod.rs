@@ -32,16 +32,33 @@ const IMPLIED_DIR_MODE: u32 = 0o755;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
     /// Copied from the host at write time (symlinks followed).
-    File { guest_path: String, host_path: PathBuf, mode: u32 },
-    Bytes { guest_path: String, data: Vec<u8>, mode: u32 },
-    Dir { guest_path: String, mode: u32 },
-    Symlink { guest_path: String, target: String },
+    File {
+        guest_path: String,
+        host_path: PathBuf,
+        mode: u32,
+    },
+    Bytes {
+        guest_path: String,
+        data: Vec<u8>,
+        mode: u32,
+    },
+    Dir {
+        guest_path: String,
+        mode: u32,
+    },
+    Symlink {
+        guest_path: String,
+        target: String,
+    },
 }
 
 impl Entry {
     pub fn guest_path(&self) -> &str {
         match self {
-            Entry::File { guest_path, .. } | Entry::Bytes { guest_path, .. } | Entry::Dir { guest_path, .. } | Entry::Symlink { guest_path, .. } => guest_path,
+            Entry::File { guest_path, .. }
+            | Entry::Bytes { guest_path, .. }
+            | Entry::Dir { guest_path, .. }
+            | Entry::Symlink { guest_path, .. } => guest_path,
         }
     }
 }
@@ -62,12 +79,22 @@ pub struct ArchiveSpec {
 }
 
 impl ArchiveSpec {
-    pub fn add_file(&mut self, host: impl AsRef<Path>, guest: impl AsRef<str>, mode: u32) -> &mut Self {
+    pub fn add_file(
+        &mut self,
+        host: impl AsRef<Path>,
+        guest: impl AsRef<str>,
+        mode: u32,
+    ) -> &mut Self {
         let host_path = host.as_ref().to_path_buf();
         self.insert(guest.as_ref(), |guest_path| Entry::File { guest_path, host_path, mode })
     }
 
-    pub fn add_bytes(&mut self, guest: impl AsRef<str>, data: impl Into<Vec<u8>>, mode: u32) -> &mut Self {
+    pub fn add_bytes(
+        &mut self,
+        guest: impl AsRef<str>,
+        data: impl Into<Vec<u8>>,
+        mode: u32,
+    ) -> &mut Self {
         let data = data.into();
         self.insert(guest.as_ref(), |guest_path| Entry::Bytes { guest_path, data, mode })
     }
@@ -85,9 +112,15 @@ impl ArchiveSpec {
     /// Adds an ELF object at `guest`, its interpreter at its PT_INTERP path,
     /// and its whole DT_NEEDED closure (resolved as the host ld.so would)
     /// under [`GUEST_LIB_DIR`].
-    pub fn add_elf_with_deps(&mut self, host: impl AsRef<Path>, guest: impl AsRef<str>) -> Result<()> {
+    pub fn add_elf_with_deps(
+        &mut self,
+        host: impl AsRef<Path>,
+        guest: impl AsRef<str>,
+    ) -> Result<()> {
         let host = host.as_ref();
-        let closure = resolve::Resolver::host()?.closure(host).with_context(|| format!("resolve the shared libraries of {}", host.display()))?;
+        let closure = resolve::Resolver::host()?
+            .closure(host)
+            .with_context(|| format!("resolve the shared libraries of {}", host.display()))?;
         self.add_file(host, guest, 0o755);
         // The interpreter first, so libc's DT_NEEDED on it becomes a symlink.
         if let Some(interp) = &closure.interp {
@@ -99,7 +132,11 @@ impl ArchiveSpec {
             } else if lib.name.starts_with('/') {
                 lib.name.clone()
             } else {
-                bail!("{} needs {} by a relative path, which depends on the working directory", host.display(), lib.name);
+                bail!(
+                    "{} needs {} by a relative path, which depends on the working directory",
+                    host.display(),
+                    lib.name
+                );
             };
             self.place_lib(&lib.path, &guest)?;
         }
@@ -108,7 +145,8 @@ impl ArchiveSpec {
 
     /// [`Self::add_elf_with_deps`] at `dir/<its file name>`; returns that guest path.
     pub fn add_elf_in_dir(&mut self, host: &Path, dir: &str) -> Result<String> {
-        let name = host.file_name().with_context(|| format!("{} has no file name", host.display()))?;
+        let name =
+            host.file_name().with_context(|| format!("{} has no file name", host.display()))?;
         let guest = format!("{dir}/{}", name.to_string_lossy());
         self.add_elf_with_deps(host, &guest)?;
         Ok(guest)
@@ -121,7 +159,8 @@ impl ArchiveSpec {
     }
 
     fn place_lib(&mut self, host: &Path, guest: &str) -> Result<()> {
-        let real = std::fs::canonicalize(host).with_context(|| format!("library {}", host.display()))?;
+        let real =
+            std::fs::canonicalize(host).with_context(|| format!("library {}", host.display()))?;
         match self.placed.get(&real) {
             Some(first) if first == guest => {}
             Some(first) => {
@@ -150,7 +189,10 @@ impl ArchiveSpec {
                 self.entries.insert(key, entry);
             }
             Some(old) if *old == entry => {}
-            Some(old) => tracing::warn!("initramfs: {} added twice with different contents; keeping the first", old.guest_path()),
+            Some(old) => tracing::warn!(
+                "initramfs: {} added twice with different contents; keeping the first",
+                old.guest_path()
+            ),
         }
         self
     }
@@ -168,9 +210,14 @@ impl ArchiveSpec {
                 let pk = p.to_string_lossy().into_owned();
                 match all.get(&pk) {
                     Some(Entry::Dir { .. }) => {}
-                    Some(other) => bail!("{} is not a directory but /{key} is under it", other.guest_path()),
+                    Some(other) => {
+                        bail!("{} is not a directory but /{key} is under it", other.guest_path())
+                    }
                     None => {
-                        all.insert(pk.clone(), Entry::Dir { guest_path: format!("/{pk}"), mode: IMPLIED_DIR_MODE });
+                        all.insert(
+                            pk.clone(),
+                            Entry::Dir { guest_path: format!("/{pk}"), mode: IMPLIED_DIR_MODE },
+                        );
                     }
                 }
                 parent = p.parent();
@@ -199,14 +246,16 @@ fn normalize(guest: &str) -> std::result::Result<String, String> {
 /// Concatenates archives: the kernel unpacks them one after another, later
 /// files replacing earlier ones. Each part must end 4-byte aligned.
 pub fn concat(parts: &[&Path], out: &Path) -> Result<()> {
-    let mut dst = io::BufWriter::new(File::create(out).with_context(|| format!("create {}", out.display()))?);
+    let mut dst =
+        io::BufWriter::new(File::create(out).with_context(|| format!("create {}", out.display()))?);
     for part in parts {
         let mut src = File::open(part).with_context(|| format!("open {}", part.display()))?;
         let len = src.metadata()?.len();
         if len & 3 != 0 {
             bail!("{} is {len} bytes, not a multiple of 4: the kernel would misread the archive after it", part.display());
         }
-        io::copy(&mut src, &mut dst).with_context(|| format!("copy {} into {}", part.display(), out.display()))?;
+        io::copy(&mut src, &mut dst)
+            .with_context(|| format!("copy {} into {}", part.display(), out.display()))?;
     }
     io::Write::flush(&mut dst)?;
     Ok(())

@@ -23,7 +23,8 @@ use super::ldcache::LdCache;
 
 /// Debian multiarch glibc's built-in search path, as `ld.so --help` prints it.
 /// (No /lib64: it is only where PT_INTERP points.)
-pub const DEFAULT_DIRS: &[&str] = &["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib"];
+pub const DEFAULT_DIRS: &[&str] =
+    &["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib"];
 
 /// One library of the closure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +56,11 @@ impl Resolver {
         Ok(Self {
             ld_cache: LdCache::load_host()?,
             // glibc splits LD_LIBRARY_PATH on both ':' and ';'.
-            ld_library_path: llp.split([':', ';']).filter(|s| !s.is_empty()).map(String::from).collect(),
+            ld_library_path: llp
+                .split([':', ';'])
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
             default_dirs: DEFAULT_DIRS.iter().map(PathBuf::from).collect(),
         })
     }
@@ -71,7 +76,8 @@ impl Resolver {
             }
         }
         // $ORIGIN of the main object: ld.so uses the realpath (/proc/self/exe).
-        let root_origin = std::fs::canonicalize(root)?.parent().map(Path::to_path_buf).unwrap_or_default();
+        let root_origin =
+            std::fs::canonicalize(root)?.parent().map(Path::to_path_buf).unwrap_or_default();
 
         // Each queued object carries the RPATH lists of its loading chain,
         // nearest first (its own list is prepended when it is processed).
@@ -80,7 +86,11 @@ impl Resolver {
             origin: PathBuf,
             chain_rpaths: Vec<Vec<String>>,
         }
-        let mut queue = VecDeque::from([Item { path: root.to_path_buf(), origin: root_origin, chain_rpaths: Vec::new() }]);
+        let mut queue = VecDeque::from([Item {
+            path: root.to_path_buf(),
+            origin: root_origin,
+            chain_rpaths: Vec::new(),
+        }]);
         let mut first = Some(info);
         while let Some(item) = queue.pop_front() {
             let info = match first.take() {
@@ -103,30 +113,47 @@ impl Resolver {
         Ok(closure)
     }
 
-    fn find(&self, name: &str, needed_by: &Path, own_runpath: &[String], rpaths: &[Vec<String>], runpath: &[String]) -> Result<PathBuf> {
+    fn find(
+        &self,
+        name: &str,
+        needed_by: &Path,
+        own_runpath: &[String],
+        rpaths: &[Vec<String>],
+        runpath: &[String],
+    ) -> Result<PathBuf> {
         if name.contains('/') {
             let p = PathBuf::from(name);
             if is_x86_64_elf(&p) {
                 return Ok(p);
             }
-            bail!("library {name} (needed by {}) does not exist or is not an x86-64 ELF object", needed_by.display());
+            bail!(
+                "library {name} (needed by {}) does not exist or is not an x86-64 ELF object",
+                needed_by.display()
+            );
         }
         let mut searched: Vec<String> = Vec::new();
-        let try_dirs = |dirs: &mut dyn Iterator<Item = &str>, searched: &mut Vec<String>| -> Option<PathBuf> {
-            for d in dirs {
-                searched.push(d.to_string());
-                let p = Path::new(d).join(name);
-                if is_x86_64_elf(&p) {
-                    return Some(p);
+        let try_dirs =
+            |dirs: &mut dyn Iterator<Item = &str>, searched: &mut Vec<String>| -> Option<PathBuf> {
+                for d in dirs {
+                    searched.push(d.to_string());
+                    let p = Path::new(d).join(name);
+                    if is_x86_64_elf(&p) {
+                        return Some(p);
+                    }
                 }
-            }
-            None
+                None
+            };
+        let rpath_dirs: Vec<&str> = if own_runpath.is_empty() {
+            rpaths.iter().flatten().map(String::as_str).collect()
+        } else {
+            Vec::new()
         };
-        let rpath_dirs: Vec<&str> = if own_runpath.is_empty() { rpaths.iter().flatten().map(String::as_str).collect() } else { Vec::new() };
         if let Some(p) = try_dirs(&mut rpath_dirs.into_iter(), &mut searched) {
             return Ok(p);
         }
-        if let Some(p) = try_dirs(&mut self.ld_library_path.iter().map(String::as_str), &mut searched) {
+        if let Some(p) =
+            try_dirs(&mut self.ld_library_path.iter().map(String::as_str), &mut searched)
+        {
             return Ok(p);
         }
         if let Some(p) = try_dirs(&mut runpath.iter().map(String::as_str), &mut searched) {
@@ -138,11 +165,16 @@ impl Resolver {
                 return Ok(p.to_path_buf());
             }
         }
-        let defaults: Vec<String> = self.default_dirs.iter().map(|d| d.to_string_lossy().into_owned()).collect();
+        let defaults: Vec<String> =
+            self.default_dirs.iter().map(|d| d.to_string_lossy().into_owned()).collect();
         if let Some(p) = try_dirs(&mut defaults.iter().map(String::as_str), &mut searched) {
             return Ok(p);
         }
-        bail!("library {name} (needed by {}) not found; searched: {}", needed_by.display(), searched.join(", "))
+        bail!(
+            "library {name} (needed by {}) not found; searched: {}",
+            needed_by.display(),
+            searched.join(", ")
+        )
     }
 }
 
@@ -189,7 +221,11 @@ mod tests {
         }
         let closure = Resolver::host().unwrap().closure(Path::new(bin)).unwrap();
         let (expected, interp) = ldd(bin);
-        let ours: BTreeMap<String, String> = closure.libs.iter().map(|l| (l.name.clone(), l.path.to_string_lossy().into_owned())).collect();
+        let ours: BTreeMap<String, String> = closure
+            .libs
+            .iter()
+            .map(|l| (l.name.clone(), l.path.to_string_lossy().into_owned()))
+            .collect();
         assert_eq!(ours, expected, "closure of {bin} differs from ldd");
         assert_eq!(closure.interp, interp);
     }
@@ -206,16 +242,32 @@ mod tests {
 
     #[test]
     fn initramfs_resolve_expands_origin() {
-        let got = expand(&["$ORIGIN/../lib:${ORIGIN}/x:/abs::$LIB/y".into()], Path::new("/opt/app/bin"));
+        let got =
+            expand(&["$ORIGIN/../lib:${ORIGIN}/x:/abs::$LIB/y".into()], Path::new("/opt/app/bin"));
         assert_eq!(got, ["/opt/app/bin/../lib", "/opt/app/bin/x", "/abs"]);
     }
 
     #[test]
     fn initramfs_resolve_missing_library_is_named() {
-        let r = Resolver { ld_cache: LdCache::default(), ld_library_path: vec![], default_dirs: vec![PathBuf::from("/nonexistent-dir")] };
-        let err = r.find("libnope.so.9", Path::new("/x/needy"), &[], &[vec!["/rp".into()]], &["/run".into()]).unwrap_err();
+        let r = Resolver {
+            ld_cache: LdCache::default(),
+            ld_library_path: vec![],
+            default_dirs: vec![PathBuf::from("/nonexistent-dir")],
+        };
+        let err = r
+            .find(
+                "libnope.so.9",
+                Path::new("/x/needy"),
+                &[],
+                &[vec!["/rp".into()]],
+                &["/run".into()],
+            )
+            .unwrap_err();
         let msg = format!("{err}");
         assert!(msg.contains("libnope.so.9") && msg.contains("/x/needy"), "{msg}");
-        assert!(msg.contains("/rp") && msg.contains("/run") && msg.contains("/nonexistent-dir"), "{msg}");
+        assert!(
+            msg.contains("/rp") && msg.contains("/run") && msg.contains("/nonexistent-dir"),
+            "{msg}"
+        );
     }
 }

@@ -17,7 +17,10 @@ fn initramfs_elf_closure_is_placed_in_the_lib_dir() {
     spec.add_elf_with_deps("/bin/ls", "/bin/ls").unwrap();
     assert!(matches!(file_entry(&spec, "/bin/ls"), Some(Entry::File { mode: 0o755, .. })));
     assert!(matches!(file_entry(&spec, "/lib64/ld-linux-x86-64.so.2"), Some(Entry::File { .. })));
-    assert!(matches!(file_entry(&spec, "/lib/x86_64-linux-gnu/libc.so.6"), Some(Entry::File { .. })));
+    assert!(matches!(
+        file_entry(&spec, "/lib/x86_64-linux-gnu/libc.so.6"),
+        Some(Entry::File { .. })
+    ));
     // Dedupe: a second binary with the same libraries adds only itself.
     let before = spec.entries().count();
     spec.add_elf_with_deps("/bin/ls", "/bin/ls2").unwrap();
@@ -26,7 +29,9 @@ fn initramfs_elf_closure_is_placed_in_the_lib_dir() {
     let mut buf = Vec::new();
     write_newc(&spec, &mut buf).unwrap();
     let names: Vec<String> = cpio::parse(&buf).unwrap().into_iter().map(|m| m.name).collect();
-    let pos = |n: &str| names.iter().position(|x| x == n).unwrap_or_else(|| panic!("{n} missing from {names:?}"));
+    let pos = |n: &str| {
+        names.iter().position(|x| x == n).unwrap_or_else(|| panic!("{n} missing from {names:?}"))
+    };
     assert!(pos("lib") < pos("lib/x86_64-linux-gnu"));
     assert!(pos("lib/x86_64-linux-gnu") < pos("lib/x86_64-linux-gnu/libc.so.6"));
     assert!(pos("lib64") < pos("lib64/ld-linux-x86-64.so.2"));
@@ -35,11 +40,19 @@ fn initramfs_elf_closure_is_placed_in_the_lib_dir() {
 #[test]
 fn initramfs_same_library_under_two_names_is_one_file() {
     let mut spec = ArchiveSpec::default();
-    spec.place_lib(Path::new("/lib/x86_64-linux-gnu/libc.so.6"), "/lib/x86_64-linux-gnu/libc.so.6").unwrap();
-    spec.place_lib(Path::new("/usr/lib/x86_64-linux-gnu/libc.so.6"), "/lib/x86_64-linux-gnu/libc-alias.so").unwrap();
+    spec.place_lib(Path::new("/lib/x86_64-linux-gnu/libc.so.6"), "/lib/x86_64-linux-gnu/libc.so.6")
+        .unwrap();
+    spec.place_lib(
+        Path::new("/usr/lib/x86_64-linux-gnu/libc.so.6"),
+        "/lib/x86_64-linux-gnu/libc-alias.so",
+    )
+    .unwrap();
     assert_eq!(
         file_entry(&spec, "/lib/x86_64-linux-gnu/libc-alias.so"),
-        Some(&Entry::Symlink { guest_path: "/lib/x86_64-linux-gnu/libc-alias.so".into(), target: "/lib/x86_64-linux-gnu/libc.so.6".into() })
+        Some(&Entry::Symlink {
+            guest_path: "/lib/x86_64-linux-gnu/libc-alias.so".into(),
+            target: "/lib/x86_64-linux-gnu/libc.so.6".into()
+        })
     );
 }
 
@@ -118,7 +131,12 @@ fn initramfs_chroot_runs_packed_stress_ng() {
     spec.add_elf_with_deps(bin, bin).unwrap();
     write_newc(&spec, &mut File::create(&archive).unwrap()).unwrap();
 
-    let st = match Command::new("cpio").args(["-idm", "--quiet", "-D"]).arg(&root).stdin(File::open(&archive).unwrap()).status() {
+    let st = match Command::new("cpio")
+        .args(["-idm", "--quiet", "-D"])
+        .arg(&root)
+        .stdin(File::open(&archive).unwrap())
+        .status()
+    {
         Ok(st) => st,
         Err(e) => {
             eprintln!("SKIP initramfs_chroot_runs_packed_stress_ng: system cpio unavailable ({e}) — the guest loader layout is UNVERIFIED here");
@@ -128,15 +146,34 @@ fn initramfs_chroot_runs_packed_stress_ng() {
     assert!(st.success(), "cpio -idm failed");
     assert!(!root.join("etc/ld.so.cache").exists());
 
-    let out = Command::new("chroot").arg(&root).args([bin, "--version"]).env_remove("LD_LIBRARY_PATH").env_remove("LD_PRELOAD").output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("stress-ng"), "chrooted stress-ng failed: {text}");
+    let out = Command::new("chroot")
+        .arg(&root)
+        .args([bin, "--version"])
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("LD_PRELOAD")
+        .output()
+        .unwrap();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && text.contains("stress-ng"),
+        "chrooted stress-ng failed: {text}"
+    );
 
     // And the loader's own view inside: every library from the lib dir.
-    let out = Command::new("chroot").arg(&root).args(["/lib64/ld-linux-x86-64.so.2", "--list", bin]).env_remove("LD_LIBRARY_PATH").env_remove("LD_PRELOAD").output().unwrap();
+    let out = Command::new("chroot")
+        .arg(&root)
+        .args(["/lib64/ld-linux-x86-64.so.2", "--list", bin])
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("LD_PRELOAD")
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "ld.so --list: {text}{}", String::from_utf8_lossy(&out.stderr));
     for line in text.lines().filter(|l| l.contains("=>")) {
-        assert!(line.contains(&format!("=> {GUEST_LIB_DIR}/")), "resolved outside {GUEST_LIB_DIR}: {line}");
+        assert!(
+            line.contains(&format!("=> {GUEST_LIB_DIR}/")),
+            "resolved outside {GUEST_LIB_DIR}: {line}"
+        );
     }
 }

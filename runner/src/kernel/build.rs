@@ -50,7 +50,8 @@ pub fn build(opts: &BuildOpts) -> Result<Outcome> {
     }
 
     tools::check(&source)?;
-    std::fs::create_dir_all(cache.root()).with_context(|| format!("create {}", cache.root().display()))?;
+    std::fs::create_dir_all(cache.root())
+        .with_context(|| format!("create {}", cache.root().display()))?;
     // Absolute paths from here on: make runs in other directories.
     let cache = Cache::new(&root.canonicalize()?);
     let _lock = match cache.lock(&key, false)? {
@@ -67,7 +68,10 @@ pub fn build(opts: &BuildOpts) -> Result<Outcome> {
     }
     cache.remove_stale_tmp(&key);
 
-    let jobs = opts.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let jobs = opts
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     stage(&format!("building kernel {key} from {} (jobs={jobs})", source.describe()));
     let tmp = cache.tmp_dir(&key);
     let out = tmp.join("out");
@@ -88,7 +92,10 @@ pub fn build(opts: &BuildOpts) -> Result<Outcome> {
                 compilers,
                 jobs,
                 build_seconds: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-                created_unix: SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
+                created_unix: SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs(),
                 paths: Paths {
                     bzimage: "bzImage".into(),
                     vmlinux: Some("vmlinux".into()),
@@ -102,7 +109,11 @@ pub fn build(opts: &BuildOpts) -> Result<Outcome> {
             let _ = std::fs::remove_file(cache.failed_log(&key));
             stage("removing the build tree…");
             remove_tree(&tmp);
-            stage(&format!("done in {}: {}", progress::fmt_duration(started.elapsed()), dir.display()));
+            stage(&format!(
+                "done in {}: {}",
+                progress::fmt_duration(started.elapsed()),
+                dir.display()
+            ));
             Ok(Outcome { dir, meta, hit: false })
         }
         Err(err) => {
@@ -115,7 +126,11 @@ pub fn build(opts: &BuildOpts) -> Result<Outcome> {
                 }
             }
             remove_tree(&tmp);
-            let where_ = if kept { format!("full log: {}", failed.display()) } else { format!("log was at {}", log.display()) };
+            let where_ = if kept {
+                format!("full log: {}", failed.display())
+            } else {
+                format!("log was at {}", log.display())
+            };
             Err(err.context(format!("kernel build failed (key {key}); {where_}")))
         }
     }
@@ -140,27 +155,41 @@ fn build_in(source: &Source, tmp: &Path, out: &Path, log: &Path, jobs: usize) ->
     std::fs::write(&fragment, FRAGMENT)?;
     // Run in the build dir: the script writes its temp file into the cwd.
     let mut merge = Command::new("bash");
-    merge.arg(src.join("scripts/kconfig/merge_config.sh")).args(["-m", ".config"]).arg(&fragment).current_dir(&obj);
+    merge
+        .arg(src.join("scripts/kconfig/merge_config.sh"))
+        .args(["-m", ".config"])
+        .arg(&fragment)
+        .current_dir(&obj);
     progress::run_logged(&mut merge, "merging the fragment", log)?;
     progress::run_logged(kmake(&src, &obj).arg("olddefconfig"), "make olddefconfig", log)?;
-    let config_text = std::fs::read_to_string(obj.join(".config")).context("read the final .config")?;
+    let config_text =
+        std::fs::read_to_string(obj.join(".config")).context("read the final .config")?;
     config::verify(FRAGMENT, &config_text)?;
-    stage(&format!("configured in {}; every fragment option took effect", progress::fmt_duration(t.elapsed())));
+    stage(&format!(
+        "configured in {}; every fragment option took effect",
+        progress::fmt_duration(t.elapsed())
+    ));
 
     let label = format!("building bzImage (jobs={jobs})");
     stage(&format!("{label}…"));
-    let took = progress::run_logged(kmake(&src, &obj).arg(format!("-j{jobs}")).arg("bzImage"), &label, log)?;
+    let took = progress::run_logged(
+        kmake(&src, &obj).arg(format!("-j{jobs}")).arg("bzImage"),
+        &label,
+        log,
+    )?;
     stage(&format!("bzImage built in {}", progress::fmt_duration(took)));
 
     // Same filesystem: renames, not 100 MB copies.
     let vmlinux = out.join("vmlinux");
     std::fs::rename(obj.join("vmlinux"), &vmlinux).context("move vmlinux")?;
-    std::fs::rename(obj.join("arch/x86/boot/bzImage"), out.join("bzImage")).context("move bzImage")?;
+    std::fs::rename(obj.join("arch/x86/boot/bzImage"), out.join("bzImage"))
+        .context("move bzImage")?;
     std::fs::write(out.join("config"), &config_text)?;
     let version = kernel_release(&src, &obj);
 
     stage("building the sched_ext example schedulers…");
-    let schedulers = schedulers::build(&src, &vmlinux, &tmp.join("scx"), &out.join("schedulers"), jobs, log)?;
+    let schedulers =
+        schedulers::build(&src, &vmlinux, &tmp.join("scx"), &out.join("schedulers"), jobs, log)?;
     Ok(Built { version, config_hash: cache::sha256_hex(config_text.as_bytes()), schedulers })
 }
 

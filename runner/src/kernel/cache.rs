@@ -30,7 +30,10 @@ pub fn cache_dir() -> PathBuf {
 /// source identity, the fragment and the compiler versions.
 pub fn key(source_identity: &str, fragment: &str, compilers: &[String]) -> String {
     let mut h = Sha256::new();
-    for part in [RECIPE, source_identity, &sha256_hex(fragment.as_bytes())].into_iter().chain(compilers.iter().map(String::as_str)) {
+    for part in [RECIPE, source_identity, &sha256_hex(fragment.as_bytes())]
+        .into_iter()
+        .chain(compilers.iter().map(String::as_str))
+    {
         // Length-prefixed so no two different inputs serialize alike.
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
@@ -51,11 +54,16 @@ pub fn hex(bytes: impl AsRef<[u8]>) -> String {
 /// see the old content or the new, never a torn file.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().context("path has no parent")?;
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
     let mut f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
     f.write_all(data)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("rename {} to {}", tmp.display(), path.display()))
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("rename {} to {}", tmp.display(), path.display()))
 }
 
 /// An exclusive flock(2) on one key, released on drop.
@@ -101,7 +109,12 @@ impl Cache {
         let dir = self.root.join(".locks");
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
         let path = dir.join(format!("{key}.lock"));
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).with_context(|| format!("open {}", path.display()))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("open {}", path.display()))?;
         let op = if wait { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
         loop {
             // SAFETY: flock on a descriptor this function owns.
@@ -133,12 +146,14 @@ impl Cache {
     pub fn install(&self, key: &str, out: &Path) -> Result<PathBuf> {
         let dest = self.entry_dir(key);
         if !dest.exists() {
-            std::fs::rename(out, &dest).with_context(|| format!("rename {} to {}", out.display(), dest.display()))?;
+            std::fs::rename(out, &dest)
+                .with_context(|| format!("rename {} to {}", out.display(), dest.display()))?;
             return Ok(dest);
         }
         exchange(out, &dest)?;
         // `out` now holds the old entry.
-        std::fs::remove_dir_all(out).with_context(|| format!("remove old entry (now at {})", out.display()))?;
+        std::fs::remove_dir_all(out)
+            .with_context(|| format!("remove old entry (now at {})", out.display()))?;
         Ok(dest)
     }
 
@@ -151,7 +166,9 @@ impl Cache {
             .filter(|p| p.is_dir() && !file_name(p).starts_with('.'))
             .filter_map(|p| Metadata::read(&p).ok().map(|m| (p, m)))
             .collect();
-        out.sort_by(|a, b| b.1.created_unix.cmp(&a.1.created_unix).then_with(|| b.1.key.cmp(&a.1.key)));
+        out.sort_by(|a, b| {
+            b.1.created_unix.cmp(&a.1.created_unix).then_with(|| b.1.key.cmp(&a.1.key))
+        });
         out
     }
 
@@ -169,15 +186,23 @@ impl Cache {
         }
         for dir in self.dot_dirs().into_iter().filter(|d| file_name(d).starts_with(".tmp-")) {
             // `.tmp-<key>-<pid>`: stale unless a build of that key runs.
-            let key = file_name(&dir).trim_start_matches(".tmp-").split('-').next().unwrap_or_default().to_string();
+            let key = file_name(&dir)
+                .trim_start_matches(".tmp-")
+                .split('-')
+                .next()
+                .unwrap_or_default()
+                .to_string();
             if self.lock(&key, false)?.is_some() {
-                std::fs::remove_dir_all(&dir).with_context(|| format!("remove {}", dir.display()))?;
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("remove {}", dir.display()))?;
                 report.removed.push(dir);
             }
         }
         if keep == 0 {
             if let Ok(rd) = std::fs::read_dir(&self.root) {
-                for p in rd.flatten().map(|e| e.path()).filter(|p| file_name(p).starts_with("failed-")) {
+                for p in
+                    rd.flatten().map(|e| e.path()).filter(|p| file_name(p).starts_with("failed-"))
+                {
                     let _ = std::fs::remove_file(&p);
                     report.removed.push(p);
                 }
@@ -188,7 +213,10 @@ impl Cache {
 
     fn dot_dirs(&self) -> Vec<PathBuf> {
         let Ok(rd) = std::fs::read_dir(&self.root) else { return Vec::new() };
-        rd.flatten().map(|e| e.path()).filter(|p| p.is_dir() && file_name(p).starts_with('.')).collect()
+        rd.flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() && file_name(p).starts_with('.'))
+            .collect()
     }
 }
 
@@ -210,7 +238,15 @@ fn exchange(a: &Path, b: &Path) -> Result<()> {
     let ca = CString::new(a.as_os_str().as_bytes())?;
     let cb = CString::new(b.as_os_str().as_bytes())?;
     // SAFETY: two valid NUL-terminated paths relative to the cwd.
-    let rc = unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE) };
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
     if rc != 0 {
         let err = std::io::Error::last_os_error();
         bail!("swap {} with {}: {err}", a.display(), b.display());
@@ -226,7 +262,11 @@ mod tests {
     fn put_entry(cache: &Cache, key: &str, created: u64) -> PathBuf {
         let dir = cache.entry_dir(key);
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(Metadata::FILE), serde_json::to_vec(&sample(key, created)).unwrap()).unwrap();
+        std::fs::write(
+            dir.join(Metadata::FILE),
+            serde_json::to_vec(&sample(key, created)).unwrap(),
+        )
+        .unwrap();
         dir
     }
 
@@ -239,7 +279,14 @@ mod tests {
         assert_eq!(k, key("tarball /a size=1", "CONFIG_A=y\n", &c));
         assert_ne!(k, key("tarball /a size=2", "CONFIG_A=y\n", &c));
         assert_ne!(k, key("tarball /a size=1", "CONFIG_A=m\n", &c));
-        assert_ne!(k, key("tarball /a size=1", "CONFIG_A=y\n", &["gcc 13".to_string(), "clang 19".to_string()]));
+        assert_ne!(
+            k,
+            key(
+                "tarball /a size=1",
+                "CONFIG_A=y\n",
+                &["gcc 13".to_string(), "clang 19".to_string()]
+            )
+        );
     }
 
     #[test]
@@ -252,7 +299,8 @@ mod tests {
         // A build in progress (complete-looking, even) and a half entry.
         let tmp = cache.root().join(".tmp-dddd-1");
         std::fs::create_dir_all(&tmp).unwrap();
-        std::fs::write(tmp.join(Metadata::FILE), serde_json::to_vec(&sample("dddd", 999)).unwrap()).unwrap();
+        std::fs::write(tmp.join(Metadata::FILE), serde_json::to_vec(&sample("dddd", 999)).unwrap())
+            .unwrap();
         std::fs::create_dir_all(cache.root().join("eeee")).unwrap();
         std::fs::write(cache.root().join("failed-ffff.log"), "x").unwrap();
         let keys: Vec<String> = cache.entries().into_iter().map(|(_, m)| m.key).collect();

@@ -76,7 +76,11 @@ pub fn run(cmd: KernelCmd) -> Result<i32> {
 
 fn build_cmd(args: &BuildArgs) -> Result<i32> {
     let started = std::time::Instant::now();
-    let outcome = build::build(&BuildOpts { source: args.source.clone(), jobs: args.jobs, force: args.force })?;
+    let outcome = build::build(&BuildOpts {
+        source: args.source.clone(),
+        jobs: args.jobs,
+        force: args.force,
+    })?;
     let (dir, meta) = (&outcome.dir, &outcome.meta);
     if args.json {
         let mut v = meta.to_json(dir);
@@ -85,14 +89,23 @@ fn build_cmd(args: &BuildArgs) -> Result<i32> {
         return Ok(exit::PASS);
     }
     if outcome.hit {
-        eprintln!("[kernel] cache hit ({}; built {} ago)", fmt_duration(started.elapsed()), ago(meta.created_unix));
+        eprintln!(
+            "[kernel] cache hit ({}; built {} ago)",
+            fmt_duration(started.elapsed()),
+            ago(meta.created_unix)
+        );
     }
     print_entry(dir, meta);
     Ok(exit::PASS)
 }
 
 fn print_entry(dir: &std::path::Path, meta: &Metadata) {
-    println!("kernel {}  key {}  (built in {})", meta.kernel_version, meta.key, fmt_duration(Duration::from_secs_f64(meta.build_seconds)));
+    println!(
+        "kernel {}  key {}  (built in {})",
+        meta.kernel_version,
+        meta.key,
+        fmt_duration(Duration::from_secs_f64(meta.build_seconds))
+    );
     println!("  bzImage     {}", dir.join(&meta.paths.bzimage).display());
     if let Some(v) = &meta.paths.vmlinux {
         println!("  vmlinux     {}", dir.join(v).display());
@@ -113,10 +126,16 @@ fn list_cmd(json: bool) -> Result<i32> {
         return Ok(exit::PASS);
     }
     if entries.is_empty() {
-        println!("no cached kernels in {} (build one with `ktstr kernel build`)", cache.root().display());
+        println!(
+            "no cached kernels in {} (build one with `ktstr kernel build`)",
+            cache.root().display()
+        );
         return Ok(exit::PASS);
     }
-    println!("{:<16}  {:<10}  {:>9}  {:>7}  {:<10}  SOURCE", "KEY", "VERSION", "CREATED", "BUILD", "SCHEDULERS");
+    println!(
+        "{:<16}  {:<10}  {:>9}  {:>7}  {:<10}  SOURCE",
+        "KEY", "VERSION", "CREATED", "BUILD", "SCHEDULERS"
+    );
     for (_, m) in &entries {
         println!(
             "{:<16}  {:<10}  {:>9}  {:>7}  {:<10}  {}",
@@ -128,7 +147,11 @@ fn list_cmd(json: bool) -> Result<i32> {
             m.source
         );
     }
-    println!("({} in {}; the first is the default for boots)", entries.len(), cache.root().display());
+    println!(
+        "({} in {}; the first is the default for boots)",
+        entries.len(),
+        cache.root().display()
+    );
     Ok(exit::PASS)
 }
 

@@ -37,7 +37,10 @@ pub fn parse_fragment(text: &str) -> Result<Vec<(String, Want)>> {
         } else if let Some((name, value)) = assignment(line) {
             out.push((name.to_string(), Want::Value(value.to_string())));
         } else {
-            bail!("fragment line {}: not `CONFIG_X=value` or `# CONFIG_X is not set`: {raw}", n + 1);
+            bail!(
+                "fragment line {}: not `CONFIG_X=value` or `# CONFIG_X is not set`: {raw}",
+                n + 1
+            );
         }
     }
     // A later line for the same option wins, as in merge_config.sh.
@@ -45,7 +48,12 @@ pub fn parse_fragment(text: &str) -> Result<Vec<(String, Want)>> {
     for (i, (name, _)) in out.iter().enumerate() {
         last.insert(name.clone(), i);
     }
-    Ok(out.into_iter().enumerate().filter(|(i, (name, _))| last[name] == *i).map(|(_, o)| o).collect())
+    Ok(out
+        .into_iter()
+        .enumerate()
+        .filter(|(i, (name, _))| last[name] == *i)
+        .map(|(_, o)| o)
+        .collect())
 }
 
 /// A final `.config`: option → `Some(value)`, or `None` for "is not set".
@@ -62,7 +70,10 @@ pub fn parse_config(text: &str) -> HashMap<String, Option<String>> {
 }
 
 /// Every fragment option that did not take effect, described.
-pub fn mismatches(fragment: &[(String, Want)], config: &HashMap<String, Option<String>>) -> Vec<String> {
+pub fn mismatches(
+    fragment: &[(String, Want)],
+    config: &HashMap<String, Option<String>>,
+) -> Vec<String> {
     let mut bad = Vec::new();
     for (name, want) in fragment {
         let got = config.get(name);
@@ -110,7 +121,9 @@ fn assignment(line: &str) -> Option<(&str, &str)> {
 }
 
 fn is_option(name: &str) -> bool {
-    name.strip_prefix("CONFIG_").is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    name.strip_prefix("CONFIG_").is_some_and(|rest| {
+        !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    })
 }
 
 #[cfg(test)]
@@ -127,10 +140,16 @@ mod tests {
 
     #[test]
     fn parse_skips_comments_and_rejects_garbage() {
-        let f = parse_fragment("# a comment\n\nCONFIG_A=y\n# CONFIG_B is not set\nCONFIG_S=\"x y\"\n").unwrap();
+        let f =
+            parse_fragment("# a comment\n\nCONFIG_A=y\n# CONFIG_B is not set\nCONFIG_S=\"x y\"\n")
+                .unwrap();
         assert_eq!(
             f,
-            vec![("CONFIG_A".into(), Want::Value("y".into())), ("CONFIG_B".into(), Want::NotSet), ("CONFIG_S".into(), Want::Value("\"x y\"".into())),]
+            vec![
+                ("CONFIG_A".into(), Want::Value("y".into())),
+                ("CONFIG_B".into(), Want::NotSet),
+                ("CONFIG_S".into(), Want::Value("\"x y\"".into())),
+            ]
         );
         let err = parse_fragment("CONFIG_A=y\nCONFIG_B y\n").unwrap_err().to_string();
         assert!(err.contains("line 2"), "{err}");
@@ -159,6 +178,10 @@ mod tests {
 
     #[test]
     fn verify_accepts_a_matching_config() {
-        verify("CONFIG_A=y\n# CONFIG_B is not set\n", "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_X=m\n").unwrap();
+        verify(
+            "CONFIG_A=y\n# CONFIG_B is not set\n",
+            "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_X=m\n",
+        )
+        .unwrap();
     }
 }

@@ -50,7 +50,8 @@ impl Metadata {
 
     pub fn read(entry_dir: &Path) -> Result<Metadata> {
         let path = entry_dir.join(Self::FILE);
-        let text = std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
         serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))
     }
 

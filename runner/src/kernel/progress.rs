@@ -51,7 +51,11 @@ impl std::error::Error for StepFailed {}
 /// Runs `cmd` with stdout and stderr appended to `log`, printing progress
 /// for `label` every [`TICK`]. Fails with [`StepFailed`] on a bad exit.
 pub fn run_logged(cmd: &mut Command, label: &str, log: &Path) -> Result<Duration> {
-    let mut file = OpenOptions::new().create(true).append(true).open(log).with_context(|| format!("open {}", log.display()))?;
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("open {}", log.display()))?;
     writeln!(file, "\n$ {}", describe(cmd))?;
     tracing::debug!("run: {}", describe(cmd));
     let start = Instant::now();
@@ -64,7 +68,12 @@ pub fn run_logged(cmd: &mut Command, label: &str, log: &Path) -> Result<Duration
             Ok(())
         });
     }
-    let mut child = cmd.stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file).spawn().with_context(|| format!("start {}", describe(cmd)))?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .spawn()
+        .with_context(|| format!("start {}", describe(cmd)))?;
     let mut next = TICK;
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -131,7 +140,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("log");
         run_logged(Command::new("sh").args(["-c", "echo hello"]), "ok step", &log).unwrap();
-        let err = run_logged(Command::new("sh").args(["-c", "echo boom >&2; exit 3"]), "bad step", &log).unwrap_err();
+        let err =
+            run_logged(Command::new("sh").args(["-c", "echo boom >&2; exit 3"]), "bad step", &log)
+                .unwrap_err();
         let failed = err.downcast_ref::<StepFailed>().expect("StepFailed");
         assert_eq!(failed.status.code(), Some(3));
         assert_eq!(tail(&log, 1), vec!["boom".to_string()]);

@@ -39,8 +39,12 @@ impl KernelEntry {
     /// Every scheduler in `schedulers/`, sorted by name.
     pub fn schedulers(&self) -> Vec<(String, PathBuf)> {
         let Ok(rd) = std::fs::read_dir(self.dir.join("schedulers")) else { return Vec::new() };
-        let mut v: Vec<(String, PathBuf)> =
-            rd.flatten().map(|e| e.path()).filter(|p| p.is_file()).map(|p| (p.file_name().unwrap_or_default().to_string_lossy().into_owned(), p)).collect();
+        let mut v: Vec<(String, PathBuf)> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .map(|p| (p.file_name().unwrap_or_default().to_string_lossy().into_owned(), p))
+            .collect();
         v.sort();
         v
     }
@@ -60,7 +64,11 @@ impl KernelEntry {
     /// entry) or from the kernel build dir it sits in (`arch/x86/boot/`).
     fn from_bzimage(bzimage: PathBuf) -> Self {
         let dir = bzimage.parent().map(Path::to_path_buf).unwrap_or_default();
-        let build_root = dir.ancestors().nth(3).filter(|_| dir.ends_with("arch/x86/boot")).map(Path::to_path_buf);
+        let build_root = dir
+            .ancestors()
+            .nth(3)
+            .filter(|_| dir.ends_with("arch/x86/boot"))
+            .map(Path::to_path_buf);
         let near = |names: &[&str]| -> Option<PathBuf> {
             let mut places = vec![dir.clone()];
             places.extend(build_root.clone());
@@ -123,10 +131,13 @@ fn resolve_in(cache: &Cache, flag: Option<&str>, env: Option<&str>) -> Result<Ke
                 return Ok(KernelEntry::from_bzimage(dir.join(candidate)));
             }
         }
-        bail!("{from} {spec}: the directory has no metadata.json, bzImage or arch/x86/boot/bzImage");
+        bail!(
+            "{from} {spec}: the directory has no metadata.json, bzImage or arch/x86/boot/bzImage"
+        );
     }
     // A key or an unambiguous key prefix.
-    let matches: Vec<(PathBuf, Metadata)> = cache.entries().into_iter().filter(|(_, m)| m.key.starts_with(spec)).collect();
+    let matches: Vec<(PathBuf, Metadata)> =
+        cache.entries().into_iter().filter(|(_, m)| m.key.starts_with(spec)).collect();
     match matches.as_slice() {
         [(dir, meta)] => Ok(KernelEntry::from_cache(dir.clone(), meta)),
         [] => bail!(
@@ -162,7 +173,11 @@ mod tests {
     fn put_entry(cache: &Cache, key: &str, created: u64) -> PathBuf {
         let dir = cache.entry_dir(key);
         std::fs::create_dir_all(dir.join("schedulers")).unwrap();
-        std::fs::write(dir.join(Metadata::FILE), serde_json::to_vec(&sample(key, created)).unwrap()).unwrap();
+        std::fs::write(
+            dir.join(Metadata::FILE),
+            serde_json::to_vec(&sample(key, created)).unwrap(),
+        )
+        .unwrap();
         std::fs::write(dir.join("bzImage"), b"k").unwrap();
         std::fs::write(dir.join("schedulers/scx_simple"), b"s").unwrap();
         dir
@@ -183,14 +198,27 @@ mod tests {
         put_entry(&cache, "aaaa1111", 100);
         put_entry(&cache, "bbbb2222", 200);
         assert_eq!(resolve_in(&cache, None, None).unwrap().key.as_deref(), Some("bbbb2222"));
-        assert_eq!(resolve_in(&cache, None, Some("aaaa")).unwrap().key.as_deref(), Some("aaaa1111"));
-        assert_eq!(resolve_in(&cache, Some("bbbb"), Some("aaaa")).unwrap().key.as_deref(), Some("bbbb2222"));
-        let by_dir = resolve_in(&cache, Some(cache.entry_dir("aaaa1111").to_str().unwrap()), None).unwrap();
+        assert_eq!(
+            resolve_in(&cache, None, Some("aaaa")).unwrap().key.as_deref(),
+            Some("aaaa1111")
+        );
+        assert_eq!(
+            resolve_in(&cache, Some("bbbb"), Some("aaaa")).unwrap().key.as_deref(),
+            Some("bbbb2222")
+        );
+        let by_dir =
+            resolve_in(&cache, Some(cache.entry_dir("aaaa1111").to_str().unwrap()), None).unwrap();
         assert_eq!(by_dir.key.as_deref(), Some("aaaa1111"));
         assert_eq!(by_dir.version, "6.12.117");
-        assert!(resolve_in(&cache, Some("zzzz"), None).unwrap_err().to_string().contains("ktstr kernel list"));
+        assert!(resolve_in(&cache, Some("zzzz"), None)
+            .unwrap_err()
+            .to_string()
+            .contains("ktstr kernel list"));
         put_entry(&cache, "aaaa9999", 50);
-        assert!(resolve_in(&cache, Some("aaaa"), None).unwrap_err().to_string().contains("ambiguous"));
+        assert!(resolve_in(&cache, Some("aaaa"), None)
+            .unwrap_err()
+            .to_string()
+            .contains("ambiguous"));
     }
 
     #[test]
@@ -210,7 +238,10 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         std::fs::write(other.path().join("bzImage"), b"not a kernel").unwrap();
         let bare = resolve_in(&cache, Some(other.path().to_str().unwrap()), None).unwrap();
-        assert_eq!((bare.version.as_str(), bare.key.as_deref(), bare.vmlinux.as_deref()), ("unknown", None, None));
+        assert_eq!(
+            (bare.version.as_str(), bare.key.as_deref(), bare.vmlinux.as_deref()),
+            ("unknown", None, None)
+        );
     }
 
     #[test]

@@ -14,7 +14,14 @@ pub const NAMES: [&str; 4] = ["scx_simple", "scx_qmap", "scx_central", "scx_flat
 
 /// Builds the schedulers into `work` and copies them, stripped, into
 /// `dest`. Returns their names.
-pub fn build(src: &Path, vmlinux: &Path, work: &Path, dest: &Path, jobs: usize, log: &Path) -> Result<Vec<String>> {
+pub fn build(
+    src: &Path,
+    vmlinux: &Path,
+    work: &Path,
+    dest: &Path,
+    jobs: usize,
+    log: &Path,
+) -> Result<Vec<String>> {
     // The Makefile wants its O= directory to exist.
     std::fs::create_dir_all(work).with_context(|| format!("create {}", work.display()))?;
     let mut cmd = Command::new("make");
@@ -33,10 +40,15 @@ pub fn build(src: &Path, vmlinux: &Path, work: &Path, dest: &Path, jobs: usize, 
     for name in NAMES {
         let from = bin.join(name);
         if !from.is_file() {
-            bail!("tools/sched_ext built without {name} (expected {}); see {}", from.display(), log.display());
+            bail!(
+                "tools/sched_ext built without {name} (expected {}); see {}",
+                from.display(),
+                log.display()
+            );
         }
         let to: PathBuf = dest.join(name);
-        std::fs::copy(&from, &to).with_context(|| format!("copy {} to {}", from.display(), to.display()))?;
+        std::fs::copy(&from, &to)
+            .with_context(|| format!("copy {} to {}", from.display(), to.display()))?;
         // Halves the size; .dynsym (what -rdynamic exports) stays.
         let stripped = Command::new("strip").arg(&to).status().is_ok_and(|s| s.success());
         if !stripped {

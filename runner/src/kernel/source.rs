@@ -11,8 +11,8 @@ use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use super::cache::hex;
-use crate::usage::UsageError;
 use super::progress;
+use crate::usage::UsageError;
 
 /// Debian's `linux-source-*` packages put their tarball here.
 const DEFAULT_GLOB_DIR: &str = "/usr/src";
@@ -30,15 +30,26 @@ pub enum Source {
 impl Source {
     /// `--source`, or the newest `/usr/src/linux-source-*.tar.*`.
     pub fn from_arg(arg: Option<&Path>) -> Result<Source> {
-        let Some(path) = arg else { return default_tarball(Path::new(DEFAULT_GLOB_DIR)).map(Source::Tarball) };
-        let path = path.canonicalize().map_err(|e| UsageError(format!("--source {}: {e}", path.display())))?;
+        let Some(path) = arg else {
+            return default_tarball(Path::new(DEFAULT_GLOB_DIR)).map(Source::Tarball);
+        };
+        let path = path
+            .canonicalize()
+            .map_err(|e| UsageError(format!("--source {}: {e}", path.display())))?;
         if path.is_file() {
             if !is_tarball(&path) {
-                return Err(UsageError(format!("--source {}: not a directory or a .tar.* archive", path.display())).into());
+                return Err(UsageError(format!(
+                    "--source {}: not a directory or a .tar.* archive",
+                    path.display()
+                ))
+                .into());
             }
             return Ok(Source::Tarball(path));
         }
-        if !path.join("Makefile").is_file() || !path.join("scripts/kconfig/merge_config.sh").is_file() || !path.join("arch/x86").is_dir() {
+        if !path.join("Makefile").is_file()
+            || !path.join("scripts/kconfig/merge_config.sh").is_file()
+            || !path.join("arch/x86").is_dir()
+        {
             return Err(UsageError(format!("--source {}: not a Linux kernel source tree (no Makefile, scripts/kconfig, arch/x86)", path.display())).into());
         }
         Ok(if path.join(".git").exists() { Source::Git(path) } else { Source::Dir(path) })
@@ -51,7 +62,12 @@ impl Source {
             Source::Dir(p) => {
                 // Without git there is no cheap content hash; the top files'
                 // stamps catch version bumps. Edits deeper down need --force.
-                Ok(format!("dir {} {} {}", p.display(), size_mtime(&p.join("Makefile"))?, size_mtime(p)?))
+                Ok(format!(
+                    "dir {} {} {}",
+                    p.display(),
+                    size_mtime(&p.join("Makefile"))?,
+                    size_mtime(p)?
+                ))
             }
             Source::Git(p) => {
                 let head = git(p, &["rev-parse", "HEAD"])?;
@@ -62,7 +78,12 @@ impl Source {
                 let mut h = Sha256::new();
                 h.update(status.as_bytes());
                 h.update(git(p, &["diff", "HEAD", "--binary"])?.as_bytes());
-                Ok(format!("git {} {} dirty-{}", p.display(), head.trim(), &hex(h.finalize())[..16]))
+                Ok(format!(
+                    "git {} {} dirty-{}",
+                    p.display(),
+                    head.trim(),
+                    &hex(h.finalize())[..16]
+                ))
             }
         }
     }
@@ -100,7 +121,8 @@ fn tree_root(work: &Path) -> Result<PathBuf> {
     if work.join("Makefile").is_file() {
         return Ok(work.to_path_buf());
     }
-    let dirs: Vec<PathBuf> = std::fs::read_dir(work)?.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let dirs: Vec<PathBuf> =
+        std::fs::read_dir(work)?.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
     match dirs.as_slice() {
         [one] if one.join("Makefile").is_file() => Ok(one.clone()),
         _ => bail!("the tarball did not unpack to a kernel tree (expected one directory with a Makefile in {})", work.display()),
@@ -148,9 +170,19 @@ fn size_mtime(p: &Path) -> Result<String> {
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).output().context("run git (is it installed?)")?;
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .context("run git (is it installed?)")?;
     if !out.status.success() {
-        bail!("git {} in {}: {}", args.join(" "), dir.display(), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "git {} in {}: {}",
+            args.join(" "),
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -162,10 +194,19 @@ mod tests {
     #[test]
     fn default_tarball_picks_newest_version() {
         let dir = tempfile::tempdir().unwrap();
-        for name in ["linux-source-6.9.tar.xz", "linux-source-6.12.tar.xz", "linux-source-6.1.tar.bz2", "linux-config-6.12", "other.tar.xz"] {
+        for name in [
+            "linux-source-6.9.tar.xz",
+            "linux-source-6.12.tar.xz",
+            "linux-source-6.1.tar.bz2",
+            "linux-config-6.12",
+            "other.tar.xz",
+        ] {
             std::fs::write(dir.path().join(name), b"x").unwrap();
         }
-        assert_eq!(default_tarball(dir.path()).unwrap(), dir.path().join("linux-source-6.12.tar.xz"));
+        assert_eq!(
+            default_tarball(dir.path()).unwrap(),
+            dir.path().join("linux-source-6.12.tar.xz")
+        );
     }
 
     #[test]
@@ -191,7 +232,9 @@ mod tests {
     #[test]
     fn bad_source_is_a_usage_error() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(Source::from_arg(Some(&dir.path().join("missing"))).unwrap_err().is::<UsageError>());
+        assert!(Source::from_arg(Some(&dir.path().join("missing")))
+            .unwrap_err()
+            .is::<UsageError>());
         assert!(Source::from_arg(Some(dir.path())).unwrap_err().is::<UsageError>());
     }
 }

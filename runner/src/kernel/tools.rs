@@ -36,13 +36,18 @@ const NEEDS: &[Need] = &[
     Need { what: "pahole", package: "dwarves", kind: Kind::Command },
     Need { what: CLANG, package: "clang-19", kind: Kind::Command },
     Need { what: "libelf.h", package: "libelf-dev", kind: Kind::Header(&["libelf.h", "gelf.h"]) },
-    Need { what: "openssl headers", package: "libssl-dev", kind: Kind::Header(&["openssl/opensslv.h"]) },
+    Need {
+        what: "openssl headers",
+        package: "libssl-dev",
+        kind: Kind::Header(&["openssl/opensslv.h"]),
+    },
     Need { what: "zlib.h", package: "zlib1g-dev", kind: Kind::Header(&["zlib.h"]) },
 ];
 
 /// Fails listing every missing tool and how to install them all.
 pub fn check(source: &Source) -> Result<()> {
-    let mut missing: Vec<(&str, &str)> = NEEDS.iter().filter(|n| !present(n)).map(|n| (n.what, n.package)).collect();
+    let mut missing: Vec<(&str, &str)> =
+        NEEDS.iter().filter(|n| !present(n)).map(|n| (n.what, n.package)).collect();
     match source {
         Source::Tarball(p) => {
             if !on_path("tar") {
@@ -68,7 +73,8 @@ fn missing_message(missing: &[(&str, &str)]) -> String {
             packages.push(pkg);
         }
     }
-    let list: Vec<String> = missing.iter().map(|(what, pkg)| format!("  {what} (Debian package {pkg})")).collect();
+    let list: Vec<String> =
+        missing.iter().map(|(what, pkg)| format!("  {what} (Debian package {pkg})")).collect();
     format!(
         "missing host tools for building a kernel:\n{}\ninstall them with:\n  sudo apt-get install -y {}\nor install everything ktstr needs:\n  scripts/setup.sh",
         list.join("\n"),
@@ -87,7 +93,9 @@ fn present(need: &Need) -> bool {
 pub fn on_path(name: &str) -> bool {
     use std::os::unix::fs::PermissionsExt;
     let Some(path) = std::env::var_os("PATH") else { return false };
-    std::env::split_paths(&path).any(|d| d.join(name).metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+    std::env::split_paths(&path).any(|d| {
+        d.join(name).metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
 }
 
 /// First `--version` line of gcc and clang: a compiler upgrade must not
@@ -101,7 +109,9 @@ pub fn compiler_versions() -> Vec<String> {
                 .output()
                 .ok()
                 .filter(|o| o.status.success())
-                .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_string));
+                .and_then(|o| {
+                    String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_string)
+                });
             line.unwrap_or_else(|| format!("{c}: missing"))
         })
         .collect()

@@ -17,7 +17,8 @@ pub const CACHE_DIR: &str = "/cache";
 pub const BIN_DIR: &str = "/usr/bin";
 const BUSYBOX_CANDIDATES: [&str; 2] = ["/bin/busybox", "/usr/bin/busybox"];
 /// Firmware QEMU loads for `-M microvm` (the first) and `-M q35` guests.
-const QEMU_FIRMWARE: [&str; 4] = ["bios-microvm.bin", "bios-256k.bin", "kvmvapic.bin", "linuxboot_dma.bin"];
+const QEMU_FIRMWARE: [&str; 4] =
+    ["bios-microvm.bin", "bios-256k.bin", "kvmvapic.bin", "linuxboot_dma.bin"];
 /// QEMU's data directory in L1; on the host Debian splits it with seabios.
 const QEMU_DATA_DIR: &str = "/usr/share/qemu";
 const HOST_FIRMWARE_DIRS: [&str; 2] = ["/usr/share/qemu", "/usr/share/seabios"];
@@ -67,7 +68,12 @@ pub fn shell_quote(s: &str) -> String {
 }
 
 /// Everything L1 needs; `with_qemu` adds QEMU (for `--vmm qemu` inside L1).
-pub fn l1_archive(args: &[String], catalog: &Catalog, kernel: &KernelEntry, with_qemu: bool) -> Result<ArchiveSpec> {
+pub fn l1_archive(
+    args: &[String],
+    catalog: &Catalog,
+    kernel: &KernelEntry,
+    with_qemu: bool,
+) -> Result<ArchiveSpec> {
     let mut a = ArchiveSpec::default();
     let busybox = BUSYBOX_CANDIDATES.iter().map(PathBuf::from).find(|p| p.is_file()).context(
         "busybox not found (/bin/busybox): install busybox-static (scripts/setup.sh does)",
@@ -94,7 +100,9 @@ pub fn l1_archive(args: &[String], catalog: &Catalog, kernel: &KernelEntry, with
 
 /// The entry as L1's kernel cache sees it, without the 100 MB vmlinux.
 fn add_kernel_entry(a: &mut ArchiveSpec, kernel: &KernelEntry) -> Result<()> {
-    let key = kernel.key.as_deref().context("the L2 kernel must be a cache entry (`ktstr kernel build`), not a bare bzImage")?;
+    let key = kernel.key.as_deref().context(
+        "the L2 kernel must be a cache entry (`ktstr kernel build`), not a bare bzImage",
+    )?;
     let guest = format!("{CACHE_DIR}/kernels/{key}");
     for name in ["bzImage", "config", "metadata.json"] {
         let host = kernel.dir.join(name);
@@ -109,15 +117,21 @@ fn add_kernel_entry(a: &mut ArchiveSpec, kernel: &KernelEntry) -> Result<()> {
 }
 
 fn add_qemu(a: &mut ArchiveSpec) -> Result<()> {
-    let qemu = crate::plugins::find_in_path("qemu-system-x86_64").context("--with-qemu: qemu-system-x86_64 not found (apt-get install qemu-system-x86)")?;
+    let qemu = crate::plugins::find_in_path("qemu-system-x86_64")
+        .context("--with-qemu: qemu-system-x86_64 not found (apt-get install qemu-system-x86)")?;
     a.add_elf_with_deps(&qemu, format!("{BIN_DIR}/qemu-system-x86_64"))?;
     for (i, fw) in QEMU_FIRMWARE.iter().enumerate() {
         match HOST_FIRMWARE_DIRS.iter().map(|d| Path::new(d).join(fw)).find(|p| p.is_file()) {
             Some(host) => {
                 a.add_file(&host, format!("{QEMU_DATA_DIR}/{fw}"), 0o644);
             }
-            None if i == 0 => bail!("--with-qemu: QEMU firmware {fw} not found in {}", HOST_FIRMWARE_DIRS.join(" or ")),
-            None => tracing::warn!("QEMU firmware {fw} not found: NUMA (q35) guests will not boot with QEMU inside L1"),
+            None if i == 0 => bail!(
+                "--with-qemu: QEMU firmware {fw} not found in {}",
+                HOST_FIRMWARE_DIRS.join(" or ")
+            ),
+            None => tracing::warn!(
+                "QEMU firmware {fw} not found: NUMA (q35) guests will not boot with QEMU inside L1"
+            ),
         }
     }
     Ok(())

@@ -29,7 +29,9 @@ pub fn execute(args: &NestedArgs, discovery: &Discovery) -> Result<i32> {
         return Err(UsageError("ktstr nested cannot run `nested` inside L1".into()).into());
     }
     let memory_mib = parse_memory(&args.memory).map_err(UsageError)?;
-    let topology = format!("1n1l{}c1t", args.cpus).parse().map_err(|e| UsageError(format!("--cpus {}: {e}", args.cpus)))?;
+    let topology = format!("1n1l{}c1t", args.cpus)
+        .parse()
+        .map_err(|e| UsageError(format!("--cpus {}: {e}", args.cpus)))?;
     crate::interrupt::install();
     let catalog = discovery.scan();
     let kernel = crate::kernel::resolve(args.kernel.as_deref())?;
@@ -38,13 +40,22 @@ pub fn execute(args: &NestedArgs, discovery: &Discovery) -> Result<i32> {
     let accel = if crate::run::kvm_usable().is_ok() { Accel::Kvm } else { Accel::Tcg };
     let engine = QemuEngine::detect(Some(accel))?.with_virtualization();
 
-    let work = tempfile::Builder::new().prefix("ktstr-nested-").tempdir().context("create a temporary directory")?;
+    let work = tempfile::Builder::new()
+        .prefix("ktstr-nested-")
+        .tempdir()
+        .context("create a temporary directory")?;
     let artifacts = match &args.artifacts {
         Some(d) => d.clone(),
         None => work.path().to_path_buf(),
     };
-    std::fs::create_dir_all(&artifacts).with_context(|| format!("create {}", artifacts.display()))?;
-    progress(&format!("packing L1: ktstr, {} plugins, kernel {}{}", catalog.plugins.len(), kernel.version, if args.with_qemu { ", QEMU" } else { "" }));
+    std::fs::create_dir_all(&artifacts)
+        .with_context(|| format!("create {}", artifacts.display()))?;
+    progress(&format!(
+        "packing L1: ktstr, {} plugins, kernel {}{}",
+        catalog.plugins.len(),
+        kernel.version,
+        if args.with_qemu { ", QEMU" } else { "" }
+    ));
     let spec = archive::l1_archive(&args.args, &catalog, &kernel, args.with_qemu)?;
     let initramfs = work.path().join("l1.cpio");
     write_newc(&spec, &mut std::fs::File::create(&initramfs)?)?;
@@ -60,7 +71,13 @@ pub fn execute(args: &NestedArgs, discovery: &Discovery) -> Result<i32> {
         data_out: artifacts.join("l1-stdout"),
         data_fallback_out: artifacts.join("l1-exit"),
     };
-    progress(&format!("booting L1 with {} ({} CPUs, {} MiB); watchdog {}s", engine.describe(), args.cpus, memory_mib, args.watchdog));
+    progress(&format!(
+        "booting L1 with {} ({} CPUs, {} MiB); watchdog {}s",
+        engine.describe(),
+        args.cpus,
+        memory_mib,
+        args.watchdog
+    ));
     let ended = follow(&engine, &vm, Duration::from_secs(args.watchdog))?;
 
     let stdout = std::fs::read(&vm.data_out).unwrap_or_default();
@@ -110,7 +127,10 @@ fn follow(engine: &QemuEngine, vm: &VmSpec, watchdog: Duration) -> Result<End> {
             break End::Interrupted;
         }
         if started.elapsed() > watchdog {
-            progress(&format!("watchdog: L1 still running after {}s; stopping it", watchdog.as_secs()));
+            progress(&format!(
+                "watchdog: L1 still running after {}s; stopping it",
+                watchdog.as_secs()
+            ));
             running.kill()?;
             break End::Watchdog;
         }
@@ -158,12 +178,18 @@ pub const L1_CRASHED: &str = "the emulated L1 host crashed";
 /// The first line of an oops or panic of L1's own kernel (inner consoles
 /// copied to L1's are prefixed and do not count).
 fn l1_kernel_crash(console: &str) -> Option<&str> {
-    console.lines().filter(|l| !l.starts_with("L1-inner: ")).find(|l| l.contains("Oops:") || l.contains("Kernel panic") || l.contains("BUG: ")).map(str::trim)
+    console
+        .lines()
+        .filter(|l| !l.starts_with("L1-inner: "))
+        .find(|l| l.contains("Oops:") || l.contains("Kernel panic") || l.contains("BUG: "))
+        .map(str::trim)
 }
 
 /// `KTSTR-NESTED-EXIT 3\r\n` → 3.
 fn parse_exit(text: &str) -> Option<i32> {
-    text.lines().find_map(|l| l.trim().strip_prefix(EXIT_MARKER.trim_end())).and_then(|c| c.trim().parse().ok())
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(EXIT_MARKER.trim_end()))
+        .and_then(|c| c.trim().parse().ok())
 }
 
 #[cfg(test)]
@@ -172,8 +198,12 @@ mod tests {
     fn crashes_of_l1_itself_are_told_apart_from_the_inner_console() {
         let inner = "L1-inner: [ 1.0] Kernel panic - not syncing: x\n[L1] up\n";
         assert_eq!(super::l1_kernel_crash(inner), None);
-        let own = "[ 171.26] Oops: Bad pagetable: ffff [#1] SMP\n[ 171.28] Kernel panic - not syncing\n";
-        assert_eq!(super::l1_kernel_crash(own), Some("[ 171.26] Oops: Bad pagetable: ffff [#1] SMP"));
+        let own =
+            "[ 171.26] Oops: Bad pagetable: ffff [#1] SMP\n[ 171.28] Kernel panic - not syncing\n";
+        assert_eq!(
+            super::l1_kernel_crash(own),
+            Some("[ 171.26] Oops: Bad pagetable: ffff [#1] SMP")
+        );
     }
 
     #[test]

@@ -22,7 +22,10 @@ pub fn locate(bin: &BinaryInfo, extra_dirs: &[PathBuf]) -> Result<Located, Strin
             return if is_executable(&path) {
                 Ok(Located { path, via: format!("${var}") })
             } else {
-                Err(format!("${var} is set to {} but that is not an executable file", path.display()))
+                Err(format!(
+                    "${var} is set to {} but that is not an executable file",
+                    path.display()
+                ))
             };
         }
     }
@@ -35,7 +38,8 @@ pub fn locate(bin: &BinaryInfo, extra_dirs: &[PathBuf]) -> Result<Located, Strin
             return Ok(Located { path, via: dir.display().to_string() });
         }
     }
-    let var = bin.env_override.as_ref().map(|v| format!(", or set ${v} to its path")).unwrap_or_default();
+    let var =
+        bin.env_override.as_ref().map(|v| format!(", or set ${v} to its path")).unwrap_or_default();
     Err(format!("`{}` not found on PATH{var}; {}", bin.name, bin.install_hint))
 }
 

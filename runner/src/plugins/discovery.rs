@@ -43,18 +43,30 @@ pub struct Catalog {
 impl Discovery {
     /// The documented search path for this process.
     pub fn from_env(flag_dirs: &[PathBuf]) -> Discovery {
-        let mut dirs: Vec<SearchDir> = flag_dirs.iter().map(|p| SearchDir { path: p.clone(), origin: "--plugin-dir" }).collect();
+        let mut dirs: Vec<SearchDir> = flag_dirs
+            .iter()
+            .map(|p| SearchDir { path: p.clone(), origin: "--plugin-dir" })
+            .collect();
         if let Some(paths) = std::env::var_os("KTSTR_PLUGIN_PATH") {
-            dirs.extend(std::env::split_paths(&paths).filter(|p| !p.as_os_str().is_empty()).map(|path| SearchDir { path, origin: "KTSTR_PLUGIN_PATH" }));
+            dirs.extend(
+                std::env::split_paths(&paths)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map(|path| SearchDir { path, origin: "KTSTR_PLUGIN_PATH" }),
+            );
         }
-        if let Some(exe_dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+        if let Some(exe_dir) =
+            std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf))
+        {
             dirs.push(SearchDir { path: exe_dir.join("plugins"), origin: "beside the executable" });
             if is_cargo_target_dir(&exe_dir) {
                 dirs.push(SearchDir { path: exe_dir, origin: "cargo target directory" });
             }
         }
         if let Some(home) = std::env::var_os("HOME") {
-            dirs.push(SearchDir { path: PathBuf::from(home).join(".local/share/ktstr/plugins"), origin: "user plugin directory" });
+            dirs.push(SearchDir {
+                path: PathBuf::from(home).join(".local/share/ktstr/plugins"),
+                origin: "user plugin directory",
+            });
         }
         Discovery { dirs }
     }
@@ -76,7 +88,12 @@ impl Discovery {
                     Ok(plugin) => {
                         let key = (plugin.info.kind, plugin.info.name.clone());
                         match seen.get(&key) {
-                            Some(first) => catalog.shadowed.push(Shadowed { kind: key.0, name: key.1, path, shadowed_by: first.clone() }),
+                            Some(first) => catalog.shadowed.push(Shadowed {
+                                kind: key.0,
+                                name: key.1,
+                                path,
+                                shadowed_by: first.clone(),
+                            }),
                             None => {
                                 seen.insert(key, path);
                                 catalog.plugins.push(plugin);
@@ -102,13 +119,24 @@ impl Catalog {
         if let Some(p) = self.find(kind, name) {
             return Ok(p);
         }
-        let have: Vec<&str> = self.plugins.iter().filter(|p| p.info.kind == kind).map(|p| p.info.name.as_str()).collect();
+        let have: Vec<&str> = self
+            .plugins
+            .iter()
+            .filter(|p| p.info.kind == kind)
+            .map(|p| p.info.name.as_str())
+            .collect();
         let mut msg = format!(
             "no {kind} plugin named `{name}` (available: {}); see `ktstr list-plugins`",
             if have.is_empty() { "none".to_string() } else { have.join(", ") }
         );
-        for b in self.broken.iter().filter(|b| b.path.to_string_lossy().contains(&name.replace('-', "_"))) {
-            msg.push_str(&format!("\n  note: a plugin file that failed to load may be the one you meant: {b}"));
+        for b in self
+            .broken
+            .iter()
+            .filter(|b| b.path.to_string_lossy().contains(&name.replace('-', "_")))
+        {
+            msg.push_str(&format!(
+                "\n  note: a plugin file that failed to load may be the one you meant: {b}"
+            ));
         }
         anyhow::bail!(msg)
     }

@@ -29,9 +29,13 @@ pub fn select(vmm: VmmArg) -> anyhow::Result<(Box<dyn VmEngine>, String)> {
             let line = format!("{} — asked for with --vmm kvm", engine.describe());
             Ok((Box::new(engine), line))
         }
-        (VmmArg::Kvm, Err(why)) => Err(UsageError(format!("--vmm kvm: ktstr's KVM VMM cannot run here: {why}; use --vmm qemu (or auto)")).into()),
+        (VmmArg::Kvm, Err(why)) => Err(UsageError(format!(
+            "--vmm kvm: ktstr's KVM VMM cannot run here: {why}; use --vmm qemu (or auto)"
+        ))
+        .into()),
         (VmmArg::Auto, Ok(engine)) => {
-            let line = format!("{} — /dev/kvm runs full-virtualisation guests here", engine.describe());
+            let line =
+                format!("{} — /dev/kvm runs full-virtualisation guests here", engine.describe());
             Ok((Box::new(engine), line))
         }
         (VmmArg::Qemu | VmmArg::Auto, kvm) => {

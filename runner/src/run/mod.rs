@@ -36,11 +36,15 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     let prepared = prepare::prepare(args, &catalog, valid, &kernel)?;
 
     let artifacts = artifacts_dir(args, &prepared.job_name)?;
-    let work = tempfile::Builder::new().prefix("ktstr-run-").tempdir().context("create a temporary directory")?;
+    let work = tempfile::Builder::new()
+        .prefix("ktstr-run-")
+        .tempdir()
+        .context("create a temporary directory")?;
     progress(&format!("kernel {} ({})", kernel.version, kernel.bzimage.display()));
     progress(&format!("engine {engine_line}"));
     progress("packing the initramfs…");
-    let base = BaseArchiveCache::new(crate::kernel::cache_dir().join("initramfs")).get_or_build(&prepared.base)?;
+    let base = BaseArchiveCache::new(crate::kernel::cache_dir().join("initramfs"))
+        .get_or_build(&prepared.base)?;
     let plan_json = prepared.plan.to_json();
     std::fs::write(artifacts.join("plan.json"), &plan_json)?;
     let mut plan_archive = ArchiveSpec::default();
@@ -60,10 +64,21 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         data_out: artifacts.join("data.bin"),
         data_fallback_out: artifacts.join("data-com2.bin"),
     };
-    let watchdog = args.watchdog.map(Duration::from_secs).unwrap_or(DEFAULT_BUDGET + Duration::from_secs(args.duration));
-    progress(&format!("booting {} CPUs ({}), {} MiB; watchdog {}s", prepared.topology.cpus(), prepared.topology, prepared.memory_mib, watchdog.as_secs()));
+    let watchdog = args
+        .watchdog
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_BUDGET + Duration::from_secs(args.duration));
+    progress(&format!(
+        "booting {} CPUs ({}), {} MiB; watchdog {}s",
+        prepared.topology.cpus(),
+        prepared.topology,
+        prepared.memory_mib,
+        watchdog.as_secs()
+    ));
     let mut record = Record::default();
-    let ended = session::run_vm(engine.as_ref(), &spec, watchdog, &mut record, &mut |l| progress(&format!("[guest] {l}")))?;
+    let ended = session::run_vm(engine.as_ref(), &spec, watchdog, &mut record, &mut |l| {
+        progress(&format!("[guest] {l}"))
+    })?;
     report::write_artifacts(&artifacts, &record)?;
 
     let mismatches = topology_mismatches(&prepared.topology, &record);
@@ -80,7 +95,12 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         verdict,
         record: &record,
         kernel: format!("{} ({})", kernel.version, kernel.bzimage.display()),
-        engine: report::EngineInfo { name: engine.name(), description: engine_line, peak_rss_kib: ended.peak_rss_kib, end_detail: ended.detail.clone() },
+        engine: report::EngineInfo {
+            name: engine.name(),
+            description: engine_line,
+            peak_rss_kib: ended.peak_rss_kib,
+            end_detail: ended.detail.clone(),
+        },
         topology: prepared.topology.to_string(),
         topology_mismatches: mismatches,
         scheduler: prepared.scheduler_desc.clone(),
@@ -114,11 +134,15 @@ fn artifacts_dir(args: &RunArgs, job_name: &str) -> anyhow::Result<PathBuf> {
         None => {
             let runs = crate::kernel::cache_dir().join("runs");
             prune_runs(&runs, KEPT_RUNS);
-            let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis();
             runs.join(format!("{stamp}-{job_name}-{}", std::process::id()))
         }
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("create the artifacts directory {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("create the artifacts directory {}", dir.display()))?;
     Ok(dir)
 }
 
@@ -129,7 +153,8 @@ const KEPT_RUNS: usize = 50;
 /// a millisecond timestamp, so name order is age order).
 fn prune_runs(runs: &std::path::Path, keep: usize) {
     let Ok(entries) = std::fs::read_dir(runs) else { return };
-    let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+    let mut dirs: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
     dirs.sort();
     let excess = dirs.len().saturating_sub(keep.saturating_sub(1));
     for old in &dirs[..excess] {

@@ -4,10 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use ktstr_core::check::Check;
-use ktstr_core::plan::{PayloadPlan, RunPlan, ScenarioPlan, ScenarioPayloadPlan, SchedulerPlan, BIN_DIR, PLUGIN_DIR};
-use ktstr_core::scenario::Scenario;
+use ktstr_core::plan::{
+    PayloadPlan, RunPlan, ScenarioPayloadPlan, ScenarioPlan, SchedulerPlan, BIN_DIR, PLUGIN_DIR,
+};
 use ktstr_core::plugin::{Kind, LoadedPlugin};
 use ktstr_core::protocol::PROTOCOL_VERSION;
+use ktstr_core::scenario::Scenario;
 use ktstr_core::topology::Topology;
 
 use crate::cli::RunArgs;
@@ -55,9 +57,13 @@ pub fn validate<'c>(args: &RunArgs, catalog: &'c Catalog) -> anyhow::Result<Vali
     let mut checks = Vec::new();
     let job = match (&args.plugin, &args.scenario) {
         (Some(name), _) => {
-            let payload = catalog.require(Kind::Payload, name).map_err(|e| UsageError(format!("{e:#}")))?;
-            let pinfo = payload.info.payload.as_ref().expect("payload plugins carry a payload section");
-            let extractor = catalog.require(Kind::Extractor, &pinfo.extractor).map_err(|e| UsageError(format!("payload `{name}` needs {e:#}")))?;
+            let payload =
+                catalog.require(Kind::Payload, name).map_err(|e| UsageError(format!("{e:#}")))?;
+            let pinfo =
+                payload.info.payload.as_ref().expect("payload plugins carry a payload section");
+            let extractor = catalog
+                .require(Kind::Extractor, &pinfo.extractor)
+                .map_err(|e| UsageError(format!("payload `{name}` needs {e:#}")))?;
             for text in &pinfo.default_checks {
                 checks.push(Check::parse(text).map_err(UsageError)?);
             }
@@ -65,14 +71,22 @@ pub fn validate<'c>(args: &RunArgs, catalog: &'c Catalog) -> anyhow::Result<Vali
         }
         (None, Some(spec)) => {
             let scenario = load_scenario(spec)?;
-            scenario.validate(&topology).map_err(|e| UsageError(format!("scenario `{}`: {e}", scenario.name)))?;
+            scenario
+                .validate(&topology)
+                .map_err(|e| UsageError(format!("scenario `{}`: {e}", scenario.name)))?;
             let mut payloads = Vec::new();
             for name in scenario.payload_plugins() {
-                payloads.push(catalog.require(Kind::Payload, &name).map_err(|e| UsageError(format!("scenario `{}` runs {e:#}", scenario.name)))?);
+                payloads.push(
+                    catalog.require(Kind::Payload, &name).map_err(|e| {
+                        UsageError(format!("scenario `{}` runs {e:#}", scenario.name))
+                    })?,
+                );
             }
             Job::Scenario { scenario, payloads }
         }
-        (None, None) => return Err(UsageError("give --plugin PAYLOAD or --scenario FILE|NAME".into()).into()),
+        (None, None) => {
+            return Err(UsageError("give --plugin PAYLOAD or --scenario FILE|NAME".into()).into())
+        }
     };
     for text in &args.checks {
         checks.push(Check::parse(text).map_err(UsageError)?);
@@ -88,14 +102,24 @@ fn load_scenario(spec: &str) -> anyhow::Result<Scenario> {
     } else if let Some(text) = ktstr_core::scenario::canned(spec) {
         text.to_string()
     } else {
-        let names: Vec<&str> = ktstr_core::scenario::library().into_iter().map(|(n, _, _)| n).collect();
-        return Err(UsageError(format!("--scenario {spec}: no such file and no canned scenario of that name (canned: {})", names.join(", "))).into());
+        let names: Vec<&str> =
+            ktstr_core::scenario::library().into_iter().map(|(n, _, _)| n).collect();
+        return Err(UsageError(format!(
+            "--scenario {spec}: no such file and no canned scenario of that name (canned: {})",
+            names.join(", ")
+        ))
+        .into());
     };
     Scenario::from_toml(&text).map_err(|e| UsageError(format!("--scenario {spec}: {e}")).into())
 }
 
 /// Resolves binaries against the kernel and builds the plan and archive.
-pub fn prepare(args: &RunArgs, catalog: &Catalog, valid: Validated<'_>, kernel: &KernelEntry) -> anyhow::Result<Prepared> {
+pub fn prepare(
+    args: &RunArgs,
+    catalog: &Catalog,
+    valid: Validated<'_>,
+    kernel: &KernelEntry,
+) -> anyhow::Result<Prepared> {
     let Validated { topology, memory_mib, job, checks } = valid;
     let (launcher, sched_binary) = resolve_scheduler(&args.scheduler, catalog, kernel)?;
 
@@ -109,12 +133,18 @@ pub fn prepare(args: &RunArgs, catalog: &Catalog, valid: Validated<'_>, kernel: 
 
     let (payload, scenario, job_desc, job_name) = match job {
         Job::Payload { name, payload, extractor } => {
-            let pinfo = payload.info.payload.as_ref().expect("payload plugins carry a payload section");
+            let pinfo =
+                payload.info.payload.as_ref().expect("payload plugins carry a payload section");
             let plugin = pack_plugin(&mut base, payload)?;
             let extractor = pack_plugin(&mut base, extractor)?;
             let binary = pack_payload_binary(&mut base, payload)?;
-            let args_for_payload = if args.args.is_empty() { pinfo.default_args.clone() } else { args.args.clone() };
-            let desc = format!("{name}: {} {}", binary.as_deref().unwrap_or("(inline)"), args_for_payload.join(" "));
+            let args_for_payload =
+                if args.args.is_empty() { pinfo.default_args.clone() } else { args.args.clone() };
+            let desc = format!(
+                "{name}: {} {}",
+                binary.as_deref().unwrap_or("(inline)"),
+                args_for_payload.join(" ")
+            );
             let plan = PayloadPlan {
                 name: name.clone(),
                 plugin,
@@ -129,7 +159,8 @@ pub fn prepare(args: &RunArgs, catalog: &Catalog, valid: Validated<'_>, kernel: 
         Job::Scenario { scenario, payloads } => {
             let mut planned = Vec::new();
             for p in payloads {
-                let pinfo = p.info.payload.as_ref().expect("payload plugins carry a payload section");
+                let pinfo =
+                    p.info.payload.as_ref().expect("payload plugins carry a payload section");
                 planned.push(ScenarioPayloadPlan {
                     name: p.info.name.clone(),
                     plugin: pack_plugin(&mut base, p)?,
@@ -142,10 +173,23 @@ pub fn prepare(args: &RunArgs, catalog: &Catalog, valid: Validated<'_>, kernel: 
                 "scenario {} ({} steps{})",
                 scenario.name,
                 scenario.steps.len(),
-                if names.is_empty() { String::new() } else { format!("; payloads {}", names.join(", ")) }
+                if names.is_empty() {
+                    String::new()
+                } else {
+                    format!("; payloads {}", names.join(", "))
+                }
             );
             let name = scenario.name.clone();
-            (None, Some(ScenarioPlan { scenario, payloads: planned, duration_ms: args.duration * 1000 }), desc, name)
+            (
+                None,
+                Some(ScenarioPlan {
+                    scenario,
+                    payloads: planned,
+                    duration_ms: args.duration * 1000,
+                }),
+                desc,
+                name,
+            )
         }
     };
 
@@ -188,8 +232,14 @@ fn pack_payload_binary(base: &mut ArchiveSpec, p: &LoadedPlugin) -> anyhow::Resu
 
 /// A scheduler plugin of that exact name (e.g. `eevdf`), else the first
 /// launcher that accepts any binary (`scx`). Returns the binary to pack.
-fn resolve_scheduler<'c>(requested: &str, catalog: &'c Catalog, kernel: &KernelEntry) -> anyhow::Result<(&'c LoadedPlugin, Option<PathBuf>)> {
-    let exact = catalog.find(Kind::Scheduler, requested).filter(|p| !p.info.scheduler.as_ref().is_some_and(|s| s.accepts_any_binary));
+fn resolve_scheduler<'c>(
+    requested: &str,
+    catalog: &'c Catalog,
+    kernel: &KernelEntry,
+) -> anyhow::Result<(&'c LoadedPlugin, Option<PathBuf>)> {
+    let exact = catalog
+        .find(Kind::Scheduler, requested)
+        .filter(|p| !p.info.scheduler.as_ref().is_some_and(|s| s.accepts_any_binary));
     let launcher = match exact {
         Some(p) => p,
         None => catalog
@@ -198,7 +248,9 @@ fn resolve_scheduler<'c>(requested: &str, catalog: &'c Catalog, kernel: &KernelE
             .find(|p| p.info.scheduler.as_ref().is_some_and(|s| s.accepts_any_binary))
             .ok_or_else(|| UsageError(format!("no scheduler plugin named `{requested}` and no launcher for arbitrary sched_ext binaries (is the `scx` plugin installed?)")))?,
     };
-    let spec = launcher.launch(requested).map_err(|e| UsageError(format!("scheduler `{requested}`: {e}")))?;
+    let spec = launcher
+        .launch(requested)
+        .map_err(|e| UsageError(format!("scheduler `{requested}`: {e}")))?;
     let Some(binary) = spec.binary.as_ref().into_option().map(|b| b.to_string()) else {
         return Ok((launcher, None));
     };
@@ -215,7 +267,8 @@ fn resolve_scheduler<'c>(requested: &str, catalog: &'c Catalog, kernel: &KernelE
     if let Some(p) = crate::plugins::find_in_path(&binary) {
         return Ok((launcher, Some(p)));
     }
-    let cached: Vec<String> = crate::kernel::available_schedulers().into_iter().map(|(n, _)| n).collect();
+    let cached: Vec<String> =
+        crate::kernel::available_schedulers().into_iter().map(|(n, _)| n).collect();
     Err(UsageError(format!(
         "scheduler `{binary}` not found in the kernel cache entry ({}) nor on PATH; cached schedulers: {}",
         kernel.dir.display(),
@@ -243,7 +296,11 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
         Some((i, 'M' | 'm')) => (&t[..i], 1),
         _ => (t, 1),
     };
-    let mib = num.parse::<u64>().ok().map(|n| n * mult).ok_or_else(|| format!("bad --memory `{s}`: use MiB (1024) or a suffix (512M, 2G)"))?;
+    let mib = num
+        .parse::<u64>()
+        .ok()
+        .map(|n| n * mult)
+        .ok_or_else(|| format!("bad --memory `{s}`: use MiB (1024) or a suffix (512M, 2G)"))?;
     if !(128..=65536).contains(&mib) {
         return Err(format!("--memory {mib} MiB is out of range (128 MiB to 64 GiB)"));
     }

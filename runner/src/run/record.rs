@@ -76,7 +76,8 @@ impl Record {
             Message::Topology { json } => self.topology_json = Some(json),
             Message::SchedulerStarted { name, pid, sched_ext_state, ops, ready_ms } => {
                 let line = format!("scheduler {name} ready after {ready_ms} ms (sched_ext {sched_ext_state}, ops `{ops}`)");
-                self.scheduler_ready = Some(SchedulerReady { pid, state: sched_ext_state, ops, ready_ms });
+                self.scheduler_ready =
+                    Some(SchedulerReady { pid, state: sched_ext_state, ops, ready_ms });
                 return Some(line);
             }
             Message::PayloadStarted { name, pid, cgroup } => {
@@ -88,16 +89,35 @@ impl Record {
                 OutputSource::PayloadStderr => self.payload_stderr.extend(data),
                 OutputSource::Scheduler => self.scheduler_log.extend(data),
             },
-            Message::PayloadEnded { exit_code, signal, timed_out, duration_ms, stdout_truncated, stderr_truncated } => {
-                self.payload_end = Some(PayloadEnd { exit_code, signal, timed_out, duration_ms, stdout_truncated, stderr_truncated });
+            Message::PayloadEnded {
+                exit_code,
+                signal,
+                timed_out,
+                duration_ms,
+                stdout_truncated,
+                stderr_truncated,
+            } => {
+                self.payload_end = Some(PayloadEnd {
+                    exit_code,
+                    signal,
+                    timed_out,
+                    duration_ms,
+                    stdout_truncated,
+                    stderr_truncated,
+                });
                 let how = match (exit_code, signal) {
                     (Some(c), _) => format!("exit code {c}"),
                     (None, Some(s)) => format!("signal {s}"),
                     _ => "unknown status".into(),
                 };
-                return Some(format!("payload ended after {duration_ms} ms: {how}{}", if timed_out { " (timed out)" } else { "" }));
+                return Some(format!(
+                    "payload ended after {duration_ms} ms: {how}{}",
+                    if timed_out { " (timed out)" } else { "" }
+                ));
             }
-            Message::SchedExtDuringPayload { state, ops } => self.sched_ext_during_payload = Some((state, ops)),
+            Message::SchedExtDuringPayload { state, ops } => {
+                self.sched_ext_during_payload = Some((state, ops))
+            }
             Message::Metrics { metrics, extractor, error } => {
                 self.metrics = metrics;
                 self.extractor = Some(extractor);
@@ -112,12 +132,24 @@ impl Record {
             Message::Finish(f) => self.finished = Some(f.init_error),
             Message::ScenarioStep(step) => {
                 let failed = step.checks.iter().filter(|c| !c.passed).count();
-                let line = format!("scenario step `{}` ended after {} ms: {} checks, {failed} failed", step.name, step.duration_ms, step.checks.len());
+                let line = format!(
+                    "scenario step `{}` ended after {} ms: {} checks, {failed} failed",
+                    step.name,
+                    step.duration_ms,
+                    step.checks.len()
+                );
                 self.scenario_steps.push(step);
                 return Some(line);
             }
             Message::ScenarioProgress(p) => {
-                return Some(format!("  {} +{:.1}s: {} workers, {} work units, {} payloads running", p.step, p.elapsed_ms as f64 / 1000.0, p.workers, p.work_units, p.payloads_running));
+                return Some(format!(
+                    "  {} +{:.1}s: {} workers, {} work units, {} payloads running",
+                    p.step,
+                    p.elapsed_ms as f64 / 1000.0,
+                    p.workers,
+                    p.work_units,
+                    p.payloads_running
+                ));
             }
             Message::ScenarioOutput { name, stdout, data } => {
                 let (out, err) = self.scenario_outputs.entry(name).or_default();

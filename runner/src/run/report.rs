@@ -44,14 +44,19 @@ impl Outcome<'_> {
         match self.verdict {
             Verdict::Pass => "every check passed".into(),
             Verdict::CheckFailed => {
-                let failed: Vec<&str> = r.checks.iter().filter(|c| !c.passed).map(|c| c.check.as_str()).collect();
+                let failed: Vec<&str> =
+                    r.checks.iter().filter(|c| !c.passed).map(|c| c.check.as_str()).collect();
                 format!("failed: {}", failed.join(", "))
             }
-            Verdict::SchedulerFailed => r.scheduler_failure.as_ref().map(|f| f.reason.clone()).unwrap_or_default(),
+            Verdict::SchedulerFailed => {
+                r.scheduler_failure.as_ref().map(|f| f.reason.clone()).unwrap_or_default()
+            }
             Verdict::Timeout => "the guest did not finish before the watchdog fired".into(),
             Verdict::GuestCrash => match &self.engine.end_detail {
                 Some(d) => format!("the guest stopped without reporting a result: {d}"),
-                None => "the guest stopped without reporting a result (kernel panic or crash?)".into(),
+                None => {
+                    "the guest stopped without reporting a result (kernel panic or crash?)".into()
+                }
             },
             Verdict::InitError => match &r.finished {
                 Some(Some(e)) => format!("guest init error: {e}"),
@@ -62,7 +67,11 @@ impl Outcome<'_> {
     }
 
     fn job_kind(&self) -> &'static str {
-        if self.record.scenario_done.is_some() { "scenario" } else { "payload" }
+        if self.record.scenario_done.is_some() {
+            "scenario"
+        } else {
+            "payload"
+        }
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -101,10 +110,19 @@ impl Outcome<'_> {
 
     pub fn summary(&self) -> String {
         let r = self.record;
-        let mut s = format!("\nktstr: {}  (exit {}) — {}\n", self.verdict.as_str(), self.verdict.exit_code(), self.reason());
+        let mut s = format!(
+            "\nktstr: {}  (exit {}) — {}\n",
+            self.verdict.as_str(),
+            self.verdict.exit_code(),
+            self.reason()
+        );
         let mut row = |k: &str, v: String| s.push_str(&format!("  {k:<10} {v}\n"));
         row("kernel", self.kernel.clone());
-        let rss = self.engine.peak_rss_kib.map(|k| format!("; peak RSS {} MiB", k / 1024)).unwrap_or_default();
+        let rss = self
+            .engine
+            .peak_rss_kib
+            .map(|k| format!("; peak RSS {} MiB", k / 1024))
+            .unwrap_or_default();
         row("engine", format!("{}{rss}", self.engine.description));
         let topo = if r.topology_json.is_none() {
             "(not reported by the guest)".to_string()
@@ -115,14 +133,27 @@ impl Outcome<'_> {
         };
         row("topology", format!("{} — {topo}", self.topology));
         let sched = match (&r.scheduler_ready, &r.sched_ext_during_payload) {
-            (_, Some((state, ops))) => format!("{} — at the end of the {} sched_ext was `{state}`, ops `{ops}`", self.scheduler, self.job_kind()),
-            (Some(ready), None) => format!("{} — ready (sched_ext `{}`, ops `{}`)", self.scheduler, ready.state, ready.ops),
+            (_, Some((state, ops))) => format!(
+                "{} — at the end of the {} sched_ext was `{state}`, ops `{ops}`",
+                self.scheduler,
+                self.job_kind()
+            ),
+            (Some(ready), None) => format!(
+                "{} — ready (sched_ext `{}`, ops `{}`)",
+                self.scheduler, ready.state, ready.ops
+            ),
             _ => self.scheduler.clone(),
         };
         row("scheduler", sched);
         let end = r.payload_end.as_ref().map(|e| match (e.exit_code, e.signal) {
-            (Some(c), _) => format!(" — exit {c} after {} ms{}", e.duration_ms, if e.timed_out { " (timed out)" } else { "" }),
-            (None, sig) => format!(" — killed by signal {} after {} ms", sig.unwrap_or(0), e.duration_ms),
+            (Some(c), _) => format!(
+                " — exit {c} after {} ms{}",
+                e.duration_ms,
+                if e.timed_out { " (timed out)" } else { "" }
+            ),
+            (None, sig) => {
+                format!(" — killed by signal {} after {} ms", sig.unwrap_or(0), e.duration_ms)
+            }
         });
         if r.scenario_done.is_none() {
             row("payload", format!("{}{}", self.payload, end.unwrap_or_default()));
@@ -133,13 +164,19 @@ impl Outcome<'_> {
             s.push_str("  metrics\n");
             let width = r.metrics.iter().map(|m| m.name.len()).max().unwrap_or(0);
             for m in &r.metrics {
-                let marks: Vec<&CheckResult> = r.checks.iter().filter(|c| check_names_metric(&c.check, &m.name)).collect();
+                let marks: Vec<&CheckResult> =
+                    r.checks.iter().filter(|c| check_names_metric(&c.check, &m.name)).collect();
                 let mark = match marks.iter().all(|c| c.passed) {
                     _ if marks.is_empty() => "  ",
                     true => "✓ ",
                     false => "✗ ",
                 };
-                s.push_str(&format!("    {mark}{:<width$}  {:>14} {}\n", m.name, format_value(m.value), m.unit));
+                s.push_str(&format!(
+                    "    {mark}{:<width$}  {:>14} {}\n",
+                    m.name,
+                    format_value(m.value),
+                    m.unit
+                ));
             }
         }
         if let Some(e) = &r.extract_error {
@@ -148,18 +185,34 @@ impl Outcome<'_> {
         if !r.checks.is_empty() {
             s.push_str("  checks\n");
             for c in &r.checks {
-                let detail = if c.detail.is_empty() { String::new() } else { format!(": {}", c.detail.replace('\n', "\n        ")) };
-                s.push_str(&format!("    {} {}{detail}\n", if c.passed { "PASS" } else { "FAIL" }, c.check));
+                let detail = if c.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", c.detail.replace('\n', "\n        "))
+                };
+                s.push_str(&format!(
+                    "    {} {}{detail}\n",
+                    if c.passed { "PASS" } else { "FAIL" },
+                    c.check
+                ));
             }
         }
         if let Some(f) = &r.scheduler_failure {
             s.push_str(&format!("  scheduler output (tail):\n{}\n", indent(&f.output_tail)));
             if !f.kernel_log.is_empty() {
-                s.push_str(&format!("  kernel log about sched_ext:\n{}\n", indent(&f.kernel_log.join("\n"))));
+                s.push_str(&format!(
+                    "  kernel log about sched_ext:\n{}\n",
+                    indent(&f.kernel_log.join("\n"))
+                ));
             }
         }
-        if matches!(self.verdict, Verdict::Timeout | Verdict::GuestCrash | Verdict::InitError) && !self.console_tail.is_empty() {
-            s.push_str(&format!("  last console lines:\n{}\n", indent(&self.console_tail.join("\n"))));
+        if matches!(self.verdict, Verdict::Timeout | Verdict::GuestCrash | Verdict::InitError)
+            && !self.console_tail.is_empty()
+        {
+            s.push_str(&format!(
+                "  last console lines:\n{}\n",
+                indent(&self.console_tail.join("\n"))
+            ));
         }
         s.push_str(&format!("  artifacts  {}\n", self.artifacts.display()));
         s
@@ -170,14 +223,26 @@ impl Outcome<'_> {
 fn scenario_summary(r: &Record) -> String {
     let mut s = String::new();
     if let Some((name, error)) = &r.scenario_done {
-        s.push_str(&format!("  {:<10} {name}{}\n", "scenario", error.as_ref().map(|e| format!(" — stopped early: {e}")).unwrap_or_default()));
+        s.push_str(&format!(
+            "  {:<10} {name}{}\n",
+            "scenario",
+            error.as_ref().map(|e| format!(" — stopped early: {e}")).unwrap_or_default()
+        ));
     }
     for step in &r.scenario_steps {
         s.push_str(&format!("    step {} ({} ms)\n", step.name, step.duration_ms));
         for cg in &step.cgroups {
             let units: u64 = cg.workers.iter().map(|w| w.report.work_units).sum();
-            let cpus = cg.cpus.as_ref().map(|c| format!(" on CPUs {}", ktstr_core::topology::format_cpulist(c))).unwrap_or_default();
-            s.push_str(&format!("      {:<20} {} workers{cpus}, {units} work units\n", cg.cgroup, cg.workers.len()));
+            let cpus = cg
+                .cpus
+                .as_ref()
+                .map(|c| format!(" on CPUs {}", ktstr_core::topology::format_cpulist(c)))
+                .unwrap_or_default();
+            s.push_str(&format!(
+                "      {:<20} {} workers{cpus}, {units} work units\n",
+                cg.cgroup,
+                cg.workers.len()
+            ));
         }
         for c in &step.captures {
             s.push_str(&format!("      capture {} of {}: pids {:?}\n", c.tag, c.cgroup, c.pids));
@@ -189,7 +254,10 @@ fn scenario_summary(r: &Record) -> String {
                 (None, Some(sig), _) => format!("signal {sig}"),
                 _ => "no status".into(),
             };
-            s.push_str(&format!("      payload {} ({}) in {}: {how} after {} ms\n", p.name, p.plugin, p.cgroup, p.duration_ms));
+            s.push_str(&format!(
+                "      payload {} ({}) in {}: {how} after {} ms\n",
+                p.name, p.plugin, p.cgroup, p.duration_ms
+            ));
         }
         for e in &step.errors {
             s.push_str(&format!("      error: {e}\n"));
@@ -222,7 +290,10 @@ pub fn write_artifacts(dir: &Path, record: &Record) -> std::io::Result<()> {
     std::fs::write(dir.join(OutputSource::Scheduler.file_name()), &record.scheduler_log)?;
     for (name, (out, err)) in &record.scenario_outputs {
         // Instance names are validated to be plain (no `/`); be safe anyway.
-        let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+        let safe: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect();
         std::fs::write(dir.join(format!("payload-{safe}.stdout")), out)?;
         std::fs::write(dir.join(format!("payload-{safe}.stderr")), err)?;
     }

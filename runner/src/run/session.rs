@@ -67,7 +67,13 @@ pub struct Ended {
 
 /// Boots `spec`, follows both data channels until the guest powers off, the
 /// watchdog fires or the user interrupts, and returns how it ended.
-pub fn run_vm(engine: &dyn VmEngine, spec: &VmSpec, watchdog: Duration, record: &mut Record, progress: &mut dyn FnMut(&str)) -> anyhow::Result<Ended> {
+pub fn run_vm(
+    engine: &dyn VmEngine,
+    spec: &VmSpec,
+    watchdog: Duration,
+    record: &mut Record,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<Ended> {
     let mut vm = engine.boot(spec)?;
     let started = Instant::now();
     let mut peak_rss_kib = None;
@@ -96,7 +102,10 @@ pub fn run_vm(engine: &dyn VmEngine, spec: &VmSpec, watchdog: Duration, record: 
             break VmEnd::PoweredOff;
         }
         if started.elapsed() > watchdog {
-            progress(&format!("watchdog: no result after {}s; stopping the VM", watchdog.as_secs()));
+            progress(&format!(
+                "watchdog: no result after {}s; stopping the VM",
+                watchdog.as_secs()
+            ));
             stop(&mut *vm);
             break VmEnd::WatchdogKilled;
         }

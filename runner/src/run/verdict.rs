@@ -95,7 +95,11 @@ mod tests {
         assert_eq!(Verdict::decide(&r, VmEnd::PoweredOff), Verdict::Pass);
         r.checks.push(check(false));
         assert_eq!(Verdict::decide(&r, VmEnd::PoweredOff), Verdict::CheckFailed);
-        r.scheduler_failure = Some(SchedulerFailure { reason: "exited".into(), output_tail: String::new(), kernel_log: vec![] });
+        r.scheduler_failure = Some(SchedulerFailure {
+            reason: "exited".into(),
+            output_tail: String::new(),
+            kernel_log: vec![],
+        });
         assert_eq!(Verdict::decide(&r, VmEnd::PoweredOff), Verdict::SchedulerFailed);
         assert_eq!(Verdict::SchedulerFailed.exit_code(), 3);
     }

@@ -109,9 +109,18 @@ mod tests {
     #[test]
     fn exits_map_like_qemu() {
         assert_eq!(to_exit(&VmExitReason::Reset), VmExit::Exited { code: Some(0), signal: None });
-        assert_eq!(to_exit(&VmExitReason::TripleFault), VmExit::Exited { code: Some(0), signal: None });
-        assert_eq!(to_exit(&VmExitReason::Killed), VmExit::Exited { code: None, signal: Some(libc::SIGKILL) });
-        assert_eq!(to_exit(&VmExitReason::Error("x".into())), VmExit::Exited { code: Some(1), signal: None });
+        assert_eq!(
+            to_exit(&VmExitReason::TripleFault),
+            VmExit::Exited { code: Some(0), signal: None }
+        );
+        assert_eq!(
+            to_exit(&VmExitReason::Killed),
+            VmExit::Exited { code: None, signal: Some(libc::SIGKILL) }
+        );
+        assert_eq!(
+            to_exit(&VmExitReason::Error("x".into())),
+            VmExit::Exited { code: Some(1), signal: None }
+        );
     }
 
     #[test]

@@ -52,9 +52,14 @@ impl QemuEngine {
             .output()
             .with_context(|| format!("run {} --version", binary.display()))?;
         if !out.status.success() {
-            bail!("{} --version failed: {}", binary.display(), String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "{} --version failed: {}",
+                binary.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
-        let version = parse_version(&String::from_utf8_lossy(&out.stdout)).unwrap_or_else(|| "(unknown version)".into());
+        let version = parse_version(&String::from_utf8_lossy(&out.stdout))
+            .unwrap_or_else(|| "(unknown version)".into());
         let tsc_khz = if accel == Accel::Tcg { host_tsc_khz() } else { None };
         Ok(QemuEngine { binary, accel, version, tsc_khz, virtualization: false })
     }
@@ -88,7 +93,8 @@ impl VmEngine for QemuEngine {
         }
         let args = qemu_args::build(&self.config(spec), spec)?;
         let stderr_path = spec.console_log.with_file_name("qemu.stderr");
-        let stderr = File::create(&stderr_path).with_context(|| format!("create {}", stderr_path.display()))?;
+        let stderr = File::create(&stderr_path)
+            .with_context(|| format!("create {}", stderr_path.display()))?;
         let mut cmd = Command::new(&self.binary);
         cmd.args(&args).stdin(Stdio::null()).stdout(stderr.try_clone()?).stderr(stderr);
         let parent = std::process::id() as libc::pid_t;
@@ -115,7 +121,10 @@ impl VmEngine for QemuEngine {
             if let Some(VmExit::Exited { code, signal }) = vm.try_wait()? {
                 if code != Some(0) {
                     let tail = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-                    bail!("QEMU exited at once (code {code:?}, signal {signal:?}): {}", tail.trim());
+                    bail!(
+                        "QEMU exited at once (code {code:?}, signal {signal:?}): {}",
+                        tail.trim()
+                    );
                 }
                 break;
             }
@@ -180,7 +189,9 @@ fn kernel_hz(kernel: &Path) -> Option<u32> {
 /// (clocksource `tsc`): under TCG the guest's RDTSC returns the host's.
 #[cfg(target_arch = "x86_64")]
 fn host_tsc_khz() -> Option<u64> {
-    let cs = std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource").ok()?;
+    let cs =
+        std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+            .ok()?;
     if cs.trim() != "tsc" {
         return None;
     }
@@ -227,7 +238,13 @@ mod tests {
         for f in ["bzImage", "initrd"] {
             std::fs::write(dir.join(f), "").unwrap();
         }
-        let engine = QemuEngine { binary, accel: Accel::Tcg, version: "0".into(), tsc_khz: None, virtualization: false };
+        let engine = QemuEngine {
+            binary,
+            accel: Accel::Tcg,
+            version: "0".into(),
+            tsc_khz: None,
+            virtualization: false,
+        };
         let spec = VmSpec {
             kernel: dir.join("bzImage"),
             initramfs: dir.join("initrd"),

@@ -112,10 +112,13 @@ pub fn build(cfg: &QemuConfig, spec: &VmSpec) -> anyhow::Result<Vec<String>> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
 
-    push(&["-M", match machine {
-        Machine::Microvm => "microvm,acpi=on",
-        Machine::Q35 => "q35",
-    }]);
+    push(&[
+        "-M",
+        match machine {
+            Machine::Microvm => "microvm,acpi=on",
+            Machine::Q35 => "q35",
+        },
+    ]);
     match cfg.accel {
         // TCG's `max` without SVM loses its cache topology leaves (QEMU 7.2),
         // and its guests never hit the nested trouble: left as it is.
@@ -145,15 +148,21 @@ pub fn build(cfg: &QemuConfig, spec: &VmSpec) -> anyhow::Result<Vec<String>> {
     push(&["-append", &kernel_cmdline(cfg, spec)]);
 
     // COM1: any -device isa-serial would take COM1 unless COM1 is claimed first.
-    push(&["-chardev", &format!("file,id=com1,path={},append=on", chardev_path(&spec.console_log)?)]);
+    push(&[
+        "-chardev",
+        &format!("file,id=com1,path={},append=on", chardev_path(&spec.console_log)?),
+    ]);
     push(&["-serial", "chardev:com1"]);
     push(&["-chardev", &format!("file,id=com2,path={}", chardev_path(&spec.data_fallback_out)?)]);
     push(&["-device", "isa-serial,chardev=com2,index=1"]);
     // microvm has virtio-mmio slots (described in its DSDT); q35 has PCI.
-    push(&["-device", match machine {
-        Machine::Microvm => "virtio-serial-device,id=vser0",
-        Machine::Q35 => "virtio-serial-pci,id=vser0",
-    }]);
+    push(&[
+        "-device",
+        match machine {
+            Machine::Microvm => "virtio-serial-device,id=vser0",
+            Machine::Q35 => "virtio-serial-pci,id=vser0",
+        },
+    ]);
     push(&["-chardev", &format!("file,id=data,path={}", chardev_path(&spec.data_out)?)]);
     push(&["-device", "virtserialport,bus=vser0.0,chardev=data,name=ktstr"]);
     Ok(a)
@@ -241,8 +250,14 @@ mod tests {
         let args = build(&TCG, &spec("2n4l2c1t", 1025)).unwrap();
         assert_eq!(values(&args, "-M"), ["q35"]);
         assert_eq!(values(&args, "-smp"), ["cpus=16,sockets=8,cores=2,threads=1"]);
-        assert_eq!(values(&args, "-object"), ["memory-backend-ram,id=mem0,size=513M", "memory-backend-ram,id=mem1,size=512M"]);
-        assert_eq!(values(&args, "-numa"), ["node,nodeid=0,cpus=0-7,memdev=mem0", "node,nodeid=1,cpus=8-15,memdev=mem1"]);
+        assert_eq!(
+            values(&args, "-object"),
+            ["memory-backend-ram,id=mem0,size=513M", "memory-backend-ram,id=mem1,size=512M"]
+        );
+        assert_eq!(
+            values(&args, "-numa"),
+            ["node,nodeid=0,cpus=0-7,memdev=mem0", "node,nodeid=1,cpus=8-15,memdev=mem1"]
+        );
         assert!(values(&args, "-device").contains(&"virtio-serial-pci,id=vser0"));
         assert_eq!(values(&args, "-m"), ["1025M"]);
     }
@@ -259,21 +274,36 @@ mod tests {
 
     #[test]
     fn kvm_and_timing_hints() {
-        let kvm = QemuConfig { accel: Accel::Kvm, timing: Some(TcgTiming { tsc_khz: 2_596_148, hz: Some(250) }), virtualization: true };
+        let kvm = QemuConfig {
+            accel: Accel::Kvm,
+            timing: Some(TcgTiming { tsc_khz: 2_596_148, hz: Some(250) }),
+            virtualization: true,
+        };
         let args = build(&kvm, &spec("1n1l2c1t", 512)).unwrap();
         assert_eq!(values(&args, "-accel"), ["kvm"]);
         assert_eq!(values(&args, "-cpu"), ["host"], "a nested host keeps SVM/VMX");
         let test_guest = QemuConfig { virtualization: false, ..kvm };
-        assert_eq!(values(&build(&test_guest, &spec("1n1l2c1t", 512)).unwrap(), "-cpu"), ["host,-vmx,-svm"]);
+        assert_eq!(
+            values(&build(&test_guest, &spec("1n1l2c1t", 512)).unwrap(), "-cpu"),
+            ["host,-vmx,-svm"]
+        );
         // Timing hints are for TCG only: KVM guests calibrate against kvmclock.
         assert_eq!(values(&args, "-append"), ["rdinit=/init panic=-1 console=ttyS0"]);
 
-        let tcg = QemuConfig { accel: Accel::Tcg, timing: Some(TcgTiming { tsc_khz: 2_596_148, hz: Some(250) }), virtualization: false };
+        let tcg = QemuConfig {
+            accel: Accel::Tcg,
+            timing: Some(TcgTiming { tsc_khz: 2_596_148, hz: Some(250) }),
+            virtualization: false,
+        };
         assert_eq!(
             kernel_cmdline(&tcg, &spec("1n1l2c1t", 512)),
             "rdinit=/init panic=-1 console=ttyS0 tsc=reliable tsc_early_khz=2596148 lpj=10384592"
         );
-        let no_hz = QemuConfig { accel: Accel::Tcg, timing: Some(TcgTiming { tsc_khz: 2_000_000, hz: None }), virtualization: false };
+        let no_hz = QemuConfig {
+            accel: Accel::Tcg,
+            timing: Some(TcgTiming { tsc_khz: 2_000_000, hz: None }),
+            virtualization: false,
+        };
         let mut s = spec("1n1l2c1t", 512);
         s.cmdline = "  ".into();
         assert_eq!(kernel_cmdline(&no_hz, &s), "console=ttyS0 tsc=reliable tsc_early_khz=2000000");

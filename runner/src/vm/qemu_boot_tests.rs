@@ -75,7 +75,10 @@ fn newest_cached_kernel() -> Prereq<PathBuf> {
         .max();
     match newest {
         Some((_, p)) => Prereq::Have(p),
-        None => Prereq::Missing(format!("no cached kernel under {}/*/bzImage (run `ktstr kernel build`)", kernels.display())),
+        None => Prereq::Missing(format!(
+            "no cached kernel under {}/*/bzImage (run `ktstr kernel build`)",
+            kernels.display()
+        )),
     }
 }
 
@@ -91,7 +94,9 @@ fn static_busybox() -> Prereq<PathBuf> {
     };
     let endian = elf.endian();
     if elf.elf_program_headers().iter().any(|ph| ph.p_type(endian) == object::elf::PT_INTERP) {
-        return Prereq::Missing("/bin/busybox is dynamically linked (apt-get install -y busybox-static)".into());
+        return Prereq::Missing(
+            "/bin/busybox is dynamically linked (apt-get install -y busybox-static)".into(),
+        );
     }
     Prereq::Have(p)
 }
@@ -163,22 +168,40 @@ fn boot_and_check(engine: &QemuEngine, kernel: &Path, initramfs: &Path, topo: &s
     let wall = started.elapsed();
     let console = String::from_utf8_lossy(&std::fs::read(&spec.console_log).unwrap()).into_owned();
     let stderr = std::fs::read_to_string(out.join("qemu.stderr")).unwrap_or_default();
-    assert_eq!(exit, VmExit::Exited { code: Some(0), signal: None }, "{topo}: qemu stderr:\n{stderr}\nconsole:\n{console}");
+    assert_eq!(
+        exit,
+        VmExit::Exited { code: Some(0), signal: None },
+        "{topo}: qemu stderr:\n{stderr}\nconsole:\n{console}"
+    );
     assert!(console.contains("KTSTR-DONE"), "{topo}: init did not finish; console:\n{console}");
 
     let sysfs = out.join("sysfs");
-    assert!(sysfs_from_console(&console, &sysfs) > 0, "{topo}: no sysfs lines; console:\n{console}");
+    assert!(
+        sysfs_from_console(&console, &sysfs) > 0,
+        "{topo}: no sysfs lines; console:\n{console}"
+    );
     let seen = GuestTopology::read_from_sysfs(&sysfs).unwrap();
     let diffs = compare(&topology, &seen);
-    assert!(diffs.is_empty(), "{topo}: the guest sees another topology:\n  {}\nconsole:\n{console}", diffs.join("\n  "));
+    assert!(
+        diffs.is_empty(),
+        "{topo}: the guest sees another topology:\n  {}\nconsole:\n{console}",
+        diffs.join("\n  ")
+    );
 
     for (what, path) in [("virtio-console", &spec.data_out), ("COM2", &spec.data_fallback_out)] {
         let data = String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned();
-        assert!(data.contains(MARKER), "{topo}: no marker on the {what} channel ({}): {data:?}", path.display());
+        assert!(
+            data.contains(MARKER),
+            "{topo}: no marker on the {what} channel ({}): {data:?}",
+            path.display()
+        );
     }
-    let line = |tag: &str| console.lines().find_map(|l| l.strip_prefix(tag)).unwrap_or("?").trim().to_string();
+    let line = |tag: &str| {
+        console.lines().find_map(|l| l.strip_prefix(tag)).unwrap_or("?").trim().to_string()
+    };
     let (uptime, clock) = (line("KTSTR-UPTIME "), line("KTSTR-CLOCK "));
-    let mem: Vec<String> = seen.nodes.iter().map(|n| format!("node{}={:?}KiB", n.node, n.mem_total_kib)).collect();
+    let mem: Vec<String> =
+        seen.nodes.iter().map(|n| format!("node{}={:?}KiB", n.node, n.mem_total_kib)).collect();
     eprintln!(
         "{topo}: {} boot-to-exit {:.2}s wall, guest uptime at init end {uptime}, clocksource {clock}; {}",
         engine.describe(),
@@ -189,14 +212,16 @@ fn boot_and_check(engine: &QemuEngine, kernel: &Path, initramfs: &Path, topo: &s
 
 #[test]
 fn guest_sees_the_requested_topology() {
-    let prereqs = (newest_cached_kernel(), static_busybox(), which("cpio"), QemuEngine::detect(None));
+    let prereqs =
+        (newest_cached_kernel(), static_busybox(), which("cpio"), QemuEngine::detect(None));
     let (kernel, busybox, engine) = match prereqs {
         (Prereq::Have(k), Prereq::Have(b), Prereq::Have(()), Ok(e)) => (k, b, e),
         (k, b, c, e) => {
-            let why: Vec<String> = [k.missing(), b.missing(), c.missing(), e.err().map(|e| format!("{e:#}"))]
-                .into_iter()
-                .flatten()
-                .collect();
+            let why: Vec<String> =
+                [k.missing(), b.missing(), c.missing(), e.err().map(|e| format!("{e:#}"))]
+                    .into_iter()
+                    .flatten()
+                    .collect();
             assert!(skip_allowed(), "the QEMU boot test needs: {} (scripts/setup.sh and `ktstr kernel build`; KTSTR_SKIP_VM_TESTS=1 skips VM tests)", why.join("; "));
             eprintln!("\n!!! SKIPPED qemu boot test: {} (KTSTR_SKIP_VM_TESTS=1)\n", why.join("; "));
             return;
@@ -206,7 +231,8 @@ fn guest_sees_the_requested_topology() {
     let initramfs = build_initramfs(&busybox, dir.path());
     eprintln!("kernel {}", kernel.display());
     // KTSTR_VM_TEST_TOPOLOGIES=1n2l4c2t,2n4l2c1t tries other shapes.
-    let topologies = std::env::var("KTSTR_VM_TEST_TOPOLOGIES").unwrap_or_else(|_| "1n2l2c1t,2n1l2c2t".into());
+    let topologies =
+        std::env::var("KTSTR_VM_TEST_TOPOLOGIES").unwrap_or_else(|_| "1n2l2c1t,2n1l2c2t".into());
     for topo in topologies.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         boot_and_check(&engine, &kernel, &initramfs, topo, dir.path());
     }

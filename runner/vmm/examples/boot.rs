@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 fn main() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().collect();
     if a.len() < 6 {
-        anyhow::bail!("usage: {} KERNEL INITRAMFS TOPOLOGY MEMORY_MIB OUTDIR [TIMEOUT_S] [CMDLINE...]", a[0]);
+        anyhow::bail!(
+            "usage: {} KERNEL INITRAMFS TOPOLOGY MEMORY_MIB OUTDIR [TIMEOUT_S] [CMDLINE...]",
+            a[0]
+        );
     }
     let out = PathBuf::from(&a[5]);
     std::fs::create_dir_all(&out)?;

@@ -5,7 +5,10 @@ use std::fs::{File, OpenOptions};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
-use kvm_bindings::{kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY};
+use kvm_bindings::{
+    kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES,
+    KVM_PIT_SPEAKER_DUMMY,
+};
 use kvm_ioctls::{Kvm, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -78,9 +81,11 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
     vm.create_pit2(kvm_pit_config { flags: KVM_PIT_SPEAKER_DUMMY, ..Default::default() })
         .context("KVM_CREATE_PIT2")?;
 
-    let mem = GuestMemoryMmap::from_ranges(&ram_ranges(mem_bytes)).context("allocate guest memory")?;
+    let mem =
+        GuestMemoryMmap::from_ranges(&ram_ranges(mem_bytes)).context("allocate guest memory")?;
     for (slot, region) in mem.iter().enumerate() {
-        let host = mem.get_host_address(region.start_addr()).context("host address of guest RAM")?;
+        let host =
+            mem.get_host_address(region.start_addr()).context("host address of guest RAM")?;
         let r = kvm_userspace_memory_region {
             slot: slot as u32,
             flags: 0,
@@ -120,20 +125,28 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
     pio.insert(COM1_PORT.into(), 8, Arc::new(Mutex::new(com1)))?;
     let com2 = Serial::new(irq(COM2_IRQ)?, open_out(&cfg.data_fallback_out, false)?);
     pio.insert(COM2_PORT.into(), 8, Arc::new(Mutex::new(com2)))?;
-    pio.insert(I8042_PORT.into(), I8042_LEN.into(), Arc::new(Mutex::new(I8042::new(Arc::new(ResetLine(exit.clone()))))))?;
+    pio.insert(
+        I8042_PORT.into(),
+        I8042_LEN.into(),
+        Arc::new(Mutex::new(I8042::new(Arc::new(ResetLine(exit.clone()))))),
+    )?;
     let mut mmio = Bus::new();
     let console = Console::new(DATA_PORT_NAME, open_out(&cfg.data_out, false)?);
     let transport = MmioTransport::new(Box::new(console), mem.clone(), irq(VIRTIO_CONSOLE_IRQ)?);
     mmio.insert(VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE, Arc::new(Mutex::new(transport)))?;
     let (pio, mmio) = (Arc::new(pio), Arc::new(mmio));
 
-    let supported = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).context("KVM_GET_SUPPORTED_CPUID")?;
+    let supported =
+        kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).context("KVM_GET_SUPPORTED_CPUID")?;
     let mut vcpus = Vec::new();
     for place in cpu_topo.places() {
         // The vCPU id is the initial APIC id.
-        let fd = vm.create_vcpu(u64::from(place.apic_id)).with_context(|| format!("create vCPU {}", place.cpu))?;
+        let fd = vm
+            .create_vcpu(u64::from(place.apic_id))
+            .with_context(|| format!("create vCPU {}", place.cpu))?;
         let entries = cpuid::for_vcpu(supported.as_slice(), &cpu_topo, place.cpu);
-        let cpuid = CpuId::from_entries(&entries).map_err(|e| anyhow::anyhow!("CPUID table: {e:?}"))?;
+        let cpuid =
+            CpuId::from_entries(&entries).map_err(|e| anyhow::anyhow!("CPUID table: {e:?}"))?;
         fd.set_cpuid2(&cpuid).with_context(|| format!("KVM_SET_CPUID2 on vCPU {}", place.cpu))?;
         regs::setup_msrs(&fd)?;
         regs::setup_fpu(&fd)?;
@@ -142,7 +155,13 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
             // The others wait for INIT/SIPI from the kernel, as on hardware.
             regs::setup_boot_vcpu(&fd, kernel.entry.0)?;
         }
-        vcpus.push(Vcpu { index: place.cpu, fd, pio: pio.clone(), mmio: mmio.clone(), exit: exit.clone() });
+        vcpus.push(Vcpu {
+            index: place.cpu,
+            fd,
+            pio: pio.clone(),
+            mmio: mmio.clone(),
+            exit: exit.clone(),
+        });
     }
     let resources = VmResources { _kvm: kvm, _vm: vm, _mem: mem, _irqs: irqs };
     Ok(Built { vcpus, resources, exit })

@@ -47,7 +47,12 @@ pub struct VmConfig {
 pub fn kvm_check() -> anyhow::Result<()> {
     use kvm_ioctls::{Cap, Kvm};
     let kvm = Kvm::new().map_err(|e| anyhow::anyhow!("open /dev/kvm: {e}"))?;
-    for (cap, name) in [(Cap::Irqchip, "IRQCHIP"), (Cap::Irqfd, "IRQFD"), (Cap::Pit2, "PIT2"), (Cap::ExtCpuid, "EXT_CPUID")] {
+    for (cap, name) in [
+        (Cap::Irqchip, "IRQCHIP"),
+        (Cap::Irqfd, "IRQFD"),
+        (Cap::Pit2, "PIT2"),
+        (Cap::ExtCpuid, "EXT_CPUID"),
+    ] {
         if !kvm.check_extension(cap) {
             anyhow::bail!("KVM lacks KVM_CAP_{name}");
         }

@@ -50,7 +50,9 @@ impl Vcpu {
                     }
                 }
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {}
-                Err(e) => self.exit.end(VmExitReason::Error(format!("vCPU {}: KVM_RUN: {e}", self.index))),
+                Err(e) => {
+                    self.exit.end(VmExitReason::Error(format!("vCPU {}: KVM_RUN: {e}", self.index)))
+                }
             }
         }
     }
@@ -79,9 +81,13 @@ fn handle(exit: VcpuExit<'_>, pio: &Bus, mmio: &Bus) -> Option<VmExitReason> {
         VcpuExit::SystemEvent(kind, _) => return Some(VmExitReason::SystemEvent(kind)),
         VcpuExit::Hlt => {} // only without an in-kernel LAPIC
         VcpuExit::FailEntry(reason, cpu) => {
-            return Some(VmExitReason::Error(format!("KVM_EXIT_FAIL_ENTRY: reason {reason:#x} on host CPU {cpu}")))
+            return Some(VmExitReason::Error(format!(
+                "KVM_EXIT_FAIL_ENTRY: reason {reason:#x} on host CPU {cpu}"
+            )))
         }
-        VcpuExit::InternalError => return Some(VmExitReason::Error("KVM_EXIT_INTERNAL_ERROR".into())),
+        VcpuExit::InternalError => {
+            return Some(VmExitReason::Error("KVM_EXIT_INTERNAL_ERROR".into()))
+        }
         other => tracing::debug!("unhandled vCPU exit {other:?}"),
     }
     None
@@ -115,7 +121,10 @@ mod tests {
         assert_eq!(handle(VcpuExit::MmioRead(0xd000_0000, &mut w), &pio, &mmio), None);
         assert_eq!(w, [0; 4]);
         assert_eq!(handle(VcpuExit::Shutdown, &pio, &mmio), Some(VmExitReason::TripleFault));
-        assert_eq!(handle(VcpuExit::SystemEvent(2, &[]), &pio, &mmio), Some(VmExitReason::SystemEvent(2)));
+        assert_eq!(
+            handle(VcpuExit::SystemEvent(2, &[]), &pio, &mmio),
+            Some(VmExitReason::SystemEvent(2))
+        );
     }
 
     #[test]

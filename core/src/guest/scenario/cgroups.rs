@@ -29,7 +29,8 @@ impl CgroupTree {
         for part in rel.split('/').filter(|p| !p.is_empty()) {
             tree.enable_controllers(&path);
             path.push(part);
-            std::fs::create_dir_all(&path).with_context(|| format!("create cgroup {}", path.display()))?;
+            std::fs::create_dir_all(&path)
+                .with_context(|| format!("create cgroup {}", path.display()))?;
         }
         tree.root = path;
         Ok(tree)
@@ -49,7 +50,9 @@ impl CgroupTree {
     fn enable_controllers(&mut self, parent: &Path) {
         let control = parent.join("cgroup.subtree_control");
         if let Err(e) = std::fs::write(&control, "+cpu +cpuset") {
-            self.controller_warning.get_or_insert_with(|| format!("could not enable cpu and cpuset in {}: {e}", control.display()));
+            self.controller_warning.get_or_insert_with(|| {
+                format!("could not enable cpu and cpuset in {}: {e}", control.display())
+            });
         }
     }
 
@@ -69,7 +72,8 @@ impl CgroupTree {
 
     pub(super) fn set_cpus(&self, name: &str, cpus: &[u32]) -> anyhow::Result<()> {
         let file = self.path(name).join("cpuset.cpus");
-        std::fs::write(&file, format_cpulist(cpus)).with_context(|| format!("write \"{}\" to {}", format_cpulist(cpus), file.display()))
+        std::fs::write(&file, format_cpulist(cpus))
+            .with_context(|| format!("write \"{}\" to {}", format_cpulist(cpus), file.display()))
     }
 
     /// An empty cpuset means "inherit the parent's" in cgroup v2.
@@ -81,7 +85,8 @@ impl CgroupTree {
     /// The pids in the cgroup's `cgroup.procs`.
     pub(super) fn procs(&self, name: &str) -> anyhow::Result<Vec<u32>> {
         let file = self.path(name).join("cgroup.procs");
-        let text = std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
+        let text =
+            std::fs::read_to_string(&file).with_context(|| format!("read {}", file.display()))?;
         Ok(text.split_whitespace().filter_map(|p| p.parse().ok()).collect())
     }
 
@@ -104,9 +109,12 @@ pub(super) fn remove_dir(path: &Path) -> anyhow::Result<()> {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) && !on_cgroupfs(path) => {
-                return std::fs::remove_dir_all(path).with_context(|| format!("remove {}", path.display()));
+                return std::fs::remove_dir_all(path)
+                    .with_context(|| format!("remove {}", path.display()));
             }
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
             Err(e) => return Err(e).with_context(|| format!("remove cgroup {}", path.display())),
         }
     }

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use super::cgroups::CgroupTree;
 use super::payloads::{kill_where, pump_all, LivePayload};
 use super::{Life, Reporter, ScenarioRun};
-use crate::scenario::{
-    effective_cpus, evaluate_cgroup_checks, payload_check, q, CaptureResult, CgroupDef, CgroupResult, CpuSel, Hold, Op, Progress, SpawnRecord,
-    StepResult, StopReason, WorkerResult,
-};
 use crate::check::CheckResult;
+use crate::scenario::{
+    effective_cpus, evaluate_cgroup_checks, payload_check, q, CaptureResult, CgroupDef,
+    CgroupResult, CpuSel, Hold, Op, Progress, SpawnRecord, StepResult, StopReason, WorkerResult,
+};
 use crate::work::{spawn_worker, stop_and_collect, WorkerHandle, WorkerSpec};
 
 /// What one step (or the backdrop) did, for its results.
@@ -84,7 +84,11 @@ pub(super) struct Exec<'a, 'b> {
 }
 
 impl<'a, 'b> Exec<'a, 'b> {
-    pub(super) fn new(input: &'a ScenarioRun<'b>, tree: CgroupTree, reporter: &'a mut dyn Reporter) -> Self {
+    pub(super) fn new(
+        input: &'a ScenarioRun<'b>,
+        tree: CgroupTree,
+        reporter: &'a mut dyn Reporter,
+    ) -> Self {
         let now = Instant::now();
         Exec {
             input,
@@ -116,11 +120,18 @@ impl<'a, 'b> Exec<'a, 'b> {
 
     /// Creates the cgroups, then applies the ops; false when one failed or
     /// the run was aborted (the caller then tears down and stops).
-    pub(super) fn phase(&mut self, life: Life, cgroups: &[CgroupDef], ops: &[Op], track: &mut Track) -> bool {
+    pub(super) fn phase(
+        &mut self,
+        life: Life,
+        cgroups: &[CgroupDef],
+        ops: &[Op],
+        track: &mut Track,
+    ) -> bool {
         self.in_step = life == Life::Step;
         self.step = track.name.clone();
         self.step_started = Instant::now();
-        let label = if self.in_step { format!("step {}", q(&track.name)) } else { track.name.clone() };
+        let label =
+            if self.in_step { format!("step {}", q(&track.name)) } else { track.name.clone() };
         for (i, def) in cgroups.iter().enumerate() {
             if let Err(e) = self.add_cgroup(&def.name, def.cpuset.as_ref(), life) {
                 return self.fail(track, format!("{label} cgroup {}: {e:#}", i + 1));
@@ -148,7 +159,12 @@ impl<'a, 'b> Exec<'a, 'b> {
         sel.resolve(self.input.topology).map_err(|e| anyhow::anyhow!("{sel}: {e}"))
     }
 
-    fn add_cgroup(&mut self, name: &str, cpuset: Option<&CpuSel>, life: Life) -> anyhow::Result<()> {
+    fn add_cgroup(
+        &mut self,
+        name: &str,
+        cpuset: Option<&CpuSel>,
+        life: Life,
+    ) -> anyhow::Result<()> {
         self.tree.create(name)?;
         self.created.push((name.to_string(), life));
         let cpus = cpuset.map(|sel| self.resolve(sel)).transpose()?;
@@ -184,18 +200,26 @@ impl<'a, 'b> Exec<'a, 'b> {
     /// A cpuset change under `cgroup` changes what its workers may use.
     fn cpuset_changed(&mut self, cgroup: &str) {
         let under = format!("{cgroup}/");
-        for w in self.workers.iter().filter(|w| w.now_in == cgroup || w.now_in.starts_with(&under)) {
+        for w in self.workers.iter().filter(|w| w.now_in == cgroup || w.now_in.starts_with(&under))
+        {
             w.handle.restriction_changed();
         }
         if self.in_step {
-            let touched: Vec<String> = self.cpusets.keys().filter(|k| *k == cgroup || k.starts_with(&under)).cloned().collect();
+            let touched: Vec<String> = self
+                .cpusets
+                .keys()
+                .filter(|k| *k == cgroup || k.starts_with(&under))
+                .cloned()
+                .collect();
             self.scenario_disturbed.extend(touched);
         }
     }
 
     fn apply(&mut self, op: &Op, life: Life, track: &mut Track) -> anyhow::Result<()> {
         match op {
-            Op::AddCgroup { cgroup, cpuset } => self.add_cgroup(cgroup, cpuset.as_ref(), Life::Scenario)?,
+            Op::AddCgroup { cgroup, cpuset } => {
+                self.add_cgroup(cgroup, cpuset.as_ref(), Life::Scenario)?
+            }
             Op::RemoveCgroup { cgroup } => {
                 self.tree.remove(cgroup)?;
                 self.cpusets.remove(cgroup);
@@ -219,15 +243,32 @@ impl<'a, 'b> Exec<'a, 'b> {
                 track.add_spawn(cgroup, SpawnRecord { count: *count, work: work.describe() });
                 for _ in 0..*count {
                     let handle = spawn_worker(&spec, Some(&dir))?;
-                    self.workers.push(LiveWorker { handle, life, spawned_in: cgroup.clone(), now_in: cgroup.clone(), affinity: None });
+                    self.workers.push(LiveWorker {
+                        handle,
+                        life,
+                        spawned_in: cgroup.clone(),
+                        now_in: cgroup.clone(),
+                        affinity: None,
+                    });
                 }
             }
             Op::RunPayload { name, plugin, args, cgroup } => {
                 let dir = self.tree.path(cgroup).to_string_lossy().into_owned();
-                let p = LivePayload::start(name, plugin, args.as_deref(), cgroup, &dir, life, self.input.payloads.get(plugin));
+                let p = LivePayload::start(
+                    name,
+                    plugin,
+                    args.as_deref(),
+                    cgroup,
+                    &dir,
+                    life,
+                    self.input.payloads.get(plugin),
+                );
                 match (p.pid(), &p.outcome) {
                     (Some(pid), _) => self.reporter.payload_started(name, pid, cgroup),
-                    (None, Some(o)) => self.reporter.log(format!("scenario: payload {name}: {}", o.error.as_deref().unwrap_or("did not start"))),
+                    (None, Some(o)) => self.reporter.log(format!(
+                        "scenario: payload {name}: {}",
+                        o.error.as_deref().unwrap_or("did not start")
+                    )),
                     (None, None) => {}
                 }
                 self.payloads.push(p);
@@ -235,12 +276,24 @@ impl<'a, 'b> Exec<'a, 'b> {
             }
             Op::WaitPayload { name } => {
                 let deadline = Instant::now() + self.input.payload_limit;
-                let done = |ex: &Self| ex.payloads.iter().filter(|p| p.name == *name).all(LivePayload::done);
+                let done = |ex: &Self| {
+                    ex.payloads.iter().filter(|p| p.name == *name).all(LivePayload::done)
+                };
                 if let Waited::Deadline = self.wait(deadline, &done) {
-                    kill_where(&mut self.payloads, |p| p.name == *name, StopReason::TimedOut, &mut *self.reporter);
+                    kill_where(
+                        &mut self.payloads,
+                        |p| p.name == *name,
+                        StopReason::TimedOut,
+                        &mut *self.reporter,
+                    );
                 }
             }
-            Op::KillPayload { name } => kill_where(&mut self.payloads, |p| p.name == *name, StopReason::Killed, &mut *self.reporter),
+            Op::KillPayload { name } => kill_where(
+                &mut self.payloads,
+                |p| p.name == *name,
+                StopReason::Killed,
+                &mut *self.reporter,
+            ),
             Op::MoveTasks { from, to } => {
                 for pid in self.tree.procs(from)? {
                     self.tree.move_pid(pid, to)?;
@@ -263,7 +316,11 @@ impl<'a, 'b> Exec<'a, 'b> {
             }
             Op::Capture { cgroup, tag } => {
                 let pids = self.tree.procs(cgroup)?;
-                track.captures.push(CaptureResult { tag: tag.clone(), cgroup: cgroup.clone(), pids });
+                track.captures.push(CaptureResult {
+                    tag: tag.clone(),
+                    cgroup: cgroup.clone(),
+                    pids,
+                });
             }
         }
         Ok(())
@@ -284,10 +341,17 @@ impl<'a, 'b> Exec<'a, 'b> {
             Hold::Ms(ms) => self.wait(now + Duration::from_millis(ms), &|_| false),
             Hold::Fraction(f) => self.wait(now + self.input.duration.mul_f64(f), &|_| false),
             Hold::Payloads => {
-                let done = |ex: &Self| ex.payloads.iter().filter(|p| p.life == Life::Step).all(LivePayload::done);
+                let done = |ex: &Self| {
+                    ex.payloads.iter().filter(|p| p.life == Life::Step).all(LivePayload::done)
+                };
                 let waited = self.wait(now + self.input.payload_limit, &done);
                 if let Waited::Deadline = waited {
-                    kill_where(&mut self.payloads, |p| p.life == Life::Step, StopReason::TimedOut, &mut *self.reporter);
+                    kill_where(
+                        &mut self.payloads,
+                        |p| p.life == Life::Step,
+                        StopReason::TimedOut,
+                        &mut *self.reporter,
+                    );
                 }
                 waited
             }
@@ -339,7 +403,10 @@ impl<'a, 'b> Exec<'a, 'b> {
 
         let why = if self.aborted { StopReason::Aborted } else { StopReason::StepEnded };
         kill_where(&mut self.payloads, |p| p.life == life, why, &mut *self.reporter);
-        let payloads: Vec<_> = take_where(&mut self.payloads, |p| p.life == life).into_iter().filter_map(|p| p.outcome).collect();
+        let payloads: Vec<_> = take_where(&mut self.payloads, |p| p.life == life)
+            .into_iter()
+            .filter_map(|p| p.outcome)
+            .collect();
 
         let gone = take_where(&mut self.created, |(_, l)| *l == life);
         for (cgroup, _) in gone.iter().rev() {
@@ -349,9 +416,13 @@ impl<'a, 'b> Exec<'a, 'b> {
             self.cpusets.remove(cgroup);
         }
 
-        let disturbed = if life == Life::Scenario { &self.scenario_disturbed } else { &track.disturbed };
-        let mut workers: Vec<(String, WorkerResult)> =
-            places.into_iter().zip(reports.into_iter().zip(allowed)).map(|(c, (report, allowed_cpus))| (c, WorkerResult { report, allowed_cpus })).collect();
+        let disturbed =
+            if life == Life::Scenario { &self.scenario_disturbed } else { &track.disturbed };
+        let mut workers: Vec<(String, WorkerResult)> = places
+            .into_iter()
+            .zip(reports.into_iter().zip(allowed))
+            .map(|(c, (report, allowed_cpus))| (c, WorkerResult { report, allowed_cpus }))
+            .collect();
         let cgroups: Vec<CgroupResult> = track
             .spawns
             .iter()
@@ -360,14 +431,22 @@ impl<'a, 'b> Exec<'a, 'b> {
                 spawns: spawns.clone(),
                 cpus: track.hold_cpus.get(cgroup).cloned().flatten(),
                 comparable: !disturbed.contains(cgroup) && !track.disturbed.contains(cgroup),
-                workers: take_where(&mut workers, |(c, _)| c == cgroup).into_iter().map(|(_, w)| w).collect(),
+                workers: take_where(&mut workers, |(c, _)| c == cgroup)
+                    .into_iter()
+                    .map(|(_, w)| w)
+                    .collect(),
             })
             .collect();
 
         let mut checks = evaluate_cgroup_checks(&track.name, &cgroups, &self.input.scenario.checks);
         checks.extend(payloads.iter().map(|p| payload_check(&track.name, p)));
         if !track.errors.is_empty() {
-            checks.push(CheckResult { check: format!("ops[{}]", track.name), passed: false, value: None, detail: track.errors.join("\n") });
+            checks.push(CheckResult {
+                check: format!("ops[{}]", track.name),
+                passed: false,
+                value: None,
+                detail: track.errors.join("\n"),
+            });
         }
         StepResult {
             name: track.name,
@@ -401,10 +480,15 @@ fn pin(pid: u32, cpus: &[u32]) -> anyhow::Result<()> {
     };
     for tid in tids {
         // SAFETY: sched_setaffinity on a thread id with a valid cpu_set_t.
-        if unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
+        if unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) }
+            != 0
+        {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::ESRCH) {
-                anyhow::bail!("pin thread {tid} of worker {pid} to \"{}\": {e}", crate::topology::format_cpulist(cpus));
+                anyhow::bail!(
+                    "pin thread {tid} of worker {pid} to \"{}\": {e}",
+                    crate::topology::format_cpulist(cpus)
+                );
             }
         }
     }

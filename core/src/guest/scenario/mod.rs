@@ -92,10 +92,16 @@ pub fn run(input: &ScenarioRun<'_>, reporter: &mut dyn Reporter) -> anyhow::Resu
     }
     let root = tree.root().to_path_buf();
     let mut ex = exec::Exec::new(input, tree, reporter);
-    let mut result = ScenarioResult { name: input.scenario.name.clone(), steps: Vec::new(), error: None };
+    let mut result =
+        ScenarioResult { name: input.scenario.name.clone(), steps: Vec::new(), error: None };
 
     let mut backdrop = exec::Track::new(BACKDROP);
-    let mut ok = ex.phase(Life::Scenario, &input.scenario.backdrop.cgroups, &input.scenario.backdrop.ops, &mut backdrop);
+    let mut ok = ex.phase(
+        Life::Scenario,
+        &input.scenario.backdrop.cgroups,
+        &input.scenario.backdrop.ops,
+        &mut backdrop,
+    );
     ex.note_hold_cpus(&mut backdrop);
     if ok {
         for step in &input.scenario.steps {

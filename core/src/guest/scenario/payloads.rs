@@ -57,13 +57,20 @@ impl LivePayload {
         };
         match started {
             Ok(r) => p.running = Some(r),
-            Err(e) => p.outcome = Some(PayloadOutcome { error: Some(format!("{e:#}")), ..p.base() }),
+            Err(e) => {
+                p.outcome = Some(PayloadOutcome { error: Some(format!("{e:#}")), ..p.base() })
+            }
         }
         p
     }
 
     fn base(&self) -> PayloadOutcome {
-        PayloadOutcome { name: self.name.clone(), plugin: self.plugin.clone(), cgroup: self.cgroup.clone(), ..PayloadOutcome::default() }
+        PayloadOutcome {
+            name: self.name.clone(),
+            plugin: self.plugin.clone(),
+            cgroup: self.cgroup.clone(),
+            ..PayloadOutcome::default()
+        }
     }
 
     pub(super) fn pid(&self) -> Option<u32> {
@@ -85,7 +92,8 @@ impl LivePayload {
         if r.pump(0, &mut |stdout, chunk| reporter.payload_output(name, stdout, chunk)) {
             let Some(r) = self.running.take() else { return };
             let o = r.finish();
-            let tail = |d: &[u8]| String::from_utf8_lossy(&d[d.len().saturating_sub(TAIL)..]).into_owned();
+            let tail =
+                |d: &[u8]| String::from_utf8_lossy(&d[d.len().saturating_sub(TAIL)..]).into_owned();
             self.outcome = Some(PayloadOutcome {
                 pid: Some(o.pid),
                 exit_code: o.exit_code,
@@ -117,8 +125,11 @@ pub(super) fn pump_all(payloads: &mut [LivePayload], wait_ms: i32, reporter: &mu
     for p in payloads.iter_mut() {
         p.pump(reporter);
     }
-    let mut fds: Vec<libc::pollfd> =
-        payloads.iter().flat_map(LivePayload::fds).map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    let mut fds: Vec<libc::pollfd> = payloads
+        .iter()
+        .flat_map(LivePayload::fds)
+        .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
+        .collect();
     if fds.is_empty() {
         std::thread::sleep(Duration::from_millis(wait_ms.max(0) as u64));
     } else {
@@ -132,7 +143,12 @@ pub(super) fn pump_all(payloads: &mut [LivePayload], wait_ms: i32, reporter: &mu
 }
 
 /// Kills the payloads `which` selects and waits (bounded) until they are reaped.
-pub(super) fn kill_where(payloads: &mut [LivePayload], which: impl Fn(&LivePayload) -> bool, why: StopReason, reporter: &mut dyn Reporter) {
+pub(super) fn kill_where(
+    payloads: &mut [LivePayload],
+    which: impl Fn(&LivePayload) -> bool,
+    why: StopReason,
+    reporter: &mut dyn Reporter,
+) {
     for p in payloads.iter_mut().filter(|p| which(p)) {
         p.kill(why);
     }
@@ -143,6 +159,10 @@ pub(super) fn kill_where(payloads: &mut [LivePayload], which: impl Fn(&LivePaylo
     // Give up on reaping: record what is known.
     for p in payloads.iter_mut().filter(|p| which(p) && !p.done()) {
         p.running = None;
-        p.outcome = Some(PayloadOutcome { stopped: Some(why), error: Some("not reaped after SIGKILL".into()), ..p.base() });
+        p.outcome = Some(PayloadOutcome {
+            stopped: Some(why),
+            error: Some("not reaped after SIGKILL".into()),
+            ..p.base()
+        });
     }
 }

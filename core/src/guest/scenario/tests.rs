@@ -60,11 +60,16 @@ fn input<'a>(s: &'a Scenario, t: &'a Topology, mount: &Path, root: &str) -> Scen
 }
 
 fn sh(script: &str) -> ScenarioPayload {
-    ScenarioPayload { source: PayloadSource::Binary("/bin/sh".into()), default_args: vec!["-c".into(), script.into()] }
+    ScenarioPayload {
+        source: PayloadSource::Binary("/bin/sh".into()),
+        default_args: vec!["-c".into(), script.into()],
+    }
 }
 
 fn check<'r>(r: &'r ScenarioResult, name: &str) -> &'r crate::check::CheckResult {
-    r.checks().find(|c| c.check == name).unwrap_or_else(|| panic!("no check {name}: {:#?}", r.checks().collect::<Vec<_>>()))
+    r.checks()
+        .find(|c| c.check == name)
+        .unwrap_or_else(|| panic!("no check {name}: {:#?}", r.checks().collect::<Vec<_>>()))
 }
 
 const FAKE: &str = r#"
@@ -120,7 +125,9 @@ fn writes_cgroup_files_and_reports_per_step() {
         }
         fn keep_going(&mut self) -> bool {
             let read = |p: &str| std::fs::read_to_string(self.root.join(p)).unwrap_or_default();
-            self.seen.get_or_insert_with(|| (read("a/cpuset.cpus"), read("b/cpuset.cpus"), read("a/cgroup.subtree_control")));
+            self.seen.get_or_insert_with(|| {
+                (read("a/cpuset.cpus"), read("b/cpuset.cpus"), read("a/cgroup.subtree_control"))
+            });
             true
         }
     }
@@ -131,7 +138,10 @@ fn writes_cgroup_files_and_reports_per_step() {
     assert_eq!(a_cpus, "2-3", "{{ llc = 1 }} on 1n2l2c1t");
     assert_eq!(b_cpus, "\n", "cleared back to the parent's");
     assert_eq!(control, "+cpu +cpuset");
-    assert_eq!(std::fs::read_to_string(mount.path().join("ktstr/cgroup.subtree_control")).unwrap(), "+cpu +cpuset");
+    assert_eq!(
+        std::fs::read_to_string(mount.path().join("ktstr/cgroup.subtree_control")).unwrap(),
+        "+cpu +cpuset"
+    );
 
     assert_eq!(r.error, None, "{r:#?}");
     assert_eq!(rec.steps, ["s"]);
@@ -151,7 +161,10 @@ fn writes_cgroup_files_and_reports_per_step() {
     assert!(!r.checks().any(|c| c.check.starts_with("isolation")), "disabled in [checks]");
     let bg = &r.steps[1];
     assert_eq!((bg.name.as_str(), bg.cgroups[0].cgroup.as_str()), (BACKDROP, "bg"));
-    assert!(bg.cgroups[0].workers[0].report.work_units > 0, "backdrop workers ran through the step");
+    assert!(
+        bg.cgroups[0].workers[0].report.work_units > 0,
+        "backdrop workers ran through the step"
+    );
     assert!(check(&r, "starvation[backdrop/bg]").passed);
     assert!(r.passed());
     assert!(!root.exists(), "the scenario root is removed at the end");
@@ -221,19 +234,32 @@ fn payloads_are_captured_killed_and_timed_out() {
     assert_eq!(r.error, None);
     let one = &r.steps[0];
     let hello = one.payloads.iter().find(|p| p.name == "hello").unwrap();
-    assert_eq!((hello.exit_code, hello.stdout_tail.as_str(), hello.stopped), (Some(0), "hello\n", None));
-    assert!(String::from_utf8_lossy(&rec.output).contains("hello"), "output is streamed to the reporter");
+    assert_eq!(
+        (hello.exit_code, hello.stdout_tail.as_str(), hello.stopped),
+        (Some(0), "hello\n", None)
+    );
+    assert!(
+        String::from_utf8_lossy(&rec.output).contains("hello"),
+        "output is streamed to the reporter"
+    );
     assert!(rec.started.iter().any(|(n, pid)| n == "hello" && *pid == hello.pid.unwrap()));
     assert!(check(&r, "payload[one/hello]").passed);
     let loud = check(&r, "payload[one/loud]");
-    assert!(!loud.passed && loud.detail.contains("exited with code 3") && loud.detail.contains("bad"), "{loud:?}");
+    assert!(
+        !loud.passed && loud.detail.contains("exited with code 3") && loud.detail.contains("bad"),
+        "{loud:?}"
+    );
 
     let two = &r.steps[1];
     let by = |n: &str| two.payloads.iter().find(|p| p.name == n).unwrap();
     assert_eq!(by("killed").stopped, Some(StopReason::Killed));
     assert_eq!(by("sleeper").stopped, Some(StopReason::StepEnded));
     assert_eq!(by("sleeper").signal, Some(libc::SIGKILL));
-    assert!(by("ghost").error.as_deref().unwrap().contains("payload plugin \"missing\" was not packed"));
+    assert!(by("ghost")
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("payload plugin \"missing\" was not packed"));
     assert!(check(&r, "payload[two/killed]").passed && check(&r, "payload[two/sleeper]").passed);
     assert!(!check(&r, "payload[two/ghost]").passed);
 
@@ -258,7 +284,11 @@ fn an_op_failure_stops_the_scenario_and_is_reported() {
     let r = run(&input(&s, &t, mount.path(), "sc"), &mut rec).unwrap();
     assert!(started.elapsed() < Duration::from_secs(20), "no hold after a failed op");
     let err = r.error.clone().unwrap();
-    assert!(err.starts_with("step \"s\" op 2 (add_cgroup): create cgroup ") && err.contains("File exists"), "{err}");
+    assert!(
+        err.starts_with("step \"s\" op 2 (add_cgroup): create cgroup ")
+            && err.contains("File exists"),
+        "{err}"
+    );
     assert_eq!(rec.steps, ["s"], "later steps do not run");
     let ops = check(&r, "ops[s]");
     assert!(!ops.passed && ops.detail == err);
@@ -287,7 +317,11 @@ fn invalid_scenarios_do_not_start() {
     let s = Scenario::from_toml("name = \"x\"\n[[steps]]\nname = \"s\"\nhold = { secs = 1 }\ncgroups = [{ name = \"../up\" }]\n").unwrap();
     let t = topo();
     let err = run(&input(&s, &t, mount.path(), "sc"), &mut Recorder::default()).unwrap_err();
-    assert!(err.to_string().contains("step \"s\" cgroup 1: cgroup name \"../up\" has a \"..\" component"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("step \"s\" cgroup 1: cgroup name \"../up\" has a \"..\" component"),
+        "{err}"
+    );
     assert!(!mount.path().join("sc").exists(), "nothing was created");
 }
 
@@ -342,7 +376,10 @@ fn real_cgroups_run_the_canned_churn() {
     let t = topo();
     let r = run(&input(&s, &t, &mount, &root), &mut Recorder::default()).unwrap();
     assert_eq!(r.error, None, "{r:#?}");
-    assert_eq!(r.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["out", "back", "nested", "home", BACKDROP]);
+    assert_eq!(
+        r.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["out", "back", "nested", "home", BACKDROP]
+    );
     let backdrop_pids: Vec<u32> = {
         let mut p: Vec<u32> = r.steps[4].cgroups[0].workers.iter().map(|w| w.report.pid).collect();
         p.sort_unstable();

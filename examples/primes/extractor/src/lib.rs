@@ -21,7 +21,12 @@ pub fn parse(text: &str) -> Result<Vec<Metric>, String> {
 
 impl Plugin for PrimesExtractor {
     fn manifest() -> Manifest {
-        Manifest::extractor("primes", env!("CARGO_PKG_VERSION"), "example third-party extractor for the primes payload", ExtractorSpec::new(&["primes-text"]))
+        Manifest::extractor(
+            "primes",
+            env!("CARGO_PKG_VERSION"),
+            "example third-party extractor for the primes payload",
+            ExtractorSpec::new(&["primes-text"]),
+        )
     }
 
     fn extract(text: &str) -> Result<Vec<Metric>, String> {

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use ktstr_plugin_api::{export_plugin, Manifest, MetricHint, PayloadSpec, Plugin, Polarity, Stream};
+use ktstr_plugin_api::{
+    export_plugin, Manifest, MetricHint, PayloadSpec, Plugin, Polarity, Stream,
+};
 
 pub struct Primes;
 
@@ -18,7 +20,12 @@ impl Plugin for Primes {
             .with_default_args(&["--seconds", "2"])
             .with_checks(&["exit==0", "primes>=1"])
             .with_hints(vec![MetricHint::new("rate", "primes/s", Polarity::HigherIsBetter)]);
-        Manifest::payload("primes", env!("CARGO_PKG_VERSION"), "example third-party payload: counts primes", spec)
+        Manifest::payload(
+            "primes",
+            env!("CARGO_PKG_VERSION"),
+            "example third-party payload: counts primes",
+            spec,
+        )
     }
 
     fn run_inline(args: &[String]) -> i32 {

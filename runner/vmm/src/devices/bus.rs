@@ -28,8 +28,14 @@ impl Bus {
         Bus::default()
     }
 
-    pub fn insert(&mut self, base: u64, len: u64, dev: Arc<Mutex<dyn BusDevice>>) -> Result<(), BusError> {
-        let end = base.checked_add(len).filter(|_| len > 0).ok_or(BusError::Overlap { base, len })?;
+    pub fn insert(
+        &mut self,
+        base: u64,
+        len: u64,
+        dev: Arc<Mutex<dyn BusDevice>>,
+    ) -> Result<(), BusError> {
+        let end =
+            base.checked_add(len).filter(|_| len > 0).ok_or(BusError::Overlap { base, len })?;
         let before = self.ranges.range(..end).next_back();
         if before.is_some_and(|(b, (l, _))| b + l > base) {
             return Err(BusError::Overlap { base, len });

@@ -71,7 +71,8 @@ pub fn fadt(dsdt: u64) -> Vec<u8> {
     let mut b = vec![0u8; 276 - 36];
     let at = |off: usize| off - 36;
     b[at(40)..at(44)].copy_from_slice(&(dsdt as u32).to_le_bytes());
-    b[at(109)..at(111)].copy_from_slice(&(IAPC_VGA_NOT_PRESENT | IAPC_CMOS_RTC_NOT_PRESENT).to_le_bytes());
+    b[at(109)..at(111)]
+        .copy_from_slice(&(IAPC_VGA_NOT_PRESENT | IAPC_CMOS_RTC_NOT_PRESENT).to_le_bytes());
     let flags = FADT_F_HW_REDUCED_ACPI | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON;
     b[at(112)..at(116)].copy_from_slice(&flags.to_le_bytes());
     b[at(131)] = 5; // minor version
@@ -84,28 +85,37 @@ pub fn fadt(dsdt: u64) -> Vec<u8> {
 pub fn dsdt() -> Vec<u8> {
     use aml::*;
     let com = |n: &str, uid: u64, port: u16, irq: u8| {
-        device(n, &[
-            name("_HID", eisa_id("PNP0501")),
-            name("_UID", integer(uid)),
-            name("_CRS", resource_template(&[io(port, 8), irq_no_flags(irq)])),
-        ])
+        device(
+            n,
+            &[
+                name("_HID", eisa_id("PNP0501")),
+                name("_UID", integer(uid)),
+                name("_CRS", resource_template(&[io(port, 8), irq_no_flags(irq)])),
+            ],
+        )
     };
-    let virtio = device("VR00", &[
-        name("_HID", string("LNRO0005")),
-        name("_UID", integer(0)),
-        name(
-            "_CRS",
-            resource_template(&[
-                memory32_fixed(VIRTIO_MMIO_BASE as u32, VIRTIO_MMIO_SIZE as u32),
-                interrupt(VIRTIO_CONSOLE_IRQ),
-            ]),
-        ),
-    ]);
-    let sb = root_scope("_SB", &[
-        com("COM1", 1, COM1_PORT, COM1_IRQ as u8),
-        com("COM2", 2, COM2_PORT, COM2_IRQ as u8),
-        virtio,
-    ]);
+    let virtio = device(
+        "VR00",
+        &[
+            name("_HID", string("LNRO0005")),
+            name("_UID", integer(0)),
+            name(
+                "_CRS",
+                resource_template(&[
+                    memory32_fixed(VIRTIO_MMIO_BASE as u32, VIRTIO_MMIO_SIZE as u32),
+                    interrupt(VIRTIO_CONSOLE_IRQ),
+                ]),
+            ),
+        ],
+    );
+    let sb = root_scope(
+        "_SB",
+        &[
+            com("COM1", 1, COM1_PORT, COM1_IRQ as u8),
+            com("COM2", 2, COM2_PORT, COM2_IRQ as u8),
+            virtio,
+        ],
+    );
     table(b"DSDT", 2, &sb)
 }
 
@@ -115,7 +125,7 @@ pub fn madt(t: &CpuTopo) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend_from_slice(&(LAPIC_ADDR as u32).to_le_bytes());
     b.extend_from_slice(&0u32.to_le_bytes()); // no dual 8259 (hardware-reduced)
-    // Listed in CPU order: Linux numbers CPUs in MADT order.
+                                              // Listed in CPU order: Linux numbers CPUs in MADT order.
     for p in t.places() {
         b.extend_from_slice(&[0, 8, p.cpu as u8, p.apic_id as u8]);
         b.extend_from_slice(&1u32.to_le_bytes()); // enabled
@@ -123,7 +133,7 @@ pub fn madt(t: &CpuTopo) -> Vec<u8> {
     b.extend_from_slice(&[1, 12, IOAPIC_ID, 0]);
     b.extend_from_slice(&(IOAPIC_ADDR as u32).to_le_bytes());
     b.extend_from_slice(&0u32.to_le_bytes()); // GSI base
-    // LINT1 of every processor is the NMI line.
+                                              // LINT1 of every processor is the NMI line.
     b.extend_from_slice(&[4, 6, 0xff, 0, 0, 1]);
     table(b"APIC", 5, &b)
 }
@@ -276,7 +286,8 @@ mod tests {
         let lapics: Vec<(u8, u8)> =
             entries(&m, 44).iter().filter(|(ty, _)| *ty == 0).map(|(_, e)| (e[2], e[3])).collect();
         assert_eq!(lapics, [(0, 0), (1, 1), (2, 2), (3, 4), (4, 5), (5, 6)]);
-        let ioapic: Vec<&[u8]> = entries(&m, 44).iter().filter(|(ty, _)| *ty == 1).map(|(_, e)| *e).collect();
+        let ioapic: Vec<&[u8]> =
+            entries(&m, 44).iter().filter(|(ty, _)| *ty == 1).map(|(_, e)| *e).collect();
         assert_eq!(ioapic.len(), 1);
         assert_eq!(u32_at(ioapic[0], 4), IOAPIC_ADDR as u32);
     }
@@ -286,13 +297,17 @@ mod tests {
         let t = topo("2n4l2c1t");
         let s = srat(&t, &nodes2());
         let e = entries(&s, 48);
-        let cpus: Vec<(u8, u8)> = e.iter().filter(|(ty, _)| *ty == 0).map(|(_, x)| (x[3], x[2])).collect();
+        let cpus: Vec<(u8, u8)> =
+            e.iter().filter(|(ty, _)| *ty == 0).map(|(_, x)| (x[3], x[2])).collect();
         assert_eq!(cpus.len(), 16);
         for (apic, node) in cpus {
             assert_eq!(node, if apic < 8 { 0 } else { 1 });
         }
-        let mem: Vec<(u32, u64, u64)> =
-            e.iter().filter(|(ty, _)| *ty == 1).map(|(_, x)| (u32_at(x, 2), u64_at(x, 8), u64_at(x, 16))).collect();
+        let mem: Vec<(u32, u64, u64)> = e
+            .iter()
+            .filter(|(ty, _)| *ty == 1)
+            .map(|(_, x)| (u32_at(x, 2), u64_at(x, 8), u64_at(x, 16)))
+            .collect();
         assert_eq!(mem, [(0, 0, 512 << 20), (1, 512 << 20, 512 << 20)]);
     }
 

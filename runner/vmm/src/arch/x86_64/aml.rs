@@ -127,15 +127,19 @@ mod tests {
         // iasl output for:
         //   Device (COM1) { Name (_HID, EisaId ("PNP0501")) Name (_UID, One)
         //     Name (_CRS, ResourceTemplate () { IO (Decode16, 0x03F8, 0x03F8, 0x01, 0x08) IRQNoFlags () {4} }) }
-        let d = device("COM1", &[
-            name("_HID", eisa_id("PNP0501")),
-            name("_UID", integer(1)),
-            name("_CRS", resource_template(&[io(0x3f8, 8), irq_no_flags(4)])),
-        ]);
+        let d = device(
+            "COM1",
+            &[
+                name("_HID", eisa_id("PNP0501")),
+                name("_UID", integer(1)),
+                name("_CRS", resource_template(&[io(0x3f8, 8), irq_no_flags(4)])),
+            ],
+        );
         let want: &[u8] = &[
-            0x5b, 0x82, 0x2b, b'C', b'O', b'M', b'1', 0x08, b'_', b'H', b'I', b'D', 0x0c, 0x41, 0xd0, 0x05, 0x01, 0x08,
-            b'_', b'U', b'I', b'D', 0x01, 0x08, b'_', b'C', b'R', b'S', 0x11, 0x10, 0x0a, 0x0d, 0x47, 0x01, 0xf8, 0x03,
-            0xf8, 0x03, 0x01, 0x08, 0x22, 0x10, 0x00, 0x79, 0x00,
+            0x5b, 0x82, 0x2b, b'C', b'O', b'M', b'1', 0x08, b'_', b'H', b'I', b'D', 0x0c, 0x41,
+            0xd0, 0x05, 0x01, 0x08, b'_', b'U', b'I', b'D', 0x01, 0x08, b'_', b'C', b'R', b'S',
+            0x11, 0x10, 0x0a, 0x0d, 0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08, 0x22, 0x10,
+            0x00, 0x79, 0x00,
         ];
         assert_eq!(d, want);
     }

@@ -57,7 +57,12 @@ pub fn check_header(h: &setup_header) -> anyhow::Result<()> {
 
 /// Where an initrd of `size` bytes goes: page-aligned, as high as both RAM
 /// below the gap and the kernel's `initrd_addr_max` allow, above `kernel_end`.
-pub fn initrd_addr(h: &setup_header, low_ram_end: u64, kernel_end: u64, size: u64) -> anyhow::Result<u64> {
+pub fn initrd_addr(
+    h: &setup_header,
+    low_ram_end: u64,
+    kernel_end: u64,
+    size: u64,
+) -> anyhow::Result<u64> {
     // initrd_addr_max is the highest address the initrd's last byte may have.
     let max_end = (u64::from(h.initrd_addr_max) + 1).min(low_ram_end);
     let addr = max_end.checked_sub(size).context("initrd larger than low memory")? & !0xfff;
@@ -76,16 +81,29 @@ pub fn e820_map(mem_bytes: u64) -> Vec<boot_e820_entry> {
     ];
     let low_end = mem_bytes.min(MMIO_GAP_START);
     if low_end > HIMEM_START {
-        map.push(boot_e820_entry { addr: HIMEM_START, size: low_end - HIMEM_START, r#type: E820_RAM });
+        map.push(boot_e820_entry {
+            addr: HIMEM_START,
+            size: low_end - HIMEM_START,
+            r#type: E820_RAM,
+        });
     }
     if mem_bytes > low_end {
-        map.push(boot_e820_entry { addr: MMIO_GAP_END, size: mem_bytes - low_end, r#type: E820_RAM });
+        map.push(boot_e820_entry {
+            addr: MMIO_GAP_END,
+            size: mem_bytes - low_end,
+            r#type: E820_RAM,
+        });
     }
     map
 }
 
 /// The zero page for a kernel whose image header is `h`.
-pub fn boot_params(h: &setup_header, mem_bytes: u64, cmdline_len: usize, initrd: Option<(u64, u64)>) -> boot_params {
+pub fn boot_params(
+    h: &setup_header,
+    mem_bytes: u64,
+    cmdline_len: usize,
+    initrd: Option<(u64, u64)>,
+) -> boot_params {
     let mut p = boot_params { hdr: *h, ..Default::default() };
     p.hdr.type_of_loader = KERNEL_LOADER_OTHER;
     p.hdr.boot_flag = KERNEL_BOOT_FLAG_MAGIC;
@@ -111,20 +129,37 @@ pub fn setup_boot(
     initrd_path: &Path,
     cmdline: &str,
 ) -> anyhow::Result<()> {
-    let initrd = std::fs::read(initrd_path).with_context(|| format!("read initramfs {}", initrd_path.display()))?;
-    let kernel_end = u64::from(kernel.header.code32_start) + u64::from(kernel.header.init_size).max(16 << 20);
-    let addr = initrd_addr(&kernel.header, mem_bytes.min(MMIO_GAP_START), kernel_end, initrd.len() as u64)?;
+    let initrd = std::fs::read(initrd_path)
+        .with_context(|| format!("read initramfs {}", initrd_path.display()))?;
+    let kernel_end =
+        u64::from(kernel.header.code32_start) + u64::from(kernel.header.init_size).max(16 << 20);
+    let addr = initrd_addr(
+        &kernel.header,
+        mem_bytes.min(MMIO_GAP_START),
+        kernel_end,
+        initrd.len() as u64,
+    )?;
     mem.write_slice(&initrd, GuestAddress(addr)).context("write initrd")?;
 
     let max = (kernel.header.cmdline_size as usize).clamp(256, CMDLINE_MAX);
     let mut cl = Cmdline::new(max).map_err(|e| anyhow::anyhow!("{e}"))?;
-    cl.insert_str(cmdline)
-        .map_err(|e| anyhow::anyhow!("kernel command line ({} bytes, at most {max}): {e}", cmdline.len()))?;
-    loader::load_cmdline(mem, GuestAddress(CMDLINE), &cl).map_err(|e| anyhow::anyhow!("write cmdline: {e}"))?;
+    cl.insert_str(cmdline).map_err(|e| {
+        anyhow::anyhow!("kernel command line ({} bytes, at most {max}): {e}", cmdline.len())
+    })?;
+    loader::load_cmdline(mem, GuestAddress(CMDLINE), &cl)
+        .map_err(|e| anyhow::anyhow!("write cmdline: {e}"))?;
 
-    let params = boot_params(&kernel.header, mem_bytes, cmdline.len() + 1, Some((addr, initrd.len() as u64)));
-    LinuxBootConfigurator::write_bootparams(&BootParams::new(&params, GuestAddress(ZERO_PAGE)), mem)
-        .map_err(|e| anyhow::anyhow!("write boot params: {e}"))?;
+    let params = boot_params(
+        &kernel.header,
+        mem_bytes,
+        cmdline.len() + 1,
+        Some((addr, initrd.len() as u64)),
+    );
+    LinuxBootConfigurator::write_bootparams(
+        &BootParams::new(&params, GuestAddress(ZERO_PAGE)),
+        mem,
+    )
+    .map_err(|e| anyhow::anyhow!("write boot params: {e}"))?;
     Ok(())
 }
 
@@ -147,11 +182,16 @@ mod tests {
     #[test]
     fn e820_small_and_split() {
         let m = e820_map(256 << 20);
-        let ram: Vec<(u64, u64)> = m.iter().filter(|e| e.r#type == E820_RAM).map(|e| (e.addr, e.size)).collect();
+        let ram: Vec<(u64, u64)> =
+            m.iter().filter(|e| e.r#type == E820_RAM).map(|e| (e.addr, e.size)).collect();
         assert_eq!(ram, [(0, EBDA_START), (HIMEM_START, (256 << 20) - HIMEM_START)]);
         let m = e820_map(6 << 30);
-        let ram: Vec<(u64, u64)> = m.iter().filter(|e| e.r#type == E820_RAM).map(|e| (e.addr, e.size)).collect();
-        assert_eq!(ram, [(0, EBDA_START), (HIMEM_START, MMIO_GAP_START - HIMEM_START), (1 << 32, 3 << 30)]);
+        let ram: Vec<(u64, u64)> =
+            m.iter().filter(|e| e.r#type == E820_RAM).map(|e| (e.addr, e.size)).collect();
+        assert_eq!(
+            ram,
+            [(0, EBDA_START), (HIMEM_START, MMIO_GAP_START - HIMEM_START), (1 << 32, 3 << 30)]
+        );
         assert!(m.iter().any(|e| e.r#type == E820_RESERVED && e.addr == ACPI_START));
     }
 
@@ -168,8 +208,14 @@ mod tests {
     #[test]
     fn zero_page_fields() {
         let p = boot_params(&header(), 512 << 20, 100, Some((0x1000_0000, 0x2345)));
-        let (img, size, ptr, flag, magic, loader) =
-            (p.hdr.ramdisk_image, p.hdr.ramdisk_size, p.hdr.cmd_line_ptr, p.hdr.boot_flag, p.hdr.header, p.hdr.type_of_loader);
+        let (img, size, ptr, flag, magic, loader) = (
+            p.hdr.ramdisk_image,
+            p.hdr.ramdisk_size,
+            p.hdr.cmd_line_ptr,
+            p.hdr.boot_flag,
+            p.hdr.header,
+            p.hdr.type_of_loader,
+        );
         assert_eq!((img, size, ptr), (0x1000_0000, 0x2345, CMDLINE as u32));
         assert_eq!((flag, magic, loader), (0xaa55, 0x5372_6448, 0xff));
         assert_eq!(p.e820_entries, 3);

@@ -62,7 +62,16 @@ fn cache_leaves(function: u32, t: &CpuTopo, intel: bool) -> Vec<kvm_cpuid_entry2
 }
 
 fn entry(function: u32, index: u32, eax: u32, ebx: u32, ecx: u32, edx: u32) -> kvm_cpuid_entry2 {
-    kvm_cpuid_entry2 { function, index, flags: FLAG_INDEXED, eax, ebx, ecx, edx, ..Default::default() }
+    kvm_cpuid_entry2 {
+        function,
+        index,
+        flags: FLAG_INDEXED,
+        eax,
+        ebx,
+        ecx,
+        edx,
+        ..Default::default()
+    }
 }
 
 /// Leaf 0xB / 0x1F: SMT level, core level, then the terminating invalid level.
@@ -70,7 +79,14 @@ fn ext_topology(function: u32, t: &CpuTopo, apic: u32) -> Vec<kvm_cpuid_entry2> 
     let tp = &t.topo;
     vec![
         entry(function, 0, t.thread_bits, tp.threads_per_core, 1 << 8, apic),
-        entry(function, 1, t.pkg_shift(), tp.threads_per_core * tp.cores_per_llc, (2 << 8) | 1, apic),
+        entry(
+            function,
+            1,
+            t.pkg_shift(),
+            tp.threads_per_core * tp.cores_per_llc,
+            (2 << 8) | 1,
+            apic,
+        ),
         entry(function, 2, 0, 0, 2, apic),
     ]
 }
@@ -81,7 +97,8 @@ pub fn for_vcpu(supported: &[kvm_cpuid_entry2], t: &CpuTopo, cpu: u32) -> Vec<kv
     let apic = place.apic_id;
     let v = vendor(supported);
     let regenerated = |f: u32| matches!(f, 0x4 | 0xb | 0x1f | 0x8000_001d | 0x8000_001e);
-    let mut out: Vec<kvm_cpuid_entry2> = supported.iter().copied().filter(|e| !regenerated(e.function)).collect();
+    let mut out: Vec<kvm_cpuid_entry2> =
+        supported.iter().copied().filter(|e| !regenerated(e.function)).collect();
     let max_basic = supported.iter().find(|e| e.function == 0).map_or(0, |e| e.eax);
     let per_pkg = 1u32 << t.pkg_shift();
     let threads_per_pkg = t.topo.threads_per_core * t.topo.cores_per_llc;
@@ -99,7 +116,9 @@ pub fn for_vcpu(supported: &[kvm_cpuid_entry2], t: &CpuTopo, cpu: u32) -> Vec<kv
             }
             0x8000_0000 if v == Vendor::Amd => e.eax = e.eax.max(0x8000_001e),
             0x8000_0001 if v == Vendor::Amd => e.ecx = (e.ecx | (1 << 22)) & !NO_SVM, // TOPOEXT, no SVM
-            0x8000_0008 if v == Vendor::Amd => e.ecx = (t.pkg_shift() << 12) | (threads_per_pkg - 1),
+            0x8000_0008 if v == Vendor::Amd => {
+                e.ecx = (t.pkg_shift() << 12) | (threads_per_pkg - 1)
+            }
             _ => {}
         }
     }
@@ -127,7 +146,14 @@ mod tests {
 
     fn base(vendor: &[u8; 12]) -> Vec<kvm_cpuid_entry2> {
         let r = |i: usize| u32::from_le_bytes(vendor[i..i + 4].try_into().unwrap());
-        let plain = |function, eax, ebx, ecx, edx| kvm_cpuid_entry2 { function, eax, ebx, ecx, edx, ..Default::default() };
+        let plain = |function, eax, ebx, ecx, edx| kvm_cpuid_entry2 {
+            function,
+            eax,
+            ebx,
+            ecx,
+            edx,
+            ..Default::default()
+        };
         vec![
             plain(0, 0xd, r(0), r(8), r(4)),
             plain(1, 0x0800_0f11, 0x0000_0800, 0, 0),
@@ -139,7 +165,9 @@ mod tests {
     }
 
     fn get(v: &[kvm_cpuid_entry2], f: u32, i: u32) -> kvm_cpuid_entry2 {
-        *v.iter().find(|e| e.function == f && e.index == i).unwrap_or_else(|| panic!("no leaf {f:#x}.{i}"))
+        *v.iter()
+            .find(|e| e.function == f && e.index == i)
+            .unwrap_or_else(|| panic!("no leaf {f:#x}.{i}"))
     }
 
     fn topo(s: &str) -> CpuTopo {

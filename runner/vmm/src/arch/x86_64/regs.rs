@@ -2,7 +2,9 @@
 //! paging on, a flat GDT, identity-mapped low 4 GiB, `rsi` at the zero page;
 //! plus what every vCPU needs (MSRs, FPU, LAPIC LINT0/LINT1).
 
-use kvm_bindings::{kvm_fpu, kvm_lapic_state, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, Msrs};
+use kvm_bindings::{
+    kvm_fpu, kvm_lapic_state, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, Msrs,
+};
 use kvm_ioctls::VcpuFd;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
@@ -105,7 +107,14 @@ pub fn long_mode_sregs(mut sregs: kvm_sregs) -> kvm_sregs {
 
 /// General registers at the 64-bit entry: `rsi` points at the zero page.
 pub fn entry_regs(entry: u64) -> kvm_regs {
-    kvm_regs { rflags: 0x2, rip: entry, rsp: BOOT_STACK, rbp: BOOT_STACK, rsi: ZERO_PAGE, ..Default::default() }
+    kvm_regs {
+        rflags: 0x2,
+        rip: entry,
+        rsp: BOOT_STACK,
+        rbp: BOOT_STACK,
+        rsi: ZERO_PAGE,
+        ..Default::default()
+    }
 }
 
 pub fn setup_boot_vcpu(vcpu: &VcpuFd, entry: u64) -> anyhow::Result<()> {
@@ -140,8 +149,13 @@ pub fn boot_msrs() -> Vec<kvm_msr_entry> {
         MSR_LSTAR,
         MSR_IA32_TSC,
     ];
-    let mut v: Vec<kvm_msr_entry> = zero.iter().map(|&index| kvm_msr_entry { index, data: 0, ..Default::default() }).collect();
-    v.push(kvm_msr_entry { index: MSR_IA32_MISC_ENABLE, data: MISC_ENABLE_FAST_STRING, ..Default::default() });
+    let mut v: Vec<kvm_msr_entry> =
+        zero.iter().map(|&index| kvm_msr_entry { index, data: 0, ..Default::default() }).collect();
+    v.push(kvm_msr_entry {
+        index: MSR_IA32_MISC_ENABLE,
+        data: MISC_ENABLE_FAST_STRING,
+        ..Default::default()
+    });
     v
 }
 

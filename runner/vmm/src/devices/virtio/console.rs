@@ -57,11 +57,22 @@ pub struct Console<W: Write + Send> {
 
 impl<W: Write + Send> Console<W> {
     pub fn new(port_name: &str, sink: W) -> Self {
-        Console { port_name: port_name.into(), sink, multiport: false, pending: VecDeque::new(), tx_bytes: 0 }
+        Console {
+            port_name: port_name.into(),
+            sink,
+            multiport: false,
+            pending: VecDeque::new(),
+            tx_bytes: 0,
+        }
     }
 
     /// Writes each readable chain's bytes to the sink and returns its buffers.
-    fn drain_tx(&mut self, mem: &GuestMemoryMmap, q: &mut Queue, mut on_bytes: impl FnMut(&mut Self, &[u8])) -> bool {
+    fn drain_tx(
+        &mut self,
+        mem: &GuestMemoryMmap,
+        q: &mut Queue,
+        mut on_bytes: impl FnMut(&mut Self, &[u8]),
+    ) -> bool {
         let mut used = false;
         while let Some(chain) = q.pop_descriptor_chain(mem) {
             let head = chain.head_index();
@@ -93,7 +104,9 @@ impl<W: Write + Send> Console<W> {
         let event = u16::from_le_bytes([msg[4], msg[5]]);
         let value = u16::from_le_bytes([msg[6], msg[7]]);
         match event {
-            DEVICE_READY if value == 1 => self.pending.push_back(control_msg(0, DEVICE_ADD, 1).to_vec()),
+            DEVICE_READY if value == 1 => {
+                self.pending.push_back(control_msg(0, DEVICE_ADD, 1).to_vec())
+            }
             PORT_READY if id == 0 && value == 1 => {
                 let mut name = control_msg(0, PORT_NAME, 1).to_vec();
                 name.extend_from_slice(self.port_name.as_bytes());

@@ -38,7 +38,11 @@ pub struct MmioTransport {
 }
 
 impl MmioTransport {
-    pub fn new(dev: Box<dyn VirtioDevice>, mem: GuestMemoryMmap, irq: Arc<dyn Interrupt>) -> MmioTransport {
+    pub fn new(
+        dev: Box<dyn VirtioDevice>,
+        mem: GuestMemoryMmap,
+        irq: Arc<dyn Interrupt>,
+    ) -> MmioTransport {
         let queues = Self::fresh_queues(dev.as_ref());
         MmioTransport {
             dev,
@@ -166,12 +170,24 @@ impl MmioTransport {
             0x50 => self.notify(v as usize),
             0x64 => self.interrupt_status &= !v,
             0x70 => self.set_status(v),
-            0x80 => self.setup_queue().into_iter().for_each(|q| lo(q, Queue::set_desc_table_address)),
-            0x84 => self.setup_queue().into_iter().for_each(|q| hi(q, Queue::set_desc_table_address)),
-            0x90 => self.setup_queue().into_iter().for_each(|q| lo(q, Queue::set_avail_ring_address)),
-            0x94 => self.setup_queue().into_iter().for_each(|q| hi(q, Queue::set_avail_ring_address)),
-            0xa0 => self.setup_queue().into_iter().for_each(|q| lo(q, Queue::set_used_ring_address)),
-            0xa4 => self.setup_queue().into_iter().for_each(|q| hi(q, Queue::set_used_ring_address)),
+            0x80 => {
+                self.setup_queue().into_iter().for_each(|q| lo(q, Queue::set_desc_table_address))
+            }
+            0x84 => {
+                self.setup_queue().into_iter().for_each(|q| hi(q, Queue::set_desc_table_address))
+            }
+            0x90 => {
+                self.setup_queue().into_iter().for_each(|q| lo(q, Queue::set_avail_ring_address))
+            }
+            0x94 => {
+                self.setup_queue().into_iter().for_each(|q| hi(q, Queue::set_avail_ring_address))
+            }
+            0xa0 => {
+                self.setup_queue().into_iter().for_each(|q| lo(q, Queue::set_used_ring_address))
+            }
+            0xa4 => {
+                self.setup_queue().into_iter().for_each(|q| hi(q, Queue::set_used_ring_address))
+            }
             _ => {}
         }
     }

@@ -28,7 +28,15 @@ impl DriverQueue {
         DriverQueue { desc: base, avail: base + 0x1000, used: base + 0x2000, next_desc: 0 }
     }
 
-    fn write_desc(&self, mem: &GuestMemoryMmap, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
+    fn write_desc(
+        &self,
+        mem: &GuestMemoryMmap,
+        i: u16,
+        addr: u64,
+        len: u32,
+        flags: u16,
+        next: u16,
+    ) {
         let at = GuestAddress(self.desc + 16 * u64::from(i));
         mem.write_obj(addr, at).unwrap();
         mem.write_obj(len, GuestAddress(at.0 + 8)).unwrap();
@@ -80,7 +88,11 @@ impl Rig {
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
         let irq = Arc::new(CountingIrq::default());
         let out = SharedBuf::default();
-        let dev = MmioTransport::new(Box::new(Console::new("ktstr", out.clone())), mem.clone(), irq.clone());
+        let dev = MmioTransport::new(
+            Box::new(Console::new("ktstr", out.clone())),
+            mem.clone(),
+            irq.clone(),
+        );
         Rig { mem, dev, irq, out, q: (0..4).map(DriverQueue::new).collect() }
     }
 
