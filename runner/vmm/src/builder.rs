@@ -2,6 +2,7 @@
 //! devices on their buses, and configured vCPUs (not yet running).
 
 use std::fs::{File, OpenOptions};
+use std::io::LineWriter;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
@@ -9,7 +10,7 @@ use kvm_bindings::{
     kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES,
     KVM_PIT_SPEAKER_DUMMY,
 };
-use kvm_ioctls::{Kvm, VmFd};
+use kvm_ioctls::{Cap, Kvm, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
@@ -99,7 +100,8 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
     }
 
     let kernel = boot::load_kernel(&mem, &cfg.kernel)?;
-    boot::setup_boot(&mem, &kernel, mem_bytes, &cfg.initramfs, &kernel_cmdline(&cfg.cmdline))?;
+    let initrd = [cfg.initramfs.as_path()];
+    boot::setup_boot(&mem, &kernel, mem_bytes, &initrd, &kernel_cmdline(&cfg.cmdline))?;
     regs::write_boot_tables(&mem)?;
     let mut offset = 0u64;
     let nodes: Vec<acpi::NodeRam> = node_mib
@@ -121,7 +123,9 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
         Ok(fd)
     };
     let mut pio = Bus::new();
-    let com1 = Serial::new(irq(COM1_IRQ)?, open_out(&cfg.console_log, true)?);
+    // The console is line-buffered: one write per line, not one per byte
+    // (flushed when the VM's devices are dropped, at its end).
+    let com1 = Serial::new(irq(COM1_IRQ)?, LineWriter::new(open_out(&cfg.console_log, true)?));
     pio.insert(COM1_PORT.into(), 8, Arc::new(Mutex::new(com1)))?;
     let com2 = Serial::new(irq(COM2_IRQ)?, open_out(&cfg.data_fallback_out, false)?);
     pio.insert(COM2_PORT.into(), 8, Arc::new(Mutex::new(com2)))?;
@@ -138,13 +142,14 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
 
     let supported =
         kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).context("KVM_GET_SUPPORTED_CPUID")?;
+    let extras = cpuid::KvmExtras { tsc_deadline: kvm.check_extension(Cap::TscDeadlineTimer) };
     let mut vcpus = Vec::new();
     for place in cpu_topo.places() {
         // The vCPU id is the initial APIC id.
         let fd = vm
             .create_vcpu(u64::from(place.apic_id))
             .with_context(|| format!("create vCPU {}", place.cpu))?;
-        let entries = cpuid::for_vcpu(supported.as_slice(), &cpu_topo, place.cpu);
+        let entries = cpuid::for_vcpu(supported.as_slice(), extras, &cpu_topo, place.cpu);
         let cpuid =
             CpuId::from_entries(&entries).map_err(|e| anyhow::anyhow!("CPUID table: {e:?}"))?;
         fd.set_cpuid2(&cpuid).with_context(|| format!("KVM_SET_CPUID2 on vCPU {}", place.cpu))?;

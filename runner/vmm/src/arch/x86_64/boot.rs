@@ -121,25 +121,43 @@ pub fn boot_params(
     p
 }
 
-/// Loads the initrd and the command line and writes the zero page.
+/// The offset of each part in an initrd laid out as `sizes` back to back,
+/// each at a 4-byte boundary (where the kernel looks for the next cpio
+/// archive; the gaps are zeros), and the total size.
+pub fn initrd_layout(sizes: &[u64]) -> (Vec<u64>, u64) {
+    let mut offsets = Vec::with_capacity(sizes.len());
+    let mut end = 0u64;
+    for &size in sizes {
+        let at = (end + 3) & !3;
+        offsets.push(at);
+        end = at + size;
+    }
+    (offsets, end)
+}
+
+/// Loads the initrd (its parts, concatenated cpio archives, read straight
+/// into guest memory) and the command line, and writes the zero page.
 pub fn setup_boot(
     mem: &GuestMemoryMmap,
     kernel: &KernelEntry,
     mem_bytes: u64,
-    initrd_path: &Path,
+    initrd_parts: &[&Path],
     cmdline: &str,
 ) -> anyhow::Result<()> {
-    let initrd = std::fs::read(initrd_path)
-        .with_context(|| format!("read initramfs {}", initrd_path.display()))?;
+    let mut files = Vec::with_capacity(initrd_parts.len());
+    for p in initrd_parts {
+        let f = File::open(p).with_context(|| format!("open initramfs {}", p.display()))?;
+        let size = f.metadata().with_context(|| format!("stat {}", p.display()))?.len();
+        files.push((f, size, p));
+    }
+    let (offsets, initrd_size) = initrd_layout(&files.iter().map(|f| f.1).collect::<Vec<_>>());
     let kernel_end =
         u64::from(kernel.header.code32_start) + u64::from(kernel.header.init_size).max(16 << 20);
-    let addr = initrd_addr(
-        &kernel.header,
-        mem_bytes.min(MMIO_GAP_START),
-        kernel_end,
-        initrd.len() as u64,
-    )?;
-    mem.write_slice(&initrd, GuestAddress(addr)).context("write initrd")?;
+    let addr = initrd_addr(&kernel.header, mem_bytes.min(MMIO_GAP_START), kernel_end, initrd_size)?;
+    for ((mut f, size, p), off) in files.into_iter().zip(offsets) {
+        mem.read_exact_volatile_from(GuestAddress(addr + off), &mut f, size as usize)
+            .with_context(|| format!("read initramfs {} into guest memory", p.display()))?;
+    }
 
     let max = (kernel.header.cmdline_size as usize).clamp(256, CMDLINE_MAX);
     let mut cl = Cmdline::new(max).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -149,12 +167,8 @@ pub fn setup_boot(
     loader::load_cmdline(mem, GuestAddress(CMDLINE), &cl)
         .map_err(|e| anyhow::anyhow!("write cmdline: {e}"))?;
 
-    let params = boot_params(
-        &kernel.header,
-        mem_bytes,
-        cmdline.len() + 1,
-        Some((addr, initrd.len() as u64)),
-    );
+    let params =
+        boot_params(&kernel.header, mem_bytes, cmdline.len() + 1, Some((addr, initrd_size)));
     LinuxBootConfigurator::write_bootparams(
         &BootParams::new(&params, GuestAddress(ZERO_PAGE)),
         mem,
@@ -242,7 +256,7 @@ mod tests {
         let initrd = dir.path().join("initrd");
         std::fs::write(&initrd, vec![7u8; 5000]).unwrap();
         let k = KernelEntry { entry: GuestAddress(0x100200), header: header() };
-        setup_boot(&mem, &k, 64 << 20, &initrd, "console=ttyS0 quiet").unwrap();
+        setup_boot(&mem, &k, 64 << 20, &[&initrd], "console=ttyS0 quiet").unwrap();
         let p: boot_params = mem.read_obj(GuestAddress(ZERO_PAGE)).unwrap();
         let (img, size) = (p.hdr.ramdisk_image, p.hdr.ramdisk_size);
         assert_eq!((img, size), (((64 << 20) - 5000) & !0xfff, 5000));
@@ -251,5 +265,24 @@ mod tests {
         let mut cl = [0u8; 20];
         mem.read_slice(&mut cl, GuestAddress(CMDLINE)).unwrap();
         assert_eq!(&cl, b"console=ttyS0 quiet\0");
+    }
+
+    #[test]
+    fn initrd_parts_are_concatenated_at_4_byte_boundaries() {
+        assert_eq!(initrd_layout(&[1000, 5, 8]), (vec![0, 1000, 1008], 1016));
+        assert_eq!(initrd_layout(&[]), (vec![], 0));
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 64 << 20)]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("base"), dir.path().join("plan"));
+        std::fs::write(&a, [1u8; 6]).unwrap();
+        std::fs::write(&b, [2u8; 4]).unwrap();
+        let k = KernelEntry { entry: GuestAddress(0x100200), header: header() };
+        setup_boot(&mem, &k, 64 << 20, &[&a, &b], "x").unwrap();
+        let p: boot_params = mem.read_obj(GuestAddress(ZERO_PAGE)).unwrap();
+        let (img, size) = (u64::from(p.hdr.ramdisk_image), p.hdr.ramdisk_size);
+        assert_eq!(size, 12);
+        let mut got = [0u8; 12];
+        mem.read_slice(&mut got, GuestAddress(img)).unwrap();
+        assert_eq!(got, [1, 1, 1, 1, 1, 1, 0, 0, 2, 2, 2, 2]);
     }
 }

@@ -91,8 +91,25 @@ fn ext_topology(function: u32, t: &CpuTopo, apic: u32) -> Vec<kvm_cpuid_entry2> 
     ]
 }
 
+/// Leaf 1 ECX bit 24. KVM_GET_SUPPORTED_CPUID never reports it (KVM's API
+/// docs: use KVM_CAP_TSC_DEADLINE_TIMER), so the VMM must set it, as QEMU and
+/// Firecracker do. Without it the guest calibrates its LAPIC timer against
+/// the PIT, which on a loaded or nested host measures nonsense.
+pub const TSC_DEADLINE: u32 = 1 << 24;
+
+/// What the host's KVM offers beyond KVM_GET_SUPPORTED_CPUID.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KvmExtras {
+    pub tsc_deadline: bool,
+}
+
 /// The CPUID entries for `cpu`.
-pub fn for_vcpu(supported: &[kvm_cpuid_entry2], t: &CpuTopo, cpu: u32) -> Vec<kvm_cpuid_entry2> {
+pub fn for_vcpu(
+    supported: &[kvm_cpuid_entry2],
+    extras: KvmExtras,
+    t: &CpuTopo,
+    cpu: u32,
+) -> Vec<kvm_cpuid_entry2> {
     let place = t.place(cpu);
     let apic = place.apic_id;
     let v = vendor(supported);
@@ -113,6 +130,9 @@ pub fn for_vcpu(supported: &[kvm_cpuid_entry2], t: &CpuTopo, cpu: u32) -> Vec<kv
                 }
                 e.ecx |= 1 << 31; // running under a hypervisor
                 e.ecx &= !(1 << 5); // no VMX: see NO_SVM
+                if extras.tsc_deadline {
+                    e.ecx |= TSC_DEADLINE;
+                }
             }
             0x8000_0000 if v == Vendor::Amd => e.eax = e.eax.max(0x8000_001e),
             0x8000_0001 if v == Vendor::Amd => e.ecx = (e.ecx | (1 << 22)) & !NO_SVM, // TOPOEXT, no SVM
@@ -179,10 +199,19 @@ mod tests {
         let mut amd = base(b"AuthenticAMD");
         amd.iter_mut().find(|e| e.function == 0x8000_0001).unwrap().ecx = NO_SVM | 1;
         amd.iter_mut().find(|e| e.function == 1).unwrap().ecx = 1 << 5;
-        let v = for_vcpu(&amd, &topo("1n1l2c1t"), 1);
+        let v = for_vcpu(&amd, KvmExtras::default(), &topo("1n1l2c1t"), 1);
         assert_eq!(get(&v, 0x8000_0001, 0).ecx & NO_SVM, 0);
         assert_eq!(get(&v, 0x8000_0001, 0).ecx & 1, 1, "other bits stay");
         assert_eq!(get(&v, 1, 0).ecx & (1 << 5), 0);
+    }
+
+    #[test]
+    fn tsc_deadline_timer_when_kvm_emulates_it() {
+        let t = topo("1n1l2c1t");
+        let off = for_vcpu(&base(b"AuthenticAMD"), KvmExtras::default(), &t, 0);
+        assert_eq!(get(&off, 1, 0).ecx & TSC_DEADLINE, 0);
+        let on = for_vcpu(&base(b"AuthenticAMD"), KvmExtras { tsc_deadline: true }, &t, 1);
+        assert_ne!(get(&on, 1, 0).ecx & TSC_DEADLINE, 0);
     }
 
     #[test]
@@ -195,7 +224,7 @@ mod tests {
     #[test]
     fn single_cpu() {
         let t = topo("1n1l1c1t");
-        let v = for_vcpu(&base(b"GenuineIntel"), &t, 0);
+        let v = for_vcpu(&base(b"GenuineIntel"), KvmExtras::default(), &t, 0);
         assert_eq!(get(&v, 1, 0).ebx >> 24, 0);
         assert_eq!(get(&v, 1, 0).edx & (1 << 28), 0);
         let smt = get(&v, 0xb, 0);
@@ -211,7 +240,7 @@ mod tests {
         let t = topo("1n2l4c2t");
         let supported = base(b"GenuineIntel");
         for cpu in [0, 5, 13] {
-            let v = for_vcpu(&supported, &t, cpu);
+            let v = for_vcpu(&supported, KvmExtras::default(), &t, cpu);
             assert_eq!(get(&v, 1, 0).ebx >> 24, cpu);
             assert_eq!((get(&v, 1, 0).ebx >> 16) & 0xff, 8);
             assert_eq!(get(&v, 1, 0).ebx & 0xffff, 0x0800, "CLFLUSH size kept");
@@ -232,7 +261,7 @@ mod tests {
     fn numa_amd() {
         let t = topo("2n4l2c1t");
         let supported = base(b"AuthenticAMD");
-        let v = for_vcpu(&supported, &t, 11);
+        let v = for_vcpu(&supported, KvmExtras::default(), &t, 11);
         assert_eq!(get(&v, 0x8000_0000, 0).eax, 0x8000_001e);
         assert_ne!(get(&v, 0x8000_0001, 0).ecx & (1 << 22), 0);
         assert_eq!(get(&v, 0x8000_0008, 0).ecx, (1 << 12) | 1);
@@ -250,9 +279,11 @@ mod tests {
     fn leaf_1f_only_when_the_host_has_it() {
         let t = topo("1n1l2c2t");
         let mut supported = base(b"GenuineIntel");
-        assert!(!for_vcpu(&supported, &t, 0).iter().any(|e| e.function == 0x1f));
+        assert!(!for_vcpu(&supported, KvmExtras::default(), &t, 0)
+            .iter()
+            .any(|e| e.function == 0x1f));
         supported[0].eax = 0x1f;
-        let v = for_vcpu(&supported, &t, 3);
+        let v = for_vcpu(&supported, KvmExtras::default(), &t, 3);
         assert_eq!(get(&v, 0x1f, 1).eax, 2);
         assert_eq!(get(&v, 0x1f, 1).edx, 3);
     }
