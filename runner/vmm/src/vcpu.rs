@@ -1,9 +1,14 @@
 //! One thread per vCPU: run KVM_RUN, dispatch port and MMIO exits to the
-//! buses, end the VM on shutdown exits. The supervisor stops a vCPU blocked in
-//! KVM_RUN with a signal (`KICK_SIGNAL`) whose handler does nothing: KVM_RUN
-//! returns EINTR and the loop sees the stop flag.
+//! buses, end the VM on shutdown exits. The supervisor stops a vCPU with a
+//! signal (`kick_signal`) whose handler sets the thread's `immediate_exit`
+//! (as Firecracker does): KVM_RUN returns EINTR at once, even when the signal
+//! lands between the loop's stop check and its next KVM_RUN, and the loop
+//! sees the stop flag.
 
+use std::cell::Cell;
 use std::sync::{Arc, Once};
+
+use kvm_bindings::kvm_run;
 
 use kvm_ioctls::{VcpuExit, VcpuFd};
 
@@ -15,7 +20,21 @@ pub fn kick_signal() -> libc::c_int {
     vmm_sys_util::signal::SIGRTMIN() + 2
 }
 
-extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+thread_local! {
+    /// This thread's `kvm_run` mapping while its vCPU runs, else null.
+    static KVM_RUN: Cell<*mut kvm_run> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // A const-initialised thread-local of a plain pointer: no allocation and
+    // no lazy init, so it is safe to read in a signal handler.
+    let run = KVM_RUN.with(Cell::get);
+    if !run.is_null() {
+        // SAFETY: the pointer is this thread's live kvm_run mapping; it is
+        // cleared before the vCPU (and so the mapping) is dropped.
+        unsafe { std::ptr::addr_of_mut!((*run).immediate_exit).write_volatile(1) };
+    }
+}
 
 /// Installs the (empty) kick handler once per process; without SA_RESTART,
 /// so KVM_RUN is interrupted rather than restarted.
@@ -42,6 +61,7 @@ impl Vcpu {
     pub fn run(mut self) {
         // The kick signal must be deliverable on this thread.
         let _ = vmm_sys_util::signal::unblock_signal(kick_signal());
+        KVM_RUN.with(|r| r.set(self.fd.get_kvm_run()));
         while !self.exit.stopping() {
             match self.fd.run() {
                 Ok(exit) => {
@@ -49,12 +69,15 @@ impl Vcpu {
                         self.exit.end(reason);
                     }
                 }
-                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {}
+                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                    self.fd.set_kvm_immediate_exit(0);
+                }
                 Err(e) => {
                     self.exit.end(VmExitReason::Error(format!("vCPU {}: KVM_RUN: {e}", self.index)))
                 }
             }
         }
+        KVM_RUN.with(|r| r.set(std::ptr::null_mut()));
     }
 }
 

@@ -1,5 +1,8 @@
-//! A running VM: the vCPU threads and the supervisor thread that stops,
-//! joins and frees them.
+//! A running VM: the vCPU threads and the supervisor thread that stops and
+//! joins them. Stopping is bounded: a vCPU thread that does not answer its
+//! kicks within `STOP_DEADLINE` (it is inside a device access that blocks,
+//! e.g. a console write to a full pipe) is left to finish on its own; it
+//! holds the VM's memory and KVM objects alive until it does.
 
 use std::os::unix::thread::JoinHandleExt;
 use std::thread::JoinHandle;
@@ -7,11 +10,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::builder::{self, VmResources};
+use crate::builder;
 use crate::exit::{ExitState, VmExitReason};
 use crate::vcpu::{install_kick_handler, kick_signal};
 use crate::VmConfig;
 use std::sync::Arc;
+
+/// How long the supervisor kicks vCPU threads before it leaves the ones still
+/// busy to finish by themselves.
+const STOP_DEADLINE: Duration = Duration::from_millis(500);
+const KICK_INTERVAL: Duration = Duration::from_millis(1);
 
 pub struct Vm;
 
@@ -21,51 +29,77 @@ impl Vm {
         install_kick_handler()?;
         let built = builder::build(cfg)?;
         let exit = built.exit.clone();
+        let resources = Arc::new(built.resources);
         let mut handles = Vec::new();
         for vcpu in built.vcpus {
             let name = format!("ktstr-vcpu{}", vcpu.index);
-            match std::thread::Builder::new().name(name).spawn(move || vcpu.run()) {
+            let keep = resources.clone();
+            let body = move || {
+                vcpu.run();
+                drop(keep); // after the vCPU fd: KVM objects go last
+            };
+            match std::thread::Builder::new().name(name).spawn(body) {
                 Ok(h) => handles.push(h),
                 Err(e) => {
                     // Stop and join what already runs before failing.
                     exit.end(VmExitReason::Error(format!("spawn vCPU thread: {e}")));
-                    supervise(handles, exit, built.resources);
+                    supervise(handles, exit);
                     return Err(e).context("spawn vCPU thread");
                 }
             }
         }
-        let resources = built.resources;
+        drop(resources);
         let sup_exit = exit.clone();
         let supervisor = std::thread::Builder::new()
             .name("ktstr-vmm".into())
-            .spawn(move || supervise(handles, sup_exit, resources))
+            .spawn(move || supervise(handles, sup_exit))
             .context("spawn VMM supervisor thread")?;
         Ok(RunningVm { supervisor: Some(supervisor), exit, done: None })
     }
 }
 
-/// Waits for the VM to end, then kicks every vCPU out of KVM_RUN until its
-/// thread has finished, joins them all and frees the VM.
-fn supervise(vcpus: Vec<JoinHandle<()>>, exit: Arc<ExitState>, resources: VmResources) {
+/// Waits for the VM to end, then stops the vCPU threads (see `stop_threads`).
+fn supervise(vcpus: Vec<JoinHandle<()>>, exit: Arc<ExitState>) {
     exit.wait(None);
-    for h in &vcpus {
-        let mut tries = 0u32;
-        while !h.is_finished() {
-            // SAFETY: the thread is not joined yet, so its pthread_t is valid.
-            unsafe { libc::pthread_kill(h.as_pthread_t(), kick_signal()) };
-            std::thread::sleep(Duration::from_millis(1));
-            tries += 1;
-            if tries % 5000 == 0 {
-                tracing::warn!("a vCPU thread has ignored {tries} kicks");
-            }
-        }
+    let busy = stop_threads(vcpus, STOP_DEADLINE, |h| {
+        // SAFETY: `h` is not joined or dropped yet, so its pthread_t is valid.
+        unsafe { libc::pthread_kill(h.as_pthread_t(), kick_signal()) };
+    });
+    if busy > 0 {
+        tracing::warn!(
+            "{busy} vCPU thread(s) still inside a device access {} ms after the stop: \
+             left to finish on their own",
+            STOP_DEADLINE.as_millis()
+        );
     }
-    for h in vcpus {
-        if h.join().is_err() {
+}
+
+/// Kicks every unfinished thread until all have finished or `deadline`
+/// passes; joins the finished ones and detaches the rest, whose number it
+/// returns.
+pub(crate) fn stop_threads(
+    threads: Vec<JoinHandle<()>>,
+    deadline: Duration,
+    kick: impl Fn(&JoinHandle<()>),
+) -> usize {
+    let started = std::time::Instant::now();
+    loop {
+        let running: Vec<&JoinHandle<()>> = threads.iter().filter(|h| !h.is_finished()).collect();
+        if running.is_empty() || started.elapsed() >= deadline {
+            break;
+        }
+        running.into_iter().for_each(&kick);
+        std::thread::sleep(KICK_INTERVAL);
+    }
+    let mut busy = 0;
+    for h in threads {
+        if !h.is_finished() {
+            busy += 1; // dropping the handle detaches the thread
+        } else if h.join().is_err() {
             tracing::warn!("a vCPU thread panicked");
         }
     }
-    drop(resources);
+    busy
 }
 
 /// A booted VM. Dropping it stops it and frees everything.
@@ -112,5 +146,46 @@ impl RunningVm {
 impl Drop for RunningVm {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+
+    #[test]
+    fn threads_that_answer_kicks_are_joined() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads: Vec<JoinHandle<()>> = (0..3)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        std::thread::yield_now();
+                    }
+                })
+            })
+            .collect();
+        let busy =
+            stop_threads(threads, Duration::from_secs(60), |_| stop.store(true, Ordering::SeqCst));
+        assert_eq!(busy, 0);
+    }
+
+    #[test]
+    fn a_thread_stuck_in_a_device_access_is_left_behind() {
+        // Stands for a vCPU blocked in a console write: it ignores kicks.
+        let (release, blocked) = mpsc::channel::<()>();
+        let stuck = std::thread::spawn(move || {
+            let _ = blocked.recv();
+        });
+        let kicks = std::sync::atomic::AtomicU32::new(0);
+        let busy = stop_threads(vec![stuck], Duration::from_millis(20), |_| {
+            kicks.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(busy, 1, "the stop returned without waiting for it");
+        assert!(kicks.load(Ordering::SeqCst) > 0, "it was kicked first");
+        release.send(()).unwrap();
     }
 }
