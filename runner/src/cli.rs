@@ -81,6 +81,13 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Skip the first N runs of the interleaved sequence (`ktstr nested`
+    /// resumes a bench in a fresh L1 with it).
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub skip: usize,
+    /// Print each sample as a JSON line on stderr (for `ktstr nested`).
+    #[arg(long, hide = true)]
+    pub emit_samples: bool,
 }
 
 pub const NESTED_HELP: &str = "\

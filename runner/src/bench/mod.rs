@@ -1,13 +1,15 @@
 //! `ktstr bench`: time-to-verdict and peak RSS of one trivial run per VM
 //! engine, the engines interleaved in the same session, reported as medians
-//! and as a ratio against the first engine's peer.
+//! and as a ratio against the first engine's peer (see `report`).
+
+pub mod report;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::BenchArgs;
 use crate::usage::UsageError;
@@ -16,93 +18,92 @@ use crate::usage::UsageError;
 const TRIVIAL_RUN: [&str; 6] =
     ["--plugin", "workers", "--arg=--work", "--arg=spin", "--arg=--duration", "--arg=1"];
 
-#[derive(Debug, Serialize)]
-struct Sample {
-    wall_ms: u128,
-    peak_rss_kib: Option<u64>,
-    verdict: String,
+/// With `--emit-samples`, each sample is a line on stderr after this.
+pub const SAMPLE_PREFIX: &str = "[bench] sample ";
+
+/// One run of one engine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub vmm: String,
+    pub round: usize,
+    pub wall_ms: u128,
+    pub peak_rss_kib: Option<u64>,
+    pub verdict: String,
+    /// What the run reported about its engine (version, accelerator).
+    pub description: String,
 }
 
-#[derive(Debug, Serialize)]
-struct EngineResult {
-    vmm: String,
-    /// What the run reported about its engine (version, accelerator).
-    description: String,
-    samples: Vec<Sample>,
-    median_wall_ms: Option<u128>,
-    median_peak_rss_kib: Option<u64>,
+/// The engines and the interleaved order of their runs.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub engines: Vec<String>,
+    pub runs: usize,
+}
+
+impl Plan {
+    pub fn new(args: &BenchArgs) -> Result<Plan> {
+        if args.runs == 0 {
+            return Err(UsageError("--runs must be at least 1".into()).into());
+        }
+        let engines: Vec<String> = args
+            .vmm
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        if let Some(bad) = engines.iter().find(|e| !matches!(e.as_str(), "kvm" | "qemu")) {
+            return Err(UsageError(format!("--vmm {bad}: engines are `kvm` and `qemu`")).into());
+        }
+        if engines.is_empty() {
+            return Err(UsageError("--vmm names no engine".into()).into());
+        }
+        Ok(Plan { engines, runs: args.runs })
+    }
+
+    /// Every run as (round, engine), round by round so that drift in the
+    /// machine's load hits every engine alike.
+    pub fn sequence(&self) -> Vec<(usize, &str)> {
+        (0..self.runs).flat_map(|r| self.engines.iter().map(move |e| (r, e.as_str()))).collect()
+    }
 }
 
 pub fn execute(args: &BenchArgs) -> Result<i32> {
-    if args.runs == 0 {
-        return Err(UsageError("--runs must be at least 1".into()).into());
-    }
-    let engines: Vec<&str> = args.vmm.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    if let Some(bad) = engines.iter().find(|e| !matches!(**e, "kvm" | "qemu")) {
-        return Err(UsageError(format!("--vmm {bad}: engines are `kvm` and `qemu`")).into());
-    }
+    let plan = Plan::new(args)?;
     crate::interrupt::install();
     let exe = std::env::current_exe().context("find the ktstr executable")?;
     let work = tempfile::Builder::new().prefix("ktstr-bench-").tempdir()?;
-    let mut results: Vec<EngineResult> = engines
-        .iter()
-        .map(|e| EngineResult {
-            vmm: e.to_string(),
-            description: String::new(),
-            samples: vec![],
-            median_wall_ms: None,
-            median_peak_rss_kib: None,
-        })
-        .collect();
-    // Interleaved so that drift in the machine's load hits every engine alike.
-    for round in 0..args.runs {
-        for r in results.iter_mut() {
-            if crate::interrupt::requested() {
-                bail!("interrupted");
-            }
-            let json = work.path().join(format!("{}-{round}.json", r.vmm));
-            let (sample, description) = one_run(&exe, &r.vmm, args, &json)?;
-            eprintln!(
-                "[bench] {} run {}/{}: {} in {} ms, peak RSS {}",
-                r.vmm,
-                round + 1,
-                args.runs,
-                sample.verdict,
-                sample.wall_ms,
-                fmt_kib(sample.peak_rss_kib)
-            );
-            r.description = description;
-            r.samples.push(sample);
+    let mut samples = Vec::new();
+    for (round, vmm) in plan.sequence().into_iter().skip(args.skip) {
+        if crate::interrupt::requested() {
+            bail!("interrupted");
         }
-    }
-    for r in results.iter_mut() {
-        let passed: Vec<&Sample> = r.samples.iter().filter(|s| s.verdict == "PASS").collect();
-        r.median_wall_ms = median(passed.iter().map(|s| s.wall_ms).collect());
-        r.median_peak_rss_kib = median(passed.iter().filter_map(|s| s.peak_rss_kib).collect());
-    }
-    let ratio = match (
-        results.first().and_then(|r| r.median_wall_ms),
-        results.get(1).and_then(|r| r.median_wall_ms),
-    ) {
-        (Some(a), Some(b)) if b > 0 => Some(a as f64 / b as f64),
-        _ => None,
-    };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "runs": args.runs, "topology": args.topology, "engines": results, "wall_ratio_first_to_second": ratio })
-            )?
+        let json = work.path().join(format!("{vmm}-{round}.json"));
+        let sample = one_run(&exe, vmm, round, args, &json)?;
+        eprintln!(
+            "[bench] {vmm} run {}/{}: {} in {} ms, peak RSS {}",
+            round + 1,
+            plan.runs,
+            sample.verdict,
+            sample.wall_ms,
+            report::fmt_kib(sample.peak_rss_kib)
         );
-    } else {
-        print!("{}", table(&results, ratio));
+        if sample.verdict != "PASS" {
+            // Why, in the run's own words: its reason and last console lines.
+            for line in failure_evidence(&json) {
+                eprintln!("[bench]   {line}");
+            }
+        }
+        if args.emit_samples {
+            eprintln!("{SAMPLE_PREFIX}{}", serde_json::to_string(&sample)?);
+        }
+        samples.push(sample);
     }
-    let all_passed = results.iter().all(|r| r.samples.iter().all(|s| s.verdict == "PASS"));
-    Ok(if all_passed { crate::exit::PASS } else { crate::exit::INFRA_ERROR })
+    report::print(&plan, &samples, None, args)
 }
 
 /// Runs `ktstr run` once as a child, so its wall time covers everything a user waits for.
-fn one_run(exe: &Path, vmm: &str, args: &BenchArgs, json: &Path) -> Result<(Sample, String)> {
+fn one_run(exe: &Path, vmm: &str, round: usize, args: &BenchArgs, json: &Path) -> Result<Sample> {
     let started = Instant::now();
     let status = Command::new(exe)
         .arg("run")
@@ -125,65 +126,73 @@ fn one_run(exe: &Path, vmm: &str, args: &BenchArgs, json: &Path) -> Result<(Samp
             status.code()
         ),
     };
-    let sample = Sample {
+    Ok(Sample {
+        vmm: vmm.to_string(),
+        round,
         wall_ms,
         peak_rss_kib: doc["engine"]["peak_rss_kib"].as_u64(),
         verdict: doc["verdict"].as_str().unwrap_or("?").to_string(),
-    };
-    Ok((sample, doc["engine"]["description"].as_str().unwrap_or_default().to_string()))
+        description: doc["engine"]["description"].as_str().unwrap_or_default().to_string(),
+    })
 }
 
-fn median<T: Ord + Copy>(mut v: Vec<T>) -> Option<T> {
-    v.sort_unstable();
-    v.get(v.len() / 2).copied()
+/// The reason and console tail of a failed run's result, for the log.
+fn failure_evidence(json: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(json) else { return vec![] };
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else { return vec![] };
+    let mut out = vec![format!("reason: {}", doc["reason"].as_str().unwrap_or("?"))];
+    let tail = doc["console_tail"].as_array().map(Vec::as_slice).unwrap_or_default();
+    out.extend(tail.iter().filter_map(|l| l.as_str()).map(|l| format!("console: {l}")));
+    out
 }
 
-fn fmt_kib(k: Option<u64>) -> String {
-    k.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "?".into())
-}
-
-fn table(results: &[EngineResult], ratio: Option<f64>) -> String {
-    let mut s =
-        String::from("engine  runs  median time-to-verdict  median peak RSS  description\n");
-    for r in results {
-        let passed = r.samples.iter().filter(|x| x.verdict == "PASS").count();
-        let wall = r.median_wall_ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "-".into());
-        s.push_str(&format!(
-            "{:<6}  {passed}/{:<3} {wall:>22}  {:>15}  {}\n",
-            r.vmm,
-            r.samples.len(),
-            fmt_kib(r.median_peak_rss_kib),
-            r.description
-        ));
-    }
-    if let (Some(ratio), [a, b, ..]) = (ratio, results) {
-        s.push_str(&format!("time-to-verdict ratio {}/{}: {ratio:.2}\n", a.vmm, b.vmm));
-    }
-    s
+/// The samples in `text` (lines with `SAMPLE_PREFIX` anywhere in them).
+pub fn parse_samples(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter_map(|l| l.find(SAMPLE_PREFIX).map(|at| &l[at + SAMPLE_PREFIX.len()..]))
+        .filter_map(|json| serde_json::from_str(json.trim_end()).ok())
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn medians() {
-        assert_eq!(median(vec![3u128, 1, 2]), Some(2));
-        assert_eq!(median(vec![4u64, 1, 3, 2]), Some(3));
-        assert_eq!(median(Vec::<u64>::new()), None);
+    fn args(vmm: &str, runs: usize) -> BenchArgs {
+        BenchArgs {
+            runs,
+            vmm: vmm.into(),
+            topology: "1n1l2c1t".into(),
+            memory: "512".into(),
+            json: false,
+            skip: 0,
+            emit_samples: false,
+        }
     }
 
     #[test]
-    fn the_table_names_the_ratio() {
-        let r = |vmm: &str, ms| EngineResult {
-            vmm: vmm.into(),
+    fn runs_interleave_round_by_round() {
+        let plan = Plan::new(&args("kvm,qemu", 2)).unwrap();
+        assert_eq!(plan.sequence(), [(0, "kvm"), (0, "qemu"), (1, "kvm"), (1, "qemu")]);
+        assert!(Plan::new(&args("kvm,xen", 2)).is_err());
+        assert!(Plan::new(&args("kvm", 0)).is_err());
+        assert!(Plan::new(&args(" , ", 1)).is_err());
+    }
+
+    #[test]
+    fn samples_survive_a_console_round_trip() {
+        let s = Sample {
+            vmm: "kvm".into(),
+            round: 3,
+            wall_ms: 5000,
+            peak_rss_kib: Some(1),
+            verdict: "PASS".into(),
             description: "d".into(),
-            samples: vec![Sample { wall_ms: ms, peak_rss_kib: Some(2048), verdict: "PASS".into() }],
-            median_wall_ms: Some(ms),
-            median_peak_rss_kib: Some(2048),
         };
-        let t = table(&[r("kvm", 500), r("qemu", 1000)], Some(0.5));
-        assert!(t.contains("time-to-verdict ratio kvm/qemu: 0.50"), "{t}");
-        assert!(t.contains("2.0 MiB"), "{t}");
+        let console = format!(
+            "[ 1.0] noise\r\n[L1] {SAMPLE_PREFIX}{}\r\n{SAMPLE_PREFIX}{{broken\n",
+            serde_json::to_string(&s).unwrap()
+        );
+        assert_eq!(parse_samples(&console), [s]);
     }
 }

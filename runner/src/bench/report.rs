@@ -1,0 +1,166 @@
+//! The bench's result: per engine the runs that passed, the medians of the
+//! passing runs, the ratio of the first engine's median to the second's, and
+//! (inside `ktstr nested`) how many times the emulated L1 host died during
+//! each engine's runs — a column of its own, never folded into the runs.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{Plan, Sample};
+use crate::cli::BenchArgs;
+
+#[derive(Debug, Serialize)]
+struct EngineResult<'a> {
+    vmm: &'a str,
+    description: &'a str,
+    samples: Vec<&'a Sample>,
+    passed: usize,
+    median_wall_ms: Option<u128>,
+    median_peak_rss_kib: Option<u64>,
+    /// None outside `ktstr nested`.
+    l1_deaths: Option<u32>,
+}
+
+fn results<'a>(
+    plan: &'a Plan,
+    samples: &'a [Sample],
+    l1_deaths: Option<&[u32]>,
+) -> Vec<EngineResult<'a>> {
+    plan.engines
+        .iter()
+        .enumerate()
+        .map(|(i, vmm)| {
+            let mine: Vec<&Sample> = samples.iter().filter(|s| &s.vmm == vmm).collect();
+            let passed: Vec<&&Sample> = mine.iter().filter(|s| s.verdict == "PASS").collect();
+            EngineResult {
+                vmm,
+                description: mine.last().map_or("", |s| s.description.as_str()),
+                passed: passed.len(),
+                median_wall_ms: median(passed.iter().map(|s| s.wall_ms).collect()),
+                median_peak_rss_kib: median(passed.iter().filter_map(|s| s.peak_rss_kib).collect()),
+                l1_deaths: l1_deaths.map(|d| d.get(i).copied().unwrap_or(0)),
+                samples: mine,
+            }
+        })
+        .collect()
+}
+
+/// Prints the table (or JSON) and returns the exit code: 0 only when every
+/// planned run happened and passed.
+pub fn print(
+    plan: &Plan,
+    samples: &[Sample],
+    l1_deaths: Option<&[u32]>,
+    args: &BenchArgs,
+) -> Result<i32> {
+    let results = results(plan, samples, l1_deaths);
+    let ratio = match (
+        results.first().and_then(|r| r.median_wall_ms),
+        results.get(1).and_then(|r| r.median_wall_ms),
+    ) {
+        (Some(a), Some(b)) if b > 0 => Some(a as f64 / b as f64),
+        _ => None,
+    };
+    if args.json {
+        let doc = serde_json::json!({
+            "runs": args.runs, "topology": args.topology, "engines": results,
+            "wall_ratio_first_to_second": ratio,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", table(&results, ratio));
+    }
+    let complete = results.iter().all(|r| r.samples.len() == plan.runs && r.passed == plan.runs);
+    Ok(if complete { crate::exit::PASS } else { crate::exit::INFRA_ERROR })
+}
+
+fn median<T: Ord + Copy>(mut v: Vec<T>) -> Option<T> {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied()
+}
+
+pub fn fmt_kib(k: Option<u64>) -> String {
+    k.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "?".into())
+}
+
+fn table(results: &[EngineResult], ratio: Option<f64>) -> String {
+    let nested = results.iter().any(|r| r.l1_deaths.is_some());
+    let mut s = String::from("engine  passed  median time-to-verdict  median peak RSS");
+    s.push_str(if nested { "  L1 deaths  description\n" } else { "  description\n" });
+    for r in results {
+        let wall = r.median_wall_ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "-".into());
+        let runs = format!("{}/{}", r.passed, r.samples.len());
+        s.push_str(&format!(
+            "{:<6}  {runs:<6}  {wall:>22}  {:>15}",
+            r.vmm,
+            fmt_kib(r.median_peak_rss_kib)
+        ));
+        if let Some(d) = r.l1_deaths {
+            s.push_str(&format!("  {d:>9}"));
+        }
+        s.push_str(&format!("  {}\n", r.description));
+    }
+    if let (Some(ratio), [a, b, ..]) = (ratio, results) {
+        s.push_str(&format!("time-to-verdict ratio {}/{}: {ratio:.2}\n", a.vmm, b.vmm));
+    }
+    let deaths: Vec<String> = results
+        .iter()
+        .filter(|r| r.l1_deaths.unwrap_or(0) > 0)
+        .map(|r| r.vmm.to_string())
+        .collect();
+    if nested && deaths.len() == 1 && results.len() > 1 {
+        s.push_str(&format!("the emulated L1 host died only during {} runs\n", deaths[0]));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(vmm: &str, round: usize, ms: u128, verdict: &str) -> Sample {
+        Sample {
+            vmm: vmm.into(),
+            round,
+            wall_ms: ms,
+            peak_rss_kib: Some(2048),
+            verdict: verdict.into(),
+            description: "d".into(),
+        }
+    }
+
+    fn plan() -> Plan {
+        Plan { engines: vec!["kvm".into(), "qemu".into()], runs: 2 }
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![3u128, 1, 2]), Some(2));
+        assert_eq!(median(vec![4u64, 1, 3, 2]), Some(3));
+        assert_eq!(median(Vec::<u64>::new()), None);
+    }
+
+    #[test]
+    fn the_table_names_the_ratio_and_only_passing_runs_count() {
+        let s = [
+            sample("kvm", 0, 500, "PASS"),
+            sample("qemu", 0, 1000, "PASS"),
+            sample("kvm", 1, 9000, "GUEST_CRASH"),
+        ];
+        let p = plan();
+        let r = results(&p, &s, None);
+        let t = table(&r, Some(0.5));
+        assert!(t.contains("time-to-verdict ratio kvm/qemu: 0.50"), "{t}");
+        assert!(t.contains("kvm     1/2") && t.contains("500 ms") && t.contains("2.0 MiB"), "{t}");
+        assert!(!t.contains("L1 deaths"), "{t}");
+    }
+
+    #[test]
+    fn l1_deaths_are_a_column_and_a_finding_when_one_engine_has_them() {
+        let s = [sample("kvm", 0, 500, "PASS"), sample("qemu", 0, 1000, "PASS")];
+        let p = plan();
+        let t = table(&results(&p, &s, Some(&[0, 2])), None);
+        assert!(t.contains("L1 deaths"), "{t}");
+        assert!(t.contains("died only during qemu runs"), "{t}");
+    }
+}

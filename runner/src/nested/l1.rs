@@ -1,0 +1,217 @@
+//! One L1 guest: boot it with QEMU, echo the inner ktstr's progress, end it
+//! promptly when its own kernel crashes, and say how it ended.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use super::archive;
+use crate::initramfs::write_newc;
+use crate::kernel::KernelEntry;
+use crate::plugins::Catalog;
+use crate::run::progress;
+use crate::vm::{QemuEngine, VmEngine, VmSpec};
+
+const POLL: Duration = Duration::from_millis(100);
+/// L1's kernel command line. oops=panic: an oops in L1 (its QEMU or KVM)
+/// ends it at once (panic=-1 reboots, QEMU's -no-reboot exits) instead of
+/// leaving it wedged until the watchdog.
+const L1_CMDLINE: &str = "panic=-1 oops=panic softlockup_panic=1 rdinit=/init quiet";
+/// How long L1 may take to end by itself once its kernel has reported an
+/// oops or panic, before the host stops it.
+const CRASH_GRACE: Duration = Duration::from_secs(5);
+const EXIT_MARKER: &str = "KTSTR-NESTED-EXIT ";
+
+/// How the end of L1 itself is reported: the emulated host, not what runs
+/// inside it, failed (callers may retry on it). Nested SVM under TCG is
+/// not flawless: now and then L1 resets or oopses under load.
+pub const L1_CRASHED: &str = "the emulated L1 host crashed";
+
+/// What every L1 of one `ktstr nested` shares.
+pub struct L1Host<'a> {
+    pub engine: QemuEngine,
+    pub kernel: &'a KernelEntry,
+    pub catalog: &'a Catalog,
+    pub with_qemu: bool,
+    pub topology: ktstr_core::topology::Topology,
+    pub memory_mib: u64,
+    pub watchdog: Duration,
+}
+
+/// How one L1 ended.
+pub struct L1Outcome {
+    /// The inner ktstr's exit code, when L1 lived to report it.
+    pub code: Option<i32>,
+    pub end: End,
+    pub stdout: Vec<u8>,
+    pub console_log: PathBuf,
+}
+
+impl L1Outcome {
+    /// Why there is no exit code, in words (an L1 crash starts with `L1_CRASHED`).
+    pub fn failure(&self, watchdog: Duration) -> String {
+        let console = self.console_log.display();
+        match self.end {
+            End::Watchdog => format!("L1 did not finish within {}s; its console: {console}", watchdog.as_secs()),
+            End::Interrupted => "interrupted".into(),
+            End::Exited => match l1_kernel_crash(&std::fs::read_to_string(&self.console_log).unwrap_or_default()) {
+                Some(line) => format!("{L1_CRASHED}: its kernel says `{line}`; its console: {console}"),
+                None => format!(
+                    "{L1_CRASHED}: it reset or stopped before ktstr inside it reported an exit code; its console: {console}"
+                ),
+            },
+        }
+    }
+}
+
+impl L1Host<'_> {
+    /// Boots one L1 running `ktstr ARGS`, its files in `dir`, and waits for it.
+    pub fn run(&self, args: &[String], dir: &Path) -> Result<L1Outcome> {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        let spec = archive::l1_archive(args, self.catalog, self.kernel, self.with_qemu)?;
+        let initramfs = dir.join("l1.cpio");
+        write_newc(&spec, &mut std::fs::File::create(&initramfs)?)?;
+        let vm = VmSpec {
+            kernel: self.kernel.bzimage.clone(),
+            initramfs: initramfs.clone(),
+            cmdline: L1_CMDLINE.into(),
+            topology: self.topology.clone(),
+            memory_mib: self.memory_mib,
+            console_log: dir.join("l1-console.log"),
+            data_out: dir.join("l1-stdout"),
+            data_fallback_out: dir.join("l1-exit"),
+        };
+        let ended = follow(&self.engine, &vm, self.watchdog);
+        // The archive is large and rebuilt each time; the rest is evidence.
+        let _ = std::fs::remove_file(&initramfs);
+        let end = ended?;
+        let exit_text = std::fs::read_to_string(&vm.data_fallback_out).unwrap_or_default();
+        Ok(L1Outcome {
+            code: parse_exit(&exit_text),
+            end,
+            stdout: std::fs::read(&vm.data_out).unwrap_or_default(),
+            console_log: vm.console_log,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    Exited,
+    Watchdog,
+    Interrupted,
+}
+
+/// Boots L1 and waits for it, echoing the inner ktstr's progress lines.
+fn follow(engine: &QemuEngine, vm: &VmSpec, watchdog: Duration) -> Result<End> {
+    let mut running = engine.boot(vm)?;
+    let started = Instant::now();
+    let mut console = ConsoleTail::default();
+    let mut crashed_at: Option<Instant> = None;
+    let end = loop {
+        console.echo(&vm.console_log);
+        if running.try_wait()?.is_some() {
+            break End::Exited;
+        }
+        if let (None, Some(line)) = (crashed_at, &console.crash) {
+            progress(&format!("L1's own kernel crashed (`{line}`); ending it"));
+            crashed_at = Some(Instant::now());
+        }
+        if crashed_at.is_some_and(|t| t.elapsed() > CRASH_GRACE) {
+            running.kill()?;
+            break End::Exited;
+        }
+        if crate::interrupt::requested() {
+            running.kill()?;
+            break End::Interrupted;
+        }
+        if started.elapsed() > watchdog {
+            progress(&format!(
+                "watchdog: L1 still running after {}s; stopping it",
+                watchdog.as_secs()
+            ));
+            running.kill()?;
+            break End::Watchdog;
+        }
+        std::thread::sleep(POLL);
+    };
+    console.echo(&vm.console_log);
+    Ok(end)
+}
+
+/// Echoes new console lines that come from ktstr inside L1, and notes the
+/// first line in which L1's own kernel reports a crash.
+#[derive(Default)]
+struct ConsoleTail {
+    pos: u64,
+    crash: Option<String>,
+}
+
+impl ConsoleTail {
+    fn echo(&mut self, path: &Path) {
+        let Ok(f) = std::fs::File::open(path) else { return };
+        let mut reader = std::io::BufReader::new(f);
+        if std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(self.pos)).is_err() {
+            return;
+        }
+        let mut line = Vec::new();
+        // Whole lines only: a partial last line is read again next time.
+        while let Ok(n) = reader.read_until(b'\n', &mut line) {
+            if n == 0 || line.last() != Some(&b'\n') {
+                break;
+            }
+            self.pos += n as u64;
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end();
+            if ["[ktstr]", "[bench]", "[L1]", "error:"].iter().any(|p| text.starts_with(p)) {
+                eprintln!("[L1] {}", text.trim_start_matches("[L1] "));
+            }
+            if self.crash.is_none() {
+                self.crash = l1_kernel_crash(text).map(str::to_string);
+            }
+            line.clear();
+        }
+    }
+}
+
+/// The first line of an oops or panic of L1's own kernel (inner consoles
+/// copied to L1's are prefixed and do not count).
+fn l1_kernel_crash(console: &str) -> Option<&str> {
+    console
+        .lines()
+        .filter(|l| !l.starts_with("L1-inner: "))
+        .find(|l| l.contains("Oops:") || l.contains("Kernel panic") || l.contains("BUG: "))
+        .map(str::trim)
+}
+
+/// `KTSTR-NESTED-EXIT 3\r\n` → 3.
+fn parse_exit(text: &str) -> Option<i32> {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(EXIT_MARKER.trim_end()))
+        .and_then(|c| c.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn crashes_of_l1_itself_are_told_apart_from_the_inner_console() {
+        let inner = "L1-inner: [ 1.0] Kernel panic - not syncing: x\n[L1] up\n";
+        assert_eq!(super::l1_kernel_crash(inner), None);
+        let own =
+            "[ 171.26] Oops: Bad pagetable: ffff [#1] SMP\n[ 171.28] Kernel panic - not syncing\n";
+        assert_eq!(
+            super::l1_kernel_crash(own),
+            Some("[ 171.26] Oops: Bad pagetable: ffff [#1] SMP")
+        );
+    }
+
+    #[test]
+    fn exit_codes_are_read_from_the_marker() {
+        assert_eq!(super::parse_exit("KTSTR-NESTED-EXIT 0\r\n"), Some(0));
+        assert_eq!(super::parse_exit("noise\nKTSTR-NESTED-EXIT 3\n"), Some(3));
+        assert_eq!(super::parse_exit(""), None);
+        assert_eq!(super::parse_exit("KTSTR-NESTED-EXIT x"), None);
+    }
+}
