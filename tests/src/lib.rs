@@ -106,6 +106,7 @@ pub fn vm_tests_enabled(test: &str) -> bool {
         None => true,
         Some(why) if std::env::var_os("KTSTR_SKIP_VM_TESTS").is_some_and(|v| v == "1") => {
             eprintln!("\n!!! SKIPPED {test}: {why} (KTSTR_SKIP_VM_TESTS=1)\n");
+            record_note(&format!("SKIPPED {test}: {why}"));
             false
         }
         Some(why) => panic!("{test} needs a VM: {why}. Run scripts/setup.sh and `ktstr kernel build`, or set KTSTR_SKIP_VM_TESTS=1 to skip VM tests"),
@@ -150,7 +151,9 @@ pub fn metric(doc: &serde_json::Value, name: &str) -> Option<f64> {
 /// Runs `ktstr nested ARGS`, one at a time per test process (each L1 is a
 /// whole emulated machine on this machine's few cores). When the emulated L1
 /// host's own kernel crashes — a fault of the emulation, not of what runs
-/// inside it — the run is retried once, loudly.
+/// inside it — the run is retried once, loudly: on stderr, and as a line in
+/// `notes_log()`, which `.ci/run` prints in its final summary. A failure
+/// inside a living L1 is never retried.
 pub fn ktstr_nested(args: &[&str]) -> Output {
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -158,12 +161,31 @@ pub fn ktstr_nested(args: &[&str]) -> Output {
     all.extend_from_slice(args);
     let out = ktstr(&all);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if !stderr.contains("the emulated L1 host crashed") {
+    let Some(why) = stderr.lines().find(|l| l.contains("the emulated L1 host crashed")) else {
         return out;
-    }
+    };
+    let test = std::thread::current().name().unwrap_or("?").to_string();
     eprintln!(
         "\n!!! RETRYING `ktstr {}`: the emulated L1 host crashed:\n{stderr}\n",
         all.join(" ")
     );
+    record_note(&format!("RETRIED {test}: {}", why.trim()));
     ktstr(&all)
+}
+
+/// Where skipped VM tests and retried nested runs are listed, a line each,
+/// so that the end of `.ci/run` can show them (cargo's own summary cannot).
+pub fn notes_log() -> PathBuf {
+    std::env::var_os("KTSTR_TEST_NOTES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("ktstr-test-notes.log"))
+}
+
+fn record_note(line: &str) {
+    use std::io::Write;
+    let log = notes_log();
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(&log);
+    if let Err(e) = file.and_then(|mut f| writeln!(f, "{line}")) {
+        eprintln!("!!! could not record the retry in {}: {e}", log.display());
+    }
 }
