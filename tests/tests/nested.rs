@@ -122,3 +122,45 @@ fn our_kvm_vmm_gives_numa_nodes_and_smt_siblings_with_memory_across_the_32_bit_g
     assert_eq!(siblings[0], &serde_json::json!([0, 1]));
     assert_eq!(siblings[7], &serde_json::json!([6, 7]));
 }
+
+#[test]
+fn our_kvm_vmm_stops_a_guest_that_never_ends_within_its_stop_deadline() {
+    if !vm_tests_enabled("nested kvm vmm bounded stop") {
+        return;
+    }
+    // The payload would spin for 10 minutes; the watchdog ends the VM at 10 s
+    // while its vCPUs are busy in the guest.
+    let out = ktstr_nested(&[
+        "--",
+        "run",
+        "--vmm",
+        "kvm",
+        "--plugin",
+        "workers",
+        "--topology",
+        "1n1l2c1t",
+        "--memory",
+        "512",
+        "--arg=--work",
+        "--arg=spin",
+        "--arg=--duration",
+        "--arg=600",
+        "--duration",
+        "600",
+        "--watchdog",
+        "10",
+        "--json",
+        "-",
+    ]);
+    let doc = stdout_json(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{doc:#}\nstderr:\n{stderr}");
+    assert_eq!(doc["verdict"], "TIMEOUT", "{doc:#}");
+    assert_eq!(doc["engine"]["name"], "kvm");
+    assert_eq!(doc["engine"]["end"], "stopped by ktstr", "{:#}", doc["engine"]);
+    // Bounded by construction (the VMM kicks its vCPUs for at most 500 ms and
+    // then leaves busy ones behind); the bound here only says "not the
+    // payload's 10 minutes", with room for a loaded emulated host.
+    let stop_ms = doc["engine"]["stop_ms"].as_u64().expect("stop_ms reported");
+    assert!(stop_ms < 5000, "stopping took {stop_ms} ms\n{stderr}");
+}

@@ -100,6 +100,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
             description: engine_line,
             peak_rss_kib: ended.peak_rss_kib,
             end_detail: ended.detail.clone(),
+            stop_ms: ended.stop_ms,
         },
         topology: prepared.topology.to_string(),
         topology_mismatches: mismatches,

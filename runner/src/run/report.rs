@@ -19,6 +19,9 @@ pub struct EngineInfo {
     pub peak_rss_kib: Option<u64>,
     /// How the VM ended, when the engine says more than an exit status.
     pub end_detail: Option<String>,
+    /// How long stopping the VM took, when ktstr had to stop it (watchdog,
+    /// Ctrl-C, a guest that did not power off).
+    pub stop_ms: Option<u128>,
 }
 
 /// Everything a rendering needs.
@@ -80,7 +83,7 @@ impl Outcome<'_> {
             "verdict": self.verdict,
             "exit_code": self.verdict.exit_code(),
             "reason": self.reason(),
-            "engine": { "name": self.engine.name, "description": self.engine.description, "peak_rss_kib": self.engine.peak_rss_kib, "end": self.engine.end_detail },
+            "engine": { "name": self.engine.name, "description": self.engine.description, "peak_rss_kib": self.engine.peak_rss_kib, "end": self.engine.end_detail, "stop_ms": self.engine.stop_ms },
             "kernel": self.kernel,
             "topology": { "requested": self.topology, "mismatches": self.topology_mismatches,
                           "seen": r.topology_json.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()) },

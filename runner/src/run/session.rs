@@ -63,6 +63,8 @@ pub struct Ended {
     pub peak_rss_kib: Option<u64>,
     /// How the VM ended, in the engine's words, when it says more than an exit status.
     pub detail: Option<String>,
+    /// How long `kill` took, when the VM had to be stopped.
+    pub stop_ms: Option<u128>,
 }
 
 /// Boots `spec`, follows both data channels until the guest powers off, the
@@ -79,6 +81,8 @@ pub fn run_vm(
     let mut peak_rss_kib = None;
     let mut channels = [Tail::new(&spec.data_out), Tail::new(&spec.data_fallback_out)];
     let mut finished_at: Option<Instant> = None;
+    let mut stop_ms = None;
+    let mut stop = |vm: &mut dyn RunningVm| stop_ms = Some(stop(vm));
     let end = loop {
         for ch in &mut channels {
             ch.read_new(record, progress);
@@ -111,10 +115,13 @@ pub fn run_vm(
         }
         std::thread::sleep(POLL);
     };
+    if let Some(ms) = stop_ms {
+        progress(&format!("the VM stopped in {ms} ms"));
+    }
     for ch in &mut channels {
         ch.finish(record, progress);
     }
-    Ok(Ended { end, peak_rss_kib, detail: vm.end_detail() })
+    Ok(Ended { end, peak_rss_kib, detail: vm.end_detail(), stop_ms })
 }
 
 /// `VmHWM` of a live process, in KiB.
@@ -124,8 +131,11 @@ fn peak_rss_of(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn stop(vm: &mut dyn RunningVm) {
+/// Kills the VM; returns how long that took, in ms.
+fn stop(vm: &mut dyn RunningVm) -> u128 {
+    let started = Instant::now();
     if let Err(e) = vm.kill() {
         tracing::warn!("could not kill the VM process {}: {e:#}", vm.pid());
     }
+    started.elapsed().as_millis()
 }
