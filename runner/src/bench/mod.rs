@@ -31,6 +31,9 @@ pub struct Sample {
     pub verdict: String,
     /// What the run reported about its engine (version, accelerator).
     pub description: String,
+    /// The guest kernel's uptime when it started /init, in ms (from its console).
+    #[serde(default)]
+    pub init_ms: Option<u64>,
 }
 
 /// The engines and the interleaved order of their runs.
@@ -133,7 +136,19 @@ fn one_run(exe: &Path, vmm: &str, round: usize, args: &BenchArgs, json: &Path) -
         peak_rss_kib: doc["engine"]["peak_rss_kib"].as_u64(),
         verdict: doc["verdict"].as_str().unwrap_or("?").to_string(),
         description: doc["engine"]["description"].as_str().unwrap_or_default().to_string(),
+        init_ms: doc["artifacts"]
+            .as_str()
+            .and_then(|dir| std::fs::read_to_string(Path::new(dir).join("console.log")).ok())
+            .and_then(|console| init_uptime_ms(&console)),
     })
+}
+
+/// `[    1.424274] Run /init as init process` → 1424.
+fn init_uptime_ms(console: &str) -> Option<u64> {
+    let line = console.lines().find(|l| l.contains("] Run /init as init process"))?;
+    let stamp = line.trim_start().strip_prefix('[')?.split(']').next()?.trim();
+    let secs: f64 = stamp.parse().ok()?;
+    Some((secs * 1000.0).round() as u64)
 }
 
 /// The reason and console tail of a failed run's result, for the log.
@@ -180,6 +195,13 @@ mod tests {
     }
 
     #[test]
+    fn init_uptime_comes_from_the_kernel_timestamp() {
+        let console = "[    0.46] printk: console\r\n[    3.424274] Run /init as init process\r\n";
+        assert_eq!(init_uptime_ms(console), Some(3424));
+        assert_eq!(init_uptime_ms("no init"), None);
+    }
+
+    #[test]
     fn samples_survive_a_console_round_trip() {
         let s = Sample {
             vmm: "kvm".into(),
@@ -188,6 +210,7 @@ mod tests {
             peak_rss_kib: Some(1),
             verdict: "PASS".into(),
             description: "d".into(),
+            init_ms: Some(1200),
         };
         let console = format!(
             "[ 1.0] noise\r\n[L1] {SAMPLE_PREFIX}{}\r\n{SAMPLE_PREFIX}{{broken\n",

@@ -17,6 +17,8 @@ struct EngineResult<'a> {
     passed: usize,
     median_wall_ms: Option<u128>,
     median_peak_rss_kib: Option<u64>,
+    /// The guest's uptime when it started /init (median of passing runs).
+    median_init_ms: Option<u64>,
     /// None outside `ktstr nested`.
     l1_deaths: Option<u32>,
 }
@@ -38,6 +40,7 @@ fn results<'a>(
                 passed: passed.len(),
                 median_wall_ms: median(passed.iter().map(|s| s.wall_ms).collect()),
                 median_peak_rss_kib: median(passed.iter().filter_map(|s| s.peak_rss_kib).collect()),
+                median_init_ms: median(passed.iter().filter_map(|s| s.init_ms).collect()),
                 l1_deaths: l1_deaths.map(|d| d.get(i).copied().unwrap_or(0)),
                 samples: mine,
             }
@@ -85,7 +88,8 @@ pub fn fmt_kib(k: Option<u64>) -> String {
 
 fn table(results: &[EngineResult], ratio: Option<f64>) -> String {
     let nested = results.iter().any(|r| r.l1_deaths.is_some());
-    let mut s = String::from("engine  passed  median time-to-verdict  median peak RSS");
+    let mut s =
+        String::from("engine  passed  median time-to-verdict  guest at /init  median peak RSS");
     s.push_str(if nested { "  L1 deaths  description\n" } else { "  description\n" });
     for r in results {
         let wall = r.median_wall_ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "-".into());
@@ -126,6 +130,7 @@ mod tests {
             peak_rss_kib: Some(2048),
             verdict: verdict.into(),
             description: "d".into(),
+            init_ms: Some(1000),
         }
     }
 
