@@ -88,6 +88,13 @@ impl RunningVm for RunningKvm {
         Ok(self.exit)
     }
 
+    fn wait_timeout(&mut self, timeout: std::time::Duration) -> anyhow::Result<Option<VmExit>> {
+        if self.exit.is_none() {
+            self.vm.wait_timeout(timeout);
+        }
+        self.try_wait()
+    }
+
     fn kill(&mut self) -> anyhow::Result<()> {
         if self.exit.is_none() {
             let r = self.vm.kill();

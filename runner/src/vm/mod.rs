@@ -33,6 +33,12 @@ pub trait RunningVm: Send {
     fn try_wait(&mut self) -> anyhow::Result<Option<VmExit>>;
     /// SIGKILL and reap; a no-op once the VM has exited.
     fn kill(&mut self) -> anyhow::Result<()>;
+    /// Waits up to `timeout` for the VM to end; engines that can be told
+    /// at once (the in-process VMM) return as soon as it does.
+    fn wait_timeout(&mut self, timeout: std::time::Duration) -> anyhow::Result<Option<VmExit>> {
+        std::thread::sleep(timeout);
+        self.try_wait()
+    }
     /// How the VM ended, in words, when the engine knows more than an exit
     /// status (e.g. "triple fault").
     fn end_detail(&self) -> Option<String> {
