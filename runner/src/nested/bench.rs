@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use super::l1::{End, L1Host, L1Outcome, L1_CRASHED};
+use super::l1::{L1Host, L1Outcome, L1_CRASHED};
 use crate::bench::{parse_samples, report, Plan, Sample};
 use crate::cli::BenchArgs;
 use crate::run::progress;
@@ -74,6 +74,7 @@ fn drive(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use super::super::l1::End;
     use crate::bench::SAMPLE_PREFIX;
 
     fn sample(vmm: &str, round: usize) -> Sample {
