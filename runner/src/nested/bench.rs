@@ -73,8 +73,8 @@ fn drive(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::l1::End;
+    use super::*;
     use crate::bench::SAMPLE_PREFIX;
 
     fn sample(vmm: &str, round: usize) -> Sample {

@@ -190,11 +190,21 @@ fn set_reg(l: &mut kvm_lapic_state, off: usize, v: u32) {
     }
 }
 
-/// LINT0 = ExtINT (the PIC's output), LINT1 = NMI: what a PC's BIOS sets up.
+const APIC_LVT_MASKED: u32 = 1 << 16;
+
+/// LINT0 = ExtINT but masked, LINT1 = NMI.
+///
+/// Our machine has no 8259 (the MADT says so and ACPI is hardware-reduced,
+/// so Linux never programs one), yet KVM's in-kernel PIC exists, every GSI
+/// below 16 reaches it too, and at creation it is unmasked with vector base
+/// 0. With LINT0 unmasked ExtINT (what a PC BIOS leaves and Linux then keeps
+/// on the boot CPU), a device interrupt could arrive as an exception vector
+/// (COM1's IRQ 4 as #OF). Masked, Linux keeps it masked and KVM never
+/// delivers the PIC's output.
 pub fn set_lint(l: &mut kvm_lapic_state) {
     let mode = |v: u32, m: u32| (v & !0x700) | (m << 8);
     let lvt0 = get_reg(l, APIC_LVT0);
-    set_reg(l, APIC_LVT0, mode(lvt0, APIC_MODE_EXTINT));
+    set_reg(l, APIC_LVT0, mode(lvt0, APIC_MODE_EXTINT) | APIC_LVT_MASKED);
     let lvt1 = get_reg(l, APIC_LVT1);
     set_reg(l, APIC_LVT1, mode(lvt1, APIC_MODE_NMI));
 }
@@ -248,10 +258,9 @@ mod tests {
     #[test]
     fn lint_modes() {
         let mut l = kvm_lapic_state::default();
-        set_reg(&mut l, APIC_LVT0, 0x0001_0000);
         set_lint(&mut l);
-        assert_eq!(get_reg(&l, APIC_LVT0), 0x0001_0700);
-        assert_eq!(get_reg(&l, APIC_LVT1), 0x400);
+        assert_eq!(get_reg(&l, APIC_LVT0), 0x0001_0700, "ExtINT, masked");
+        assert_eq!(get_reg(&l, APIC_LVT1), 0x400, "NMI");
     }
 
     #[test]
