@@ -9,5 +9,7 @@ pub mod plan;
 pub mod plugin;
 pub mod protocol;
 pub mod scenario;
-pub mod topology;
 pub mod work;
+
+/// The topology model lives in its own leaf crate (ktstr-vmm uses it too).
+pub use ktstr_topology as topology;

@@ -8,7 +8,7 @@
 //! failure as code 1 (logged).
 
 use anyhow::bail;
-use ktstr_vmm::{RunningVm as VmmRunning, Vm, VmExitReason};
+use ktstr_vmm::{RunningVm as VmmRunning, Vm, VmConfig, VmExitReason};
 
 use super::{RunningVm, VmEngine, VmExit, VmSpec};
 
@@ -38,8 +38,34 @@ impl VmEngine for KvmEngine {
                 bail!("the {what} {} does not exist", p.display());
             }
         }
-        let vm = Vm::boot(spec)?;
+        let vm = Vm::boot(&vmm_config(spec))?;
         Ok(Box::new(RunningKvm { vm, exit: None, reason: None }))
+    }
+}
+
+/// The VMM's configuration for `spec`: the one place the engine-neutral spec
+/// becomes ktstr-vmm's own type.
+fn vmm_config(spec: &VmSpec) -> VmConfig {
+    // Destructured so that a field added to VmSpec cannot be silently dropped.
+    let VmSpec {
+        kernel,
+        initramfs,
+        cmdline,
+        topology,
+        memory_mib,
+        console_log,
+        data_out,
+        data_fallback_out,
+    } = spec.clone();
+    VmConfig {
+        kernel,
+        initramfs,
+        cmdline,
+        topology,
+        memory_mib,
+        console_log,
+        data_out,
+        data_fallback_out,
     }
 }
 

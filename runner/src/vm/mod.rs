@@ -9,9 +9,30 @@ mod qemu_args;
 pub use kvm::KvmEngine;
 pub use qemu::{Accel, QemuEngine};
 
-/// What to boot and where its output goes: the same for every engine, so
-/// the VMM crate's own description of it serves them all.
-pub use ktstr_vmm::VmConfig as VmSpec;
+use std::path::PathBuf;
+
+use ktstr_core::topology::Topology;
+
+/// What to boot and where its output goes, the same for every engine. Each
+/// engine maps it onto its own configuration (the QEMU command line, or
+/// `ktstr_vmm::VmConfig` for the KVM engine).
+#[derive(Clone, Debug)]
+pub struct VmSpec {
+    pub kernel: PathBuf,
+    pub initramfs: PathBuf,
+    /// The caller's part of the kernel command line; each engine appends
+    /// what its devices need (the console on COM1, …).
+    pub cmdline: String,
+    pub topology: Topology,
+    /// Guest memory, split evenly over the NUMA nodes (the remainder on node 0).
+    pub memory_mib: u64,
+    /// The kernel console (COM1), appended.
+    pub console_log: PathBuf,
+    /// The virtio-console port named `ktstr` (the data channel), truncated first.
+    pub data_out: PathBuf,
+    /// COM2 (the fallback data channel), truncated first.
+    pub data_fallback_out: PathBuf,
+}
 
 /// How a VM process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

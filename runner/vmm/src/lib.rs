@@ -19,7 +19,7 @@ mod vm;
 
 use std::path::PathBuf;
 
-use ktstr_core::topology::Topology;
+use ktstr_topology::Topology;
 
 pub use builder::{kernel_cmdline, DATA_PORT_NAME};
 pub use exit::VmExitReason;

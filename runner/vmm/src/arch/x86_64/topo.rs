@@ -8,7 +8,7 @@
 //! index itself; otherwise ids have holes, and the MADT (listed in CPU order)
 //! still gives Linux the CPU numbering `cpu = ((node*L+llc)*C+core)*T+thread`.
 
-use ktstr_core::topology::Topology;
+use ktstr_topology::Topology;
 
 /// Bits needed to count `n` things (0 for 1).
 pub fn order(n: u32) -> u32 {

@@ -13,11 +13,15 @@
 use std::collections::VecDeque;
 use std::io::Write;
 
+use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
+use virtio_bindings::virtio_ids::VIRTIO_ID_CONSOLE;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestMemoryMmap};
 
-use super::{VirtioDevice, TYPE_CONSOLE, VIRTIO_F_VERSION_1};
+use super::VirtioDevice;
 
+// Hand-written from linux/virtio_console.h: virtio-bindings has no virtio_console.
+/// VIRTIO_CONSOLE_F_MULTIPORT, as a feature mask.
 pub const F_MULTIPORT: u64 = 1 << 1;
 pub const QUEUE_SIZE: u16 = 256;
 
@@ -26,6 +30,7 @@ pub const TX0: usize = 1;
 pub const CTRL_RX: usize = 2;
 pub const CTRL_TX: usize = 3;
 
+// Control events (VIRTIO_CONSOLE_*), hand-written for the same reason.
 pub const DEVICE_READY: u16 = 0;
 pub const DEVICE_ADD: u16 = 1;
 pub const PORT_READY: u16 = 3;
@@ -146,11 +151,11 @@ impl<W: Write + Send> Console<W> {
 
 impl<W: Write + Send> VirtioDevice for Console<W> {
     fn device_type(&self) -> u32 {
-        TYPE_CONSOLE
+        VIRTIO_ID_CONSOLE
     }
 
     fn features(&self) -> u64 {
-        VIRTIO_F_VERSION_1 | F_MULTIPORT
+        (1u64 << VIRTIO_F_VERSION_1) | F_MULTIPORT
     }
 
     fn queue_max_sizes(&self) -> Vec<u16> {

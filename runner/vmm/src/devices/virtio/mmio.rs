@@ -3,6 +3,17 @@
 
 use std::sync::Arc;
 
+use virtio_bindings::virtio_config::VIRTIO_CONFIG_S_DRIVER_OK;
+use virtio_bindings::virtio_mmio::{
+    VIRTIO_MMIO_CONFIG, VIRTIO_MMIO_CONFIG_GENERATION, VIRTIO_MMIO_DEVICE_FEATURES,
+    VIRTIO_MMIO_DEVICE_FEATURES_SEL, VIRTIO_MMIO_DEVICE_ID, VIRTIO_MMIO_DRIVER_FEATURES,
+    VIRTIO_MMIO_DRIVER_FEATURES_SEL, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INTERRUPT_STATUS,
+    VIRTIO_MMIO_INT_VRING, VIRTIO_MMIO_MAGIC_VALUE, VIRTIO_MMIO_QUEUE_AVAIL_HIGH,
+    VIRTIO_MMIO_QUEUE_AVAIL_LOW, VIRTIO_MMIO_QUEUE_DESC_HIGH, VIRTIO_MMIO_QUEUE_DESC_LOW,
+    VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_MMIO_QUEUE_NUM, VIRTIO_MMIO_QUEUE_NUM_MAX,
+    VIRTIO_MMIO_QUEUE_READY, VIRTIO_MMIO_QUEUE_SEL, VIRTIO_MMIO_QUEUE_USED_HIGH,
+    VIRTIO_MMIO_QUEUE_USED_LOW, VIRTIO_MMIO_STATUS, VIRTIO_MMIO_VENDOR_ID, VIRTIO_MMIO_VERSION,
+};
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemoryMmap;
 
@@ -10,18 +21,13 @@ use super::VirtioDevice;
 use crate::devices::bus::BusDevice;
 use crate::devices::Interrupt;
 
+// Hand-written: virtio-bindings names the registers but has none of these values.
 const MAGIC: u32 = 0x7472_6976; // "virt"
-const VERSION: u32 = 2;
+const VERSION: u32 = 2; // virtio-mmio version 2 (virtio 1.x); 1 is the legacy layout
 const VENDOR_ID: u32 = 0x4b54_5354; // "KTST"
 
-pub const STATUS_ACKNOWLEDGE: u32 = 1;
-pub const STATUS_DRIVER: u32 = 2;
-pub const STATUS_DRIVER_OK: u32 = 4;
-pub const STATUS_FEATURES_OK: u32 = 8;
-pub const STATUS_FAILED: u32 = 0x80;
-
-/// InterruptStatus bit: a queue has new used buffers.
-pub const INT_VRING: u32 = 1;
+/// Where the device's config space starts in the register window.
+const CONFIG: u64 = VIRTIO_MMIO_CONFIG as u64;
 
 pub struct MmioTransport {
     dev: Box<dyn VirtioDevice>,
@@ -95,7 +101,7 @@ impl MmioTransport {
         }
         let was = self.status;
         self.status = v;
-        if v & STATUS_DRIVER_OK != 0 && was & STATUS_DRIVER_OK == 0 {
+        if v & VIRTIO_CONFIG_S_DRIVER_OK != 0 && was & VIRTIO_CONFIG_S_DRIVER_OK == 0 {
             self.dev.activate(self.driver_features);
             // Work the driver queued before DRIVER_OK (control messages).
             for i in 0..self.queues.len() {
@@ -105,42 +111,42 @@ impl MmioTransport {
     }
 
     fn notify(&mut self, index: usize) {
-        if self.status & STATUS_DRIVER_OK == 0 {
+        if self.status & VIRTIO_CONFIG_S_DRIVER_OK == 0 {
             return;
         }
         if self.dev.process(&self.mem, &mut self.queues, index) {
-            self.interrupt_status |= INT_VRING;
+            self.interrupt_status |= VIRTIO_MMIO_INT_VRING;
             self.irq.trigger();
         }
     }
 
-    fn read_reg(&mut self, offset: u64) -> u32 {
+    fn read_reg(&mut self, offset: u32) -> u32 {
         let features = self.dev.features();
         match offset {
-            0x00 => MAGIC,
-            0x04 => VERSION,
-            0x08 => self.dev.device_type(),
-            0x0c => VENDOR_ID,
-            0x10 => match self.device_features_sel {
+            VIRTIO_MMIO_MAGIC_VALUE => MAGIC,
+            VIRTIO_MMIO_VERSION => VERSION,
+            VIRTIO_MMIO_DEVICE_ID => self.dev.device_type(),
+            VIRTIO_MMIO_VENDOR_ID => VENDOR_ID,
+            VIRTIO_MMIO_DEVICE_FEATURES => match self.device_features_sel {
                 0 => features as u32,
                 1 => (features >> 32) as u32,
                 _ => 0,
             },
-            0x34 => self.selected().map_or(0, |q| q.max_size().into()),
-            0x44 => self.selected().map_or(0, |q| q.ready().into()),
-            0x60 => self.interrupt_status,
-            0x70 => self.status,
-            0xfc => self.config_generation,
+            VIRTIO_MMIO_QUEUE_NUM_MAX => self.selected().map_or(0, |q| q.max_size().into()),
+            VIRTIO_MMIO_QUEUE_READY => self.selected().map_or(0, |q| q.ready().into()),
+            VIRTIO_MMIO_INTERRUPT_STATUS => self.interrupt_status,
+            VIRTIO_MMIO_STATUS => self.status,
+            VIRTIO_MMIO_CONFIG_GENERATION => self.config_generation,
             _ => 0,
         }
     }
 
-    fn write_reg(&mut self, offset: u64, v: u32) {
+    fn write_reg(&mut self, offset: u32, v: u32) {
         let lo = |q: &mut Queue, f: fn(&mut Queue, Option<u32>, Option<u32>)| f(q, Some(v), None);
         let hi = |q: &mut Queue, f: fn(&mut Queue, Option<u32>, Option<u32>)| f(q, None, Some(v));
         match offset {
-            0x14 => self.device_features_sel = v,
-            0x20 => {
+            VIRTIO_MMIO_DEVICE_FEATURES_SEL => self.device_features_sel = v,
+            VIRTIO_MMIO_DRIVER_FEATURES => {
                 let shift = match self.driver_features_sel {
                     0 => 0,
                     1 => 32,
@@ -150,14 +156,14 @@ impl MmioTransport {
                 self.driver_features &= !(0xffff_ffffu64 << shift);
                 self.driver_features |= (u64::from(v) << shift) & offered;
             }
-            0x24 => self.driver_features_sel = v,
-            0x30 => self.queue_sel = v,
-            0x38 => {
+            VIRTIO_MMIO_DRIVER_FEATURES_SEL => self.driver_features_sel = v,
+            VIRTIO_MMIO_QUEUE_SEL => self.queue_sel = v,
+            VIRTIO_MMIO_QUEUE_NUM => {
                 if let Some(q) = self.setup_queue() {
                     q.set_size(v as u16);
                 }
             }
-            0x44 => {
+            VIRTIO_MMIO_QUEUE_READY => {
                 let mem = self.mem.clone();
                 if let Some(q) = self.selected() {
                     // A queue whose rings lie outside RAM is never made ready.
@@ -167,25 +173,25 @@ impl MmioTransport {
                     }
                 }
             }
-            0x50 => self.notify(v as usize),
-            0x64 => self.interrupt_status &= !v,
-            0x70 => self.set_status(v),
-            0x80 => {
+            VIRTIO_MMIO_QUEUE_NOTIFY => self.notify(v as usize),
+            VIRTIO_MMIO_INTERRUPT_ACK => self.interrupt_status &= !v,
+            VIRTIO_MMIO_STATUS => self.set_status(v),
+            VIRTIO_MMIO_QUEUE_DESC_LOW => {
                 self.setup_queue().into_iter().for_each(|q| lo(q, Queue::set_desc_table_address))
             }
-            0x84 => {
+            VIRTIO_MMIO_QUEUE_DESC_HIGH => {
                 self.setup_queue().into_iter().for_each(|q| hi(q, Queue::set_desc_table_address))
             }
-            0x90 => {
+            VIRTIO_MMIO_QUEUE_AVAIL_LOW => {
                 self.setup_queue().into_iter().for_each(|q| lo(q, Queue::set_avail_ring_address))
             }
-            0x94 => {
+            VIRTIO_MMIO_QUEUE_AVAIL_HIGH => {
                 self.setup_queue().into_iter().for_each(|q| hi(q, Queue::set_avail_ring_address))
             }
-            0xa0 => {
+            VIRTIO_MMIO_QUEUE_USED_LOW => {
                 self.setup_queue().into_iter().for_each(|q| lo(q, Queue::set_used_ring_address))
             }
-            0xa4 => {
+            VIRTIO_MMIO_QUEUE_USED_HIGH => {
                 self.setup_queue().into_iter().for_each(|q| hi(q, Queue::set_used_ring_address))
             }
             _ => {}
@@ -196,17 +202,20 @@ impl MmioTransport {
 impl BusDevice for MmioTransport {
     fn read(&mut self, offset: u64, data: &mut [u8]) {
         data.fill(0);
-        if offset >= 0x100 {
-            self.dev.read_config(offset - 0x100, data);
+        if offset >= CONFIG {
+            self.dev.read_config(offset - CONFIG, data);
         } else if data.len() == 4 && offset % 4 == 0 {
-            data.copy_from_slice(&self.read_reg(offset).to_le_bytes());
+            // offset < CONFIG (0x100): the cast is lossless.
+            data.copy_from_slice(&self.read_reg(offset as u32).to_le_bytes());
         }
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) {
         // Registers are 32-bit; config space is read-only for this device.
-        if offset < 0x100 && data.len() == 4 && offset % 4 == 0 {
-            self.write_reg(offset, u32::from_le_bytes([data[0], data[1], data[2], data[3]]));
+        if offset < CONFIG && data.len() == 4 && offset % 4 == 0 {
+            let v = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+            // offset < CONFIG (0x100): the cast is lossless.
+            self.write_reg(offset as u32, v);
         }
     }
 }

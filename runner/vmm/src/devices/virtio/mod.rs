@@ -7,9 +7,6 @@ pub mod mmio;
 use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
 
-pub const VIRTIO_F_VERSION_1: u64 = 1 << 32;
-pub const TYPE_CONSOLE: u32 = 3;
-
 /// What a device behind the MMIO transport implements.
 pub trait VirtioDevice: Send {
     fn device_type(&self) -> u32;

@@ -3,6 +3,12 @@
 
 use std::sync::Arc;
 
+use virtio_bindings::virtio_config::{
+    VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK,
+    VIRTIO_CONFIG_S_FEATURES_OK,
+};
+use virtio_bindings::virtio_mmio::VIRTIO_MMIO_INT_VRING;
+use virtio_bindings::virtio_ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use super::console::*;
@@ -10,9 +16,12 @@ use super::mmio::*;
 use crate::devices::bus::BusDevice;
 use crate::devices::{CountingIrq, SharedBuf};
 
+// Register offsets stay literal here: they check the transport against the
+// spec's numbers rather than against the constants it uses itself.
+
 const QSIZE: u16 = 16;
-const F_NEXT: u16 = 1;
-const F_WRITE: u16 = 2;
+const F_NEXT: u16 = VRING_DESC_F_NEXT as u16;
+const F_WRITE: u16 = VRING_DESC_F_WRITE as u16;
 
 /// The driver's side of one split queue.
 struct DriverQueue {
@@ -110,7 +119,7 @@ impl Rig {
     fn init(&mut self, features: u64) {
         assert_eq!(self.r(0), 0x7472_6976);
         assert_eq!((self.r(4), self.r(8)), (2, 3));
-        self.w(0x70, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+        self.w(0x70, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
         self.w(0x14, 1);
         assert_eq!(self.r(0x10), 1, "VERSION_1 offered");
         self.w(0x14, 0);
@@ -119,7 +128,10 @@ impl Rig {
             self.w(0x24, sel);
             self.w(0x20, (features >> (32 * sel)) as u32);
         }
-        self.w(0x70, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
+        self.w(
+            0x70,
+            VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK,
+        );
         for i in 0..4 {
             self.w(0x30, i as u32);
             assert_eq!(self.r(0x34), u32::from(QUEUE_SIZE));
@@ -132,7 +144,13 @@ impl Rig {
             self.w(0x44, 1);
             assert_eq!(self.r(0x44), 1);
         }
-        self.w(0x70, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK);
+        self.w(
+            0x70,
+            VIRTIO_CONFIG_S_ACKNOWLEDGE
+                | VIRTIO_CONFIG_S_DRIVER
+                | VIRTIO_CONFIG_S_FEATURES_OK
+                | VIRTIO_CONFIG_S_DRIVER_OK,
+        );
     }
 
     fn send(&mut self, q: usize, bufs: &[(u64, u32, bool)]) {
@@ -168,8 +186,8 @@ fn multiport_handshake_names_and_opens_port_0() {
     assert_eq!(r.control_rx(0), control_msg(0, DEVICE_ADD, 1));
     assert_eq!(r.q[CTRL_TX].used_idx(&r.mem), 1, "control message consumed");
     assert!(r.irq.count() >= 1);
-    assert_eq!(r.r(0x60) & INT_VRING, INT_VRING);
-    r.w(0x64, INT_VRING);
+    assert_eq!(r.r(0x60) & VIRTIO_MMIO_INT_VRING, VIRTIO_MMIO_INT_VRING);
+    r.w(0x64, VIRTIO_MMIO_INT_VRING);
     assert_eq!(r.r(0x60), 0);
 
     // PORT_READY before any receive buffer: the answers wait for buffers.
@@ -244,7 +262,7 @@ fn malformed_chains_are_survived() {
 #[test]
 fn queues_outside_memory_never_become_ready() {
     let mut r = Rig::new();
-    r.w(0x70, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+    r.w(0x70, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
     r.w(0x30, 1);
     r.w(0x38, u32::from(QSIZE));
     r.w(0x80, 0xfff0_0000);
