@@ -75,7 +75,7 @@ impl L1Host<'_> {
         write_newc(&spec, &mut std::fs::File::create(&initramfs)?)?;
         let vm = VmSpec {
             kernel: self.kernel.bzimage.clone(),
-            initramfs: initramfs.clone(),
+            initramfs: vec![initramfs.clone()],
             cmdline: L1_CMDLINE.into(),
             topology: self.topology.clone(),
             memory_mib: self.memory_mib,

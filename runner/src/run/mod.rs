@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::cli::RunArgs;
-use crate::initramfs::{concat, write_newc, ArchiveSpec, BaseArchiveCache};
+use crate::initramfs::{write_newc, ArchiveSpec, BaseArchiveCache};
 use crate::plugins::Discovery;
 use crate::vm::VmSpec;
 use record::Record;
@@ -51,12 +51,10 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     plan_archive.add_bytes(ktstr_core::plan::PLAN_PATH, plan_json.into_bytes(), 0o644);
     let plan_cpio = work.path().join("plan.cpio");
     write_newc(&plan_archive, &mut std::fs::File::create(&plan_cpio)?)?;
-    let initramfs = work.path().join("initramfs.cpio");
-    concat(&[base.as_path(), plan_cpio.as_path()], &initramfs)?;
-
     let spec = VmSpec {
         kernel: kernel.bzimage.clone(),
-        initramfs,
+        // The cached base archive as it is, then this run's plan.
+        initramfs: vec![base, plan_cpio],
         cmdline: "panic=-1 rdinit=/init".into(),
         topology: prepared.topology.clone(),
         memory_mib: prepared.memory_mib,

@@ -7,7 +7,6 @@
 //! like QEMU with `-no-reboot` (code 0); `kill()` reads as SIGKILL; a KVM
 //! failure as code 1 (logged).
 
-use anyhow::bail;
 use ktstr_vmm::{RunningVm as VmmRunning, Vm, VmConfig, VmExitReason};
 
 use super::{RunningVm, VmEngine, VmExit, VmSpec};
@@ -33,11 +32,7 @@ impl VmEngine for KvmEngine {
     }
 
     fn boot(&self, spec: &VmSpec) -> anyhow::Result<Box<dyn RunningVm>> {
-        for (what, p) in [("kernel", &spec.kernel), ("initramfs", &spec.initramfs)] {
-            if !p.is_file() {
-                bail!("the {what} {} does not exist", p.display());
-            }
-        }
+        spec.check_files()?;
         let vm = Vm::boot(&vmm_config(spec))?;
         Ok(Box::new(RunningKvm { vm, exit: None, reason: None }))
     }
@@ -160,7 +155,7 @@ mod tests {
     fn missing_files_fail_before_kvm() {
         let spec = VmSpec {
             kernel: "/nonexistent/bzImage".into(),
-            initramfs: "/nonexistent/initrd".into(),
+            initramfs: vec!["/nonexistent/initrd".into()],
             cmdline: String::new(),
             topology: "1n1l1c1t".parse().unwrap(),
             memory_mib: 256,

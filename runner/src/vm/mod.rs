@@ -19,7 +19,9 @@ use ktstr_core::topology::Topology;
 #[derive(Clone, Debug)]
 pub struct VmSpec {
     pub kernel: PathBuf,
-    pub initramfs: PathBuf,
+    /// The initramfs, as parts the kernel unpacks in order (concatenated cpio
+    /// archives): e.g. a cached base archive and a small per-run one.
+    pub initramfs: Vec<PathBuf>,
     /// The caller's part of the kernel command line; each engine appends
     /// what its devices need (the console on COM1, …).
     pub cmdline: String,
@@ -32,6 +34,22 @@ pub struct VmSpec {
     pub data_out: PathBuf,
     /// COM2 (the fallback data channel), truncated first.
     pub data_fallback_out: PathBuf,
+}
+
+impl VmSpec {
+    /// Fails, naming the file, when the kernel or an initramfs part is missing.
+    pub fn check_files(&self) -> anyhow::Result<()> {
+        let parts = self.initramfs.iter().map(|p| ("initramfs", p));
+        for (what, p) in std::iter::once(("kernel", &self.kernel)).chain(parts) {
+            if !p.is_file() {
+                anyhow::bail!("the {what} {} does not exist", p.display());
+            }
+        }
+        if self.initramfs.is_empty() {
+            anyhow::bail!("no initramfs given");
+        }
+        Ok(())
+    }
 }
 
 /// How a VM process ended.

@@ -86,12 +86,24 @@ impl VmEngine for QemuEngine {
     }
 
     fn boot(&self, spec: &VmSpec) -> anyhow::Result<Box<dyn RunningVm>> {
-        for (what, p) in [("kernel", &spec.kernel), ("initramfs", &spec.initramfs)] {
-            if !p.is_file() {
-                bail!("the {what} {} does not exist", p.display());
+        spec.check_files()?;
+        // QEMU takes one -initrd file: several parts are joined into a
+        // temporary one, kept until the VM is gone (ktstr-vmm loads parts
+        // straight into guest memory instead).
+        let joined = match spec.initramfs.as_slice() {
+            [_] => None,
+            parts => {
+                let tmp = tempfile::Builder::new().prefix("ktstr-initrd-").tempfile()?;
+                let parts: Vec<&std::path::Path> = parts.iter().map(|p| p.as_path()).collect();
+                crate::initramfs::concat(&parts, tmp.path())?;
+                Some(tmp.into_temp_path())
             }
+        };
+        let mut one = spec.clone();
+        if let Some(j) = &joined {
+            one.initramfs = vec![j.to_path_buf()];
         }
-        let args = qemu_args::build(&self.config(spec), spec)?;
+        let args = qemu_args::build(&self.config(spec), &one)?;
         let stderr_path = spec.console_log.with_file_name("qemu.stderr");
         let stderr = File::create(&stderr_path)
             .with_context(|| format!("create {}", stderr_path.display()))?;
@@ -115,7 +127,7 @@ impl VmEngine for QemuEngine {
         }
         let child = cmd.spawn().with_context(|| format!("start {}", self.binary.display()))?;
         tracing::debug!("qemu pid {}: {} {}", child.id(), self.binary.display(), args.join(" "));
-        let mut vm = RunningQemu { child, exit: None };
+        let mut vm = RunningQemu { child, exit: None, _initrd: joined };
         let started = Instant::now();
         while started.elapsed() < EARLY_EXIT_WINDOW {
             if let Some(VmExit::Exited { code, signal }) = vm.try_wait()? {
@@ -137,6 +149,8 @@ impl VmEngine for QemuEngine {
 struct RunningQemu {
     child: Child,
     exit: Option<VmExit>,
+    /// A joined initramfs, deleted with the VM.
+    _initrd: Option<tempfile::TempPath>,
 }
 
 impl RunningVm for RunningQemu {
@@ -247,7 +261,7 @@ mod tests {
         };
         let spec = VmSpec {
             kernel: dir.join("bzImage"),
-            initramfs: dir.join("initrd"),
+            initramfs: vec![dir.join("initrd")],
             cmdline: String::new(),
             topology: "1n1l1c1t".parse().unwrap(),
             memory_mib: 256,
@@ -276,6 +290,35 @@ mod tests {
         assert_eq!(vm.try_wait().unwrap(), exit);
         vm.kill().unwrap();
         assert_eq!(vm.try_wait().unwrap(), exit);
+    }
+
+    #[test]
+    fn several_initramfs_parts_reach_qemu_as_one_file_removed_with_the_vm() {
+        let dir = tempfile::tempdir().unwrap();
+        // The fake QEMU copies what -initrd names, and remembers its path.
+        let script = format!(
+            "while [ \"$1\" != -initrd ]; do shift; done; cat \"$2\" > {0}/seen; \
+             echo \"$2\" > {0}/path; exec sleep 1000",
+            dir.path().display()
+        );
+        let (engine, mut spec) = fake(dir.path(), &script);
+        std::fs::write(dir.path().join("base"), b"AAAA").unwrap();
+        std::fs::write(dir.path().join("plan"), b"BBBB").unwrap();
+        spec.initramfs = vec![dir.path().join("base"), dir.path().join("plan")];
+        let mut vm = engine.boot(&spec).unwrap();
+        let seen = dir.path().join("seen");
+        for _ in 0..500 {
+            if std::fs::read(&seen).is_ok_and(|b| b.len() == 8) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(std::fs::read(&seen).unwrap(), b"AAAABBBB");
+        let joined = std::fs::read_to_string(dir.path().join("path")).unwrap();
+        assert!(Path::new(joined.trim()).exists());
+        vm.kill().unwrap();
+        drop(vm);
+        assert!(!Path::new(joined.trim()).exists(), "the joined file goes with the VM");
     }
 
     #[test]

@@ -144,7 +144,10 @@ pub fn build(cfg: &QemuConfig, spec: &VmSpec) -> anyhow::Result<Vec<String>> {
         }
     }
     push(&["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"]);
-    push(&["-kernel", path_str(&spec.kernel)?, "-initrd", path_str(&spec.initramfs)?]);
+    let [initrd] = spec.initramfs.as_slice() else {
+        anyhow::bail!("QEMU takes one initramfs file, not {}", spec.initramfs.len());
+    };
+    push(&["-kernel", path_str(&spec.kernel)?, "-initrd", path_str(initrd)?]);
     push(&["-append", &kernel_cmdline(cfg, spec)]);
 
     // COM1: any -device isa-serial would take COM1 unless COM1 is claimed first.
@@ -185,7 +188,7 @@ mod tests {
     fn spec(topo: &str, mem: u64) -> VmSpec {
         VmSpec {
             kernel: PathBuf::from("/k/bzImage"),
-            initramfs: PathBuf::from("/i/initrd.cpio"),
+            initramfs: vec![PathBuf::from("/i/initrd.cpio")],
             cmdline: "rdinit=/init panic=-1".into(),
             topology: topo.parse().unwrap(),
             memory_mib: mem,

@@ -21,7 +21,7 @@ fn main() -> anyhow::Result<()> {
     let cmdline = if a.len() > 7 { a[7..].join(" ") } else { "rdinit=/init panic=-1".into() };
     let cfg = ktstr_vmm::VmConfig {
         kernel: a[1].clone().into(),
-        initramfs: a[2].clone().into(),
+        initramfs: vec![a[2].clone().into()],
         cmdline,
         topology: a[3].parse()?,
         memory_mib: a[4].parse()?,

@@ -66,7 +66,8 @@ fn open_out(path: &std::path::Path, append: bool) -> anyhow::Result<File> {
 pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
     let cpu_topo = topo::CpuTopo::new(&cfg.topology)?;
     let node_mib = topo::node_memory_mib(cfg.memory_mib, cfg.topology.nodes)?;
-    for (what, p) in [("kernel", &cfg.kernel), ("initramfs", &cfg.initramfs)] {
+    let initramfs = cfg.initramfs.iter().map(|p| ("initramfs", p));
+    for (what, p) in std::iter::once(("kernel", &cfg.kernel)).chain(initramfs) {
         if !p.is_file() {
             bail!("the {what} {} does not exist", p.display());
         }
@@ -100,7 +101,7 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
     }
 
     let kernel = boot::load_kernel(&mem, &cfg.kernel)?;
-    let initrd = [cfg.initramfs.as_path()];
+    let initrd: Vec<&std::path::Path> = cfg.initramfs.iter().map(|p| p.as_path()).collect();
     boot::setup_boot(&mem, &kernel, mem_bytes, &initrd, &kernel_cmdline(&cfg.cmdline))?;
     regs::write_boot_tables(&mem)?;
     let mut offset = 0u64;

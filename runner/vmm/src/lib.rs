@@ -29,7 +29,8 @@ pub use vm::{RunningVm, Vm};
 #[derive(Clone, Debug)]
 pub struct VmConfig {
     pub kernel: PathBuf,
-    pub initramfs: PathBuf,
+    /// Concatenated cpio archives, loaded back to back into guest memory.
+    pub initramfs: Vec<PathBuf>,
     /// The caller's part of the kernel command line (see `kernel_cmdline`).
     pub cmdline: String,
     pub topology: Topology,
