@@ -94,8 +94,9 @@ fn table(results: &[EngineResult], ratio: Option<f64>) -> String {
     for r in results {
         let wall = r.median_wall_ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "-".into());
         let runs = format!("{}/{}", r.passed, r.samples.len());
+        let init = r.median_init_ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "-".into());
         s.push_str(&format!(
-            "{:<6}  {runs:<6}  {wall:>22}  {:>15}",
+            "{:<6}  {runs:<6}  {wall:>22}  {init:>14}  {:>15}",
             r.vmm,
             fmt_kib(r.median_peak_rss_kib)
         ));
@@ -130,7 +131,7 @@ mod tests {
             peak_rss_kib: Some(2048),
             verdict: verdict.into(),
             description: "d".into(),
-            init_ms: Some(1000),
+            init_ms: Some(777),
         }
     }
 
@@ -157,6 +158,7 @@ mod tests {
         let t = table(&r, Some(0.5));
         assert!(t.contains("time-to-verdict ratio kvm/qemu: 0.50"), "{t}");
         assert!(t.contains("kvm     1/2") && t.contains("500 ms") && t.contains("2.0 MiB"), "{t}");
+        assert!(t.contains("guest at /init") && t.contains("777 ms"), "the /init column: {t}");
         assert!(!t.contains("L1 deaths"), "{t}");
     }
 
