@@ -98,6 +98,11 @@ exposes SVM with nested paging), KVM with -cpu host where it can. Inside L1,
 payload binaries found here; its stdout comes back as this command's stdout,
 its progress lines on stderr, and its exit code is this command's exit code.
 
+When L1's own kernel oopses or panics, L1 is ended at once and the run fails
+with `the emulated L1 host crashed` (exit 5), L1's console kept. `bench`
+inside L1 survives that: it goes on in a fresh L1 from the run L1 died in,
+and its table counts L1 deaths per engine.
+
 EXAMPLES:
     ktstr nested -- run --vmm kvm --plugin workers --scheduler scx_simple --topology 1n2l2c1t
     ktstr nested --with-qemu -- bench --runs 5";
