@@ -176,14 +176,23 @@ impl ConsoleTail {
     }
 }
 
-/// The first line of an oops or panic of L1's own kernel (inner consoles
-/// copied to L1's are prefixed and do not count).
+/// The first line of an oops or panic of L1's own kernel: a kernel log line
+/// (`[  12.345678] …`). What ktstr inside L1 prints (`[bench] …`, `[ktstr]
+/// …`, inner consoles copied as `L1-inner: …`) may quote an L2 kernel's
+/// panic and does not count.
 fn l1_kernel_crash(console: &str) -> Option<&str> {
     console
         .lines()
-        .filter(|l| !l.starts_with("L1-inner: "))
+        .map(str::trim_start)
+        .filter(|l| is_kernel_line(l))
         .find(|l| l.contains("Oops:") || l.contains("Kernel panic") || l.contains("BUG: "))
         .map(str::trim)
+}
+
+/// Whether `line` starts with a printk timestamp.
+fn is_kernel_line(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix('[') else { return false };
+    rest.split_once(']').is_some_and(|(stamp, _)| stamp.trim().parse::<f64>().is_ok())
 }
 
 /// `KTSTR-NESTED-EXIT 3\r\n` → 3.
@@ -199,6 +208,10 @@ mod tests {
     fn crashes_of_l1_itself_are_told_apart_from_the_inner_console() {
         let inner = "L1-inner: [ 1.0] Kernel panic - not syncing: x\n[L1] up\n";
         assert_eq!(super::l1_kernel_crash(inner), None);
+        // The inner bench quoting an L2 console is not L1 crashing.
+        let quoted = "[bench]   console: [    2.71] Kernel panic - not syncing: Fatal\n\
+                      [ktstr] [guest] BUG: x\n";
+        assert_eq!(super::l1_kernel_crash(quoted), None);
         let own =
             "[ 171.26] Oops: Bad pagetable: ffff [#1] SMP\n[ 171.28] Kernel panic - not syncing\n";
         assert_eq!(
