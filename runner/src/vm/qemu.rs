@@ -93,7 +93,14 @@ impl VmEngine for QemuEngine {
         let joined = match spec.initramfs.as_slice() {
             [_] => None,
             parts => {
-                let tmp = tempfile::Builder::new().prefix("ktstr-initrd-").tempfile()?;
+                // Beside the last part (a run's plan, in its scratch directory).
+                let mut b = tempfile::Builder::new();
+                b.prefix("initramfs-joined-");
+                let beside = parts.last().and_then(|p| p.parent());
+                let tmp = match beside.map(|d| b.tempfile_in(d)) {
+                    Some(Ok(t)) => t,
+                    _ => b.tempfile()?,
+                };
                 let parts: Vec<&std::path::Path> = parts.iter().map(|p| p.as_path()).collect();
                 crate::initramfs::concat(&parts, tmp.path())?;
                 Some(tmp.into_temp_path())
@@ -316,6 +323,7 @@ mod tests {
         assert_eq!(std::fs::read(&seen).unwrap(), b"AAAABBBB");
         let joined = std::fs::read_to_string(dir.path().join("path")).unwrap();
         assert!(Path::new(joined.trim()).exists());
+        assert_eq!(Path::new(joined.trim()).parent(), Some(dir.path()), "beside the parts");
         vm.kill().unwrap();
         drop(vm);
         assert!(!Path::new(joined.trim()).exists(), "the joined file goes with the VM");
