@@ -82,7 +82,6 @@ pub fn run_vm(
     let mut channels = [Tail::new(&spec.data_out), Tail::new(&spec.data_fallback_out)];
     let mut finished_at: Option<Instant> = None;
     let mut stop_ms = None;
-    let mut stop = |vm: &mut dyn RunningVm| stop_ms = Some(stop(vm));
     let end = loop {
         for ch in &mut channels {
             ch.read_new(record, progress);
@@ -97,12 +96,12 @@ pub fn run_vm(
         }
         if interrupt::requested() {
             progress("interrupted: stopping the VM");
-            stop(&mut *vm);
+            stop_ms = Some(stop(&mut *vm));
             break VmEnd::Interrupted;
         }
         if finished_at.is_some_and(|t| t.elapsed() > POWEROFF_GRACE) {
             progress("the guest finished but did not power off; stopping the VM");
-            stop(&mut *vm);
+            stop_ms = Some(stop(&mut *vm));
             break VmEnd::PoweredOff;
         }
         if started.elapsed() > watchdog {
@@ -110,7 +109,7 @@ pub fn run_vm(
                 "watchdog: no result after {}s; stopping the VM",
                 watchdog.as_secs()
             ));
-            stop(&mut *vm);
+            stop_ms = Some(stop(&mut *vm));
             break VmEnd::WatchdogKilled;
         }
         // Ends early when the VM does (at once for the in-process VMM).
