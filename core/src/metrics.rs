@@ -3,30 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Which captured stream a metric was read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-impl Stream {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        }
-    }
-}
-
-impl From<ktstr_plugin_api::Stream> for Stream {
-    fn from(s: ktstr_plugin_api::Stream) -> Self {
-        match s {
-            ktstr_plugin_api::Stream::Stdout => Stream::Stdout,
-            ktstr_plugin_api::Stream::Stderr => Stream::Stderr,
-        }
-    }
-}
+pub use ktstr_plugin_api::Stream;
 
 /// One named number, with where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::check::Check;
+use crate::plugin::{LaunchSpec, PluginAt, Stream};
 use crate::scenario::Scenario;
 
 /// Where the plan lives in the guest.
@@ -31,10 +32,11 @@ pub struct RunPlan {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PayloadPlan {
     pub name: String,
-    /// Guest path of the payload plugin (for inline payloads).
-    pub plugin: String,
-    /// Guest path of the extractor plugin.
-    pub extractor: String,
+    /// The payload plugin (run inline when `binary` is `None`).
+    pub plugin: PluginAt,
+    pub extractor: PluginAt,
+    /// The stream the extractor reads first.
+    pub metric_stream: Stream,
     /// Guest path of the binary to exec; `None` runs the plugin inline.
     pub binary: Option<String>,
     pub args: Vec<String>,
@@ -58,8 +60,8 @@ pub struct ScenarioPlan {
 pub struct ScenarioPayloadPlan {
     /// The plugin name `run_payload` uses.
     pub name: String,
-    /// Guest path of the plugin (run inline when `binary` is `None`).
-    pub plugin: String,
+    /// The plugin (run inline when `binary` is `None`).
+    pub plugin: PluginAt,
     pub binary: Option<String>,
     pub default_args: Vec<String>,
 }
@@ -68,8 +70,11 @@ pub struct ScenarioPayloadPlan {
 pub struct SchedulerPlan {
     /// What the user asked for (`eevdf`, `scx_simple`, a path).
     pub requested: String,
-    /// Guest path of the launcher plugin.
-    pub plugin: String,
+    /// What the launcher said to start, resolved on the host (the guest
+    /// never loads the launcher).
+    pub launch: LaunchSpec,
+    /// The launcher plugin's name, for messages.
+    pub launcher: String,
     /// Guest path of the binary the launcher named, packed by the host.
     pub binary: Option<String>,
     /// Extra arguments from `--sched-arg`, after the launcher's own.

@@ -1,12 +1,18 @@
 //! What a plugin says about itself: the manifest the host reads before it
-//! packs anything into a guest.
+//! packs anything into a guest. Plain Rust types; the export shim converts
+//! them to the ABI form ([`crate::ffi`]) and the host converts them back.
 
-use abi_stable::std_types::{ROption, RString, RVec};
-use abi_stable::StableAbi;
+use crate::payload::PayloadSpec;
+use crate::scheduler::SchedulerSpec;
 
-/// The three kinds of plugin. A library is exactly one of them.
-#[repr(u8)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// The kinds of plugin. A library may export several plugins of any kinds.
+///
+/// Non-exhaustive: a later ABI minor version may add a kind, and an older
+/// host reports a plugin of a kind it does not know as broken, naming it.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum PluginKind {
     Payload,
     Extractor,
@@ -32,8 +38,10 @@ impl std::fmt::Display for PluginKind {
 }
 
 /// An output stream of a payload.
-#[repr(u8)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
 pub enum Stream {
     Stdout,
     Stderr,
@@ -46,34 +54,50 @@ impl Stream {
             Self::Stderr => "stderr",
         }
     }
+
+    /// The other stream.
+    pub fn other(self) -> Stream {
+        match self {
+            Self::Stdout => Self::Stderr,
+            Self::Stderr => Self::Stdout,
+        }
+    }
 }
 
-/// Whether a bigger value of a metric is better.
-#[repr(u8)]
-#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+/// Which way a metric is better.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Polarity {
+    #[cfg_attr(feature = "serde", serde(rename = "higher"))]
     HigherIsBetter,
+    #[cfg_attr(feature = "serde", serde(rename = "lower"))]
     LowerIsBetter,
+    #[cfg_attr(feature = "serde", serde(rename = "neutral"))]
     Neutral,
 }
 
-/// The manifest every plugin returns. Exactly one of `payload`, `extractor`
-/// and `scheduler` is set, the one that matches `kind`.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone)]
+/// The manifest of one plugin. Exactly one of `payload`, `extractor` and
+/// `scheduler` is set, the one that matches `kind`: build it with
+/// [`Manifest::payload`], [`Manifest::extractor`] or [`Manifest::scheduler`].
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Manifest {
     /// Unique per kind; what users type (`--plugin schbench`).
-    pub name: RString,
+    pub name: String,
     /// The plugin's own version.
-    pub version: RString,
+    pub version: String,
     pub kind: PluginKind,
     /// One line, shown by `ktstr list-plugins`.
-    pub description: RString,
-    /// Filled in by the export shim with [`crate::ABI_VERSION`].
-    pub abi_version: RString,
-    pub payload: ROption<PayloadSpec>,
-    pub extractor: ROption<ExtractorSpec>,
-    pub scheduler: ROption<SchedulerSpec>,
+    pub description: String,
+    /// The ABI the plugin was built against; filled in by the export shim.
+    pub abi_version: String,
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    pub payload: Option<PayloadSpec>,
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    pub extractor: Option<ExtractorSpec>,
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    pub scheduler: Option<SchedulerSpec>,
 }
 
 impl Manifest {
@@ -84,69 +108,82 @@ impl Manifest {
             kind,
             description: description.into(),
             abi_version: crate::ABI_VERSION.into(),
-            payload: ROption::RNone,
-            extractor: ROption::RNone,
-            scheduler: ROption::RNone,
+            payload: None,
+            extractor: None,
+            scheduler: None,
         }
     }
 
     pub fn payload(name: &str, version: &str, description: &str, spec: PayloadSpec) -> Self {
-        let mut m = Self::new(name, version, PluginKind::Payload, description);
-        m.payload = ROption::RSome(spec);
-        m
+        Manifest {
+            payload: Some(spec),
+            ..Self::new(name, version, PluginKind::Payload, description)
+        }
     }
 
     pub fn extractor(name: &str, version: &str, description: &str, spec: ExtractorSpec) -> Self {
-        let mut m = Self::new(name, version, PluginKind::Extractor, description);
-        m.extractor = ROption::RSome(spec);
-        m
+        let m = Self::new(name, version, PluginKind::Extractor, description);
+        Manifest { extractor: Some(spec), ..m }
     }
 
     pub fn scheduler(name: &str, version: &str, description: &str, spec: SchedulerSpec) -> Self {
-        let mut m = Self::new(name, version, PluginKind::Scheduler, description);
-        m.scheduler = ROption::RSome(spec);
-        m
+        let m = Self::new(name, version, PluginKind::Scheduler, description);
+        Manifest { scheduler: Some(spec), ..m }
+    }
+
+    /// Checks what the host relies on: a usable name and exactly the
+    /// section `kind` calls for.
+    pub fn validate(&self) -> Result<(), String> {
+        let name = &self.name;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(format!(
+                "invalid plugin name `{name}`: use letters, digits, `-`, `_` and `.`"
+            ));
+        }
+        let kind = self.kind;
+        let sections = [self.payload.is_some(), self.extractor.is_some(), self.scheduler.is_some()];
+        let expected = PluginKind::ALL.map(|k| k == kind);
+        if sections != expected {
+            return Err(format!(
+                "manifest of `{name}` says kind {kind} but does not carry exactly the {kind} section"
+            ));
+        }
+        Ok(())
     }
 }
 
 /// How the host finds a binary a plugin needs inside the guest.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct BinaryLocator {
     /// The file name looked up on `PATH` (and in the kernel cache entry for
-    /// schedulers), e.g. `schbench`.
-    pub name: RString,
+    /// schedulers), e.g. `schbench`; or an absolute path.
+    pub name: String,
     /// An environment variable that, when set, names the binary's path and
     /// wins over every other lookup, e.g. `KTSTR_SCHBENCH`.
-    pub env_override: ROption<RString>,
+    pub env_override: Option<String>,
     /// A one-line hint shown when the binary is not found (how to install it).
-    pub install_hint: RString,
+    pub install_hint: String,
 }
 
 impl BinaryLocator {
     pub fn new(name: &str, env_override: Option<&str>, install_hint: &str) -> Self {
         BinaryLocator {
             name: name.into(),
-            env_override: env_override.map(RString::from).into(),
+            env_override: env_override.map(String::from),
             install_hint: install_hint.into(),
         }
     }
 }
 
-/// A check in its text form (`wakeup_latency_p99<=5000`, `exit==0`), parsed by
-/// the host so plugins and the CLI share one syntax.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone)]
-pub struct CheckSpec {
-    pub expr: RString,
-}
-
 /// What the host should know about a metric: its unit and which way is better.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct MetricHint {
-    pub name: RString,
-    pub unit: RString,
+    pub name: String,
+    pub unit: String,
+    #[cfg_attr(feature = "serde", serde(rename = "better"))]
     pub polarity: Polarity,
 }
 
@@ -156,94 +193,16 @@ impl MetricHint {
     }
 }
 
-/// A payload adapter: a workload and how to read its results.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone)]
-pub struct PayloadSpec {
-    /// The binary to run in the guest; `None` for payloads that run inside
-    /// the plugin itself ([`crate::Plugin::run_inline`]).
-    pub binary: ROption<BinaryLocator>,
-    /// Arguments used when the user gives no `--arg`.
-    pub default_args: RVec<RString>,
-    /// The extractor plugin (by name) that reads this payload's output.
-    pub extractor: RString,
-    /// The stream the metrics are expected on. The host tries it first and
-    /// falls back to the other only when it yields nothing (never merged).
-    pub metric_stream: Stream,
-    /// The format the extractor should expect (`json`, `text`, `yaml`…), as a
-    /// hint for humans and for generic extractors.
-    pub format: RString,
-    pub default_checks: RVec<CheckSpec>,
-    pub metric_hints: RVec<MetricHint>,
-    /// Extra host files to pack into the guest at the same path.
-    pub extra_files: RVec<RString>,
-    /// Run the payload in a fresh process group (killed as a group).
-    pub own_process_group: bool,
-}
-
-impl PayloadSpec {
-    /// A payload with no checks, hints or extra files; fill in what applies.
-    pub fn new(
-        binary: Option<BinaryLocator>,
-        extractor: &str,
-        metric_stream: Stream,
-        format: &str,
-    ) -> Self {
-        PayloadSpec {
-            binary: binary.into(),
-            default_args: RVec::new(),
-            extractor: extractor.into(),
-            metric_stream,
-            format: format.into(),
-            default_checks: RVec::new(),
-            metric_hints: RVec::new(),
-            extra_files: RVec::new(),
-            own_process_group: true,
-        }
-    }
-
-    pub fn with_default_args(mut self, args: &[&str]) -> Self {
-        self.default_args = args.iter().map(|a| RString::from(*a)).collect();
-        self
-    }
-
-    pub fn with_checks(mut self, exprs: &[&str]) -> Self {
-        self.default_checks = exprs.iter().map(|e| CheckSpec { expr: (*e).into() }).collect();
-        self
-    }
-
-    pub fn with_hints(mut self, hints: Vec<MetricHint>) -> Self {
-        self.metric_hints = hints.into();
-        self
-    }
-}
-
 /// A metric extractor.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ExtractorSpec {
     /// Formats understood, e.g. `["schbench-text", "schbench-json"]`.
-    pub formats: RVec<RString>,
+    pub formats: Vec<String>,
 }
 
 impl ExtractorSpec {
     pub fn new(formats: &[&str]) -> Self {
-        ExtractorSpec { formats: formats.iter().map(|f| RString::from(*f)).collect() }
+        ExtractorSpec { formats: formats.iter().map(|f| f.to_string()).collect() }
     }
-}
-
-/// A scheduler launcher.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone)]
-pub struct SchedulerSpec {
-    /// The binary it starts; `None` for schedulers built into the kernel (EEVDF)
-    /// and for launchers whose binary is named by the user (see `launch`).
-    pub binary: ROption<BinaryLocator>,
-    pub default_args: RVec<RString>,
-    /// True when this launcher starts any binary the user names
-    /// (`--scheduler scx_qmap` or a path), not only its own.
-    pub accepts_any_binary: bool,
-    /// Whether the scheduler is a sched_ext one (readiness is then checked via
-    /// `/sys/kernel/sched_ext`).
-    pub sched_ext: bool,
 }

@@ -17,6 +17,10 @@ mod vm;
 use clap::Parser;
 
 fn main() {
+    // A contained plugin call (see ktstr_core::plugin::call): no CLI, no logs.
+    if std::env::args_os().nth(1).is_some_and(|a| a == ktstr_core::plugin::call::CALL_ARG) {
+        std::process::exit(ktstr_core::plugin::call::serve());
+    }
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose);
     let code = match commands::dispatch(cli) {

@@ -63,14 +63,28 @@ pub fn ktstr(args: &[&str]) -> Output {
 /// Builds an out-of-tree Cargo project (release) into a shared target dir
 /// and returns the directory holding its `.so` files.
 pub fn build_out_of_tree(manifest_dir: &Path) -> PathBuf {
-    let target = target_dir().join("out-of-tree");
-    let status = cargo()
-        .args(["build", "--release", "--quiet", "--manifest-path"])
+    build_out_of_tree_with_cfg(manifest_dir, None)
+}
+
+/// Like [`build_out_of_tree`], with `--cfg CFG` for every crate (how the
+/// tests build the API crate as "ABI 1.1" or as another major), in a target
+/// dir of its own so the two builds never invalidate each other.
+pub fn build_out_of_tree_with_cfg(manifest_dir: &Path, cfg: Option<&str>) -> PathBuf {
+    let target = target_dir().join(match cfg {
+        None => "out-of-tree".to_string(),
+        Some(c) => format!("out-of-tree-{c}"),
+    });
+    let mut cmd = cargo();
+    cmd.args(["build", "--release", "--quiet", "--manifest-path"])
         .arg(manifest_dir.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target)
-        .status()
-        .expect("run cargo build");
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    if let Some(c) = cfg {
+        cmd.env("RUSTFLAGS", format!("--cfg {c}"));
+    }
+    let status = cmd.status().expect("run cargo build");
     assert!(status.success(), "cargo build of {} failed", manifest_dir.display());
     target.join("release")
 }

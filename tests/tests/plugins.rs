@@ -1,6 +1,9 @@
 //! Plugin discovery, ABI checks and `list-plugins` through the real binary.
 
-use ktstr_tests::{build_out_of_tree, ktstr, plugin_dir_with, stdout_json, workspace_root};
+use ktstr_tests::{
+    build_out_of_tree, build_out_of_tree_with_cfg, ktstr, plugin_dir_with, stdout_json,
+    workspace_root,
+};
 use serde_json::Value;
 
 fn names_of_kind(v: &Value, kind: &str) -> Vec<String> {
@@ -52,7 +55,10 @@ fn broken_plugins_are_listed_with_file_and_reason_and_others_still_load() {
     let oot =
         |name: &str| build_out_of_tree(&workspace_root().join("tests/fixtures/plugins").join(name));
     let panicky = oot("panicky");
-    let old_abi = oot("old-abi");
+    let old_abi = build_out_of_tree_with_cfg(
+        &workspace_root().join("tests/fixtures/plugins/old-abi"),
+        Some("ktstr_abi_mismatch"),
+    );
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(panicky.join("libpanicky_plugin.so"), dir.path().join("libpanicky_plugin.so"))
         .unwrap();
@@ -80,7 +86,7 @@ fn broken_plugins_are_listed_with_file_and_reason_and_others_still_load() {
     );
     let r = reason("libold_abi_plugin.so");
     assert!(
-        r.contains("incompatible plugin ABI") && r.contains("9.0.0") && r.contains("0.1.0"),
+        r.contains("incompatible plugin ABI") && r.contains("9.0.0") && r.contains("1.0.0"),
         "{r}"
     );
     let r = reason("libnot_a_library.so");
@@ -95,11 +101,55 @@ fn broken_plugins_are_listed_with_file_and_reason_and_others_still_load() {
 }
 
 #[test]
+fn libraries_that_crash_or_hang_when_opened_are_broken_and_the_rest_works() {
+    let built = build_out_of_tree(&workspace_root().join("tests/fixtures/plugins/crashy"));
+    let dir =
+        plugin_dir_with(&built, &["libsegv_manifest.so", "libabort_ctor.so", "libhang_ctor.so"]);
+    let d = dir.path().to_str().unwrap();
+    let out = ktstr(&["list-plugins", "--json", "--plugin-dir", d]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = stdout_json(&out);
+    let broken = v["broken"].as_array().unwrap();
+    let reason = |file: &str| -> String {
+        let b = broken.iter().find(|b| b["path"].as_str().unwrap().ends_with(file));
+        b.unwrap_or_else(|| panic!("{file} not listed as broken: {broken:#?}"))["error"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(reason("libsegv_manifest.so").contains("crashed with SIGSEGV"));
+    assert!(reason("libabort_ctor.so").contains("crashed with SIGABRT"));
+    assert!(reason("libhang_ctor.so").contains("did not answer within"));
+    assert_eq!(names_of_kind(&v, "payload").len(), 4, "the first-party plugins still load");
+
+    // `extract` still works beside them (its extractor runs contained too).
+    let sample = dir.path().join("out.json");
+    std::fs::write(&sample, r#"{"a": 1, "b": {"c": 2.5}}"#).unwrap();
+    let out = ktstr(&[
+        "extract",
+        "--plugin-dir",
+        d,
+        "--plugin",
+        "json",
+        "--stdout",
+        sample.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout_json(&out)["metrics"][1]["value"], 2.5);
+}
+
+#[test]
 fn third_party_example_is_discovered_and_its_extractor_works() {
     let built = build_out_of_tree(&workspace_root().join("examples/primes"));
-    let dir = plugin_dir_with(&built, &["libprimes_payload.so", "libprimes_extractor.so"]);
+    let dir = plugin_dir_with(&built, &["libprimes.so"]);
     let d = dir.path().to_str().unwrap();
     let v = stdout_json(&ktstr(&["list-plugins", "--json", "--plugin-dir", d]));
+    // One library, two plugins, each listed with the same file.
+    let primes: Vec<&Value> =
+        v["plugins"].as_array().unwrap().iter().filter(|p| p["name"] == "primes").collect();
+    assert_eq!(primes.len(), 2, "{primes:#?}");
+    assert_eq!(primes[0]["path"], primes[1]["path"]);
     assert!(names_of_kind(&v, "payload").contains(&"primes".to_string()));
     assert!(names_of_kind(&v, "extractor").contains(&"primes".to_string()));
 

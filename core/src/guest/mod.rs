@@ -2,7 +2,8 @@
 //! scheduler, run the payload in its cgroup while watching the scheduler,
 //! extract, check, report over the data channel, and always power off.
 //!
-//! The init stays single-threaded so that forking the payload is safe.
+//! The init stays single-threaded whenever it forks, so that forking the
+//! payload is safe (contained plugin calls join their helper threads).
 
 mod channel;
 mod kmsg;

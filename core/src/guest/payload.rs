@@ -8,8 +8,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use ktstr_plugin_api::host::Library;
 
-use crate::plugin::LoadedPlugin;
+use crate::plugin::{PluginAt, RunContext};
 use crate::work::gate::{pipe, Gate};
 
 /// Most bytes kept per stream; the rest is counted and reported truncated.
@@ -18,7 +19,7 @@ pub const CAPTURE_CAP: usize = 16 << 20;
 /// What to run: an exec'd binary or the plugin's inline function.
 pub enum Program<'a> {
     Exec { path: &'a str, args: &'a [String] },
-    Inline { plugin: &'a LoadedPlugin, args: &'a [String] },
+    Inline { plugin: &'a PluginAt, context: RunContext, args: &'a [String] },
 }
 
 #[derive(Debug, Default)]
@@ -205,8 +206,16 @@ fn child(
                 libc::write(2, msg.as_ptr().cast(), msg.len());
                 libc::_exit(127);
             }
-            (Program::Inline { plugin, args }, _, _) => {
-                let code = plugin.run_inline(args);
+            (Program::Inline { plugin, context, args }, _, _) => {
+                // Opened only here, in the payload's own process: a plugin
+                // that crashes on load takes down this child, never PID 1.
+                let code = match Library::open(Path::new(&plugin.path)) {
+                    Ok(lib) => lib.run_inline(plugin.index, context, args),
+                    Err(e) => {
+                        eprintln!("ktstr-init: cannot open payload plugin {}: {e}", plugin.path);
+                        127
+                    }
+                };
                 libc::_exit(code);
             }
             _ => libc::_exit(127),

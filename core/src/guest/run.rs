@@ -17,7 +17,7 @@ use crate::check::{evaluate, CheckResult};
 use crate::extract::{extract_metrics, Captured};
 use crate::metrics::Metric;
 use crate::plan::{PayloadPlan, RunPlan, ScenarioPlan, PAYLOAD_CGROUP, PLAN_PATH};
-use crate::plugin::{load, LoadedPlugin};
+use crate::plugin::RunContext;
 use crate::protocol::{Message, OutputSource, SchedulerFailure, PROTOCOL_VERSION};
 use crate::scenario::{metrics as scenario_metrics, Progress, StepResult};
 use crate::topology::Topology;
@@ -43,8 +43,7 @@ pub fn run(ch: &mut Channel) -> anyhow::Result<()> {
         Err(e) => ch.log(format!("could not read the topology from sysfs: {e:#}")),
     }
 
-    let launcher = load_plugin(&plan.scheduler.plugin)?;
-    let mut sched = Scheduler::start(&plan.scheduler, &launcher)?;
+    let mut sched = Scheduler::start(&plan.scheduler)?;
     match sched.wait_ready() {
         Ok(ready) => ch.send(&Message::SchedulerStarted {
             name: sched.name.clone(),
@@ -100,8 +99,11 @@ enum Finished {
     SchedulerFailed(SchedulerFailure),
 }
 
-fn load_plugin(path: &str) -> anyhow::Result<LoadedPlugin> {
-    load(Path::new(path)).map_err(|e| anyhow::anyhow!("{e}"))
+/// What an inline payload is told about this run.
+fn run_context(duration: Option<Duration>) -> RunContext {
+    let cpu_list = read_trim("/sys/devices/system/cpu/online");
+    let nr_cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+    RunContext { duration_ms: duration.map(|d| d.as_millis() as u64), nr_cpus, cpu_list }
 }
 
 fn run_payload(
@@ -110,19 +112,17 @@ fn run_payload(
     payload: &PayloadPlan,
     sched: &mut Scheduler,
 ) -> anyhow::Result<Finished> {
-    let extractor = load_plugin(&payload.extractor)?;
-    let inline = match payload.binary {
-        None => Some(load_plugin(&payload.plugin)?),
-        Some(_) => None,
-    };
     let cgroup_dir = mounts::make_cgroup(PAYLOAD_CGROUP)?;
-    let program = match (&payload.binary, &inline) {
-        (Some(path), _) => Program::Exec { path, args: &payload.args },
-        (None, Some(plugin)) => Program::Inline { plugin, args: &payload.args },
-        (None, None) => unreachable!("inline plugin loaded above"),
+    let timeout = payload.timeout_ms.map(Duration::from_millis);
+    let program = match &payload.binary {
+        Some(path) => Program::Exec { path, args: &payload.args },
+        None => Program::Inline {
+            plugin: &payload.plugin,
+            context: run_context(timeout),
+            args: &payload.args,
+        },
     };
     let mut watch = Watcher { ch, sched, failure: None, name: &payload.name };
-    let timeout = payload.timeout_ms.map(Duration::from_millis);
     let outcome =
         payload::run(&program, &cgroup_dir, payload.own_process_group, timeout, &mut watch)?;
     let failure = watch.failure.take();
@@ -140,12 +140,13 @@ fn run_payload(
         return Ok(Finished::SchedulerFailed(failure));
     }
     let captured = Captured { stdout: &outcome.stdout.data, stderr: &outcome.stderr.data };
-    let (metrics, error) = match extract_metrics(&extractor, &captured) {
-        Ok(m) => (m, None),
-        Err(e) => (Vec::new(), Some(format!("{e:#}"))),
-    };
+    let (metrics, error) =
+        match extract_metrics(&payload.extractor, payload.metric_stream, &captured) {
+            Ok(found) => (found.metrics, None),
+            Err(e) => (Vec::new(), Some(format!("{e:#}"))),
+        };
     let results = evaluate(&plan.checks, &metrics, outcome.exit_code, &outcome.stderr.data);
-    Ok(Finished::Measured { metrics, results, extractor: extractor.info.name.clone(), error })
+    Ok(Finished::Measured { metrics, results, extractor: payload.extractor.name.clone(), error })
 }
 
 fn run_scenario(
@@ -159,7 +160,10 @@ fn run_scenario(
     for p in &sp.payloads {
         let source = match &p.binary {
             Some(b) => PayloadSource::Binary(b.clone()),
-            None => PayloadSource::Inline(Box::new(load_plugin(&p.plugin)?)),
+            None => PayloadSource::Inline {
+                plugin: p.plugin.clone(),
+                context: run_context(Some(Duration::from_millis(sp.duration_ms))),
+            },
         };
         payloads.insert(
             p.name.clone(),

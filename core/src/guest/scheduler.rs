@@ -5,11 +5,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ktstr_plugin_api::StopSignal;
 
 use super::{kmsg, sched_ext};
 use crate::plan::SchedulerPlan;
-use crate::plugin::LoadedPlugin;
+use crate::plugin::StopSignal;
 use crate::protocol::SchedulerFailure;
 
 /// Where the scheduler's stdout and stderr go (one file, interleaved).
@@ -35,16 +34,14 @@ pub struct Ready {
 }
 
 impl Scheduler {
-    /// Asks the launcher what to run and starts it (nothing for EEVDF).
-    pub fn start(plan: &SchedulerPlan, launcher: &LoadedPlugin) -> anyhow::Result<Scheduler> {
-        let spec = launcher
-            .launch(&plan.requested)
-            .map_err(|e| anyhow::anyhow!("launcher {}: {e}", launcher.info.name))?;
+    /// Starts what the launcher said to run (nothing for EEVDF).
+    pub fn start(plan: &SchedulerPlan) -> anyhow::Result<Scheduler> {
+        let spec = &plan.launch;
         let mut sched = Scheduler {
             name: plan.requested.clone(),
             child: None,
             sched_ext: spec.sched_ext,
-            ops_prefix: spec.ops_prefix.as_ref().into_option().map(|s| s.to_string()),
+            ops_prefix: spec.ops_prefix.clone(),
             stop_signal: spec.stop_signal,
             ready_timeout: Duration::from_millis(spec.ready_timeout_ms.into()),
             stop_timeout: Duration::from_millis(spec.stop_timeout_ms.into()),
@@ -57,7 +54,7 @@ impl Scheduler {
             .as_deref()
             .context("the launcher names a binary but the host packed none")?;
         let log = File::create(LOG_PATH).context("create the scheduler log")?;
-        let args = spec.args.iter().map(|a| a.to_string()).chain(plan.extra_args.iter().cloned());
+        let args = spec.args.iter().cloned().chain(plan.extra_args.iter().cloned());
         let child = Command::new(binary)
             .args(args)
             .stdin(Stdio::null())
@@ -137,7 +134,7 @@ impl Scheduler {
         let Some(mut child) = self.child.take() else { return };
         let sig = match self.stop_signal {
             StopSignal::Interrupt => libc::SIGINT,
-            StopSignal::Terminate => libc::SIGTERM,
+            _ => libc::SIGTERM,
         };
         // SAFETY: signalling our own child by pid.
         unsafe { libc::kill(child.id() as i32, sig) };

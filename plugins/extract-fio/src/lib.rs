@@ -16,7 +16,7 @@
 
 mod parse;
 
-use ktstr_plugin_api::{export_plugin, ExtractorSpec, Manifest, Metric, Plugin};
+use ktstr_plugin_api::{export_plugin, Extraction, ExtractorSpec, Manifest, Metric, Plugin};
 use ktstr_plugin_support::find_json_document;
 
 pub use parse::extract_doc;
@@ -44,8 +44,8 @@ impl Plugin for Fio {
         )
     }
 
-    fn extract(text: &str) -> Result<Vec<Metric>, String> {
-        extract_fio(text)
+    fn extract(text: &str) -> Result<Extraction, String> {
+        extract_fio(text).map(Extraction::from)
     }
 }
 

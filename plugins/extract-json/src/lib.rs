@@ -19,7 +19,7 @@
 //! strings holding a finite number (`"2"`) become that number; other strings
 //! and nulls are skipped. Units are empty.
 
-use ktstr_plugin_api::{export_plugin, ExtractorSpec, Manifest, Metric, Plugin};
+use ktstr_plugin_api::{export_plugin, Extraction, ExtractorSpec, Manifest, Metric, Plugin};
 use ktstr_plugin_support::{find_json_document, flatten_json};
 
 /// The extractor's name, as payload manifests refer to it.
@@ -45,8 +45,8 @@ impl Plugin for JsonExtractor {
         )
     }
 
-    fn extract(text: &str) -> Result<Vec<Metric>, String> {
-        extract_json(text)
+    fn extract(text: &str) -> Result<Extraction, String> {
+        extract_json(text).map(Extraction::from)
     }
 }
 

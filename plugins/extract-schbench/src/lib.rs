@@ -13,7 +13,7 @@
 mod json;
 mod text;
 
-use ktstr_plugin_api::{export_plugin, ExtractorSpec, Manifest, Metric, Plugin};
+use ktstr_plugin_api::{export_plugin, Extraction, ExtractorSpec, Manifest, Metric, Plugin};
 use ktstr_plugin_support::{find_json_document, trim_decimal};
 
 pub use json::extract_json;
@@ -57,8 +57,8 @@ impl Plugin for Schbench {
         )
     }
 
-    fn extract(text: &str) -> Result<Vec<Metric>, String> {
-        extract(text)
+    fn extract(text: &str) -> Result<Extraction, String> {
+        extract(text).map(Extraction::from)
     }
 }
 

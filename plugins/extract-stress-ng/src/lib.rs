@@ -11,7 +11,7 @@
 mod brief;
 mod yaml;
 
-use ktstr_plugin_api::{export_plugin, ExtractorSpec, Manifest, Metric, Plugin};
+use ktstr_plugin_api::{export_plugin, Extraction, ExtractorSpec, Manifest, Metric, Plugin};
 
 pub use brief::extract_brief;
 pub use yaml::{extract_yaml, looks_like_yaml};
@@ -63,8 +63,8 @@ impl Plugin for StressNg {
         )
     }
 
-    fn extract(text: &str) -> Result<Vec<Metric>, String> {
-        extract(text)
+    fn extract(text: &str) -> Result<Extraction, String> {
+        extract(text).map(Extraction::from)
     }
 }
 

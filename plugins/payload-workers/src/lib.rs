@@ -11,7 +11,7 @@ mod report;
 mod work;
 
 use ktstr_plugin_api::{
-    export_plugin, Manifest, MetricHint, PayloadSpec, Plugin, Polarity, Stream,
+    export_plugin, Manifest, MetricHint, PayloadSpec, Plugin, Polarity, RunContext, Stream,
 };
 
 pub use args::{parse_args, WorkKind, WorkerArgs};
@@ -42,7 +42,7 @@ impl Plugin for Workers {
         )
     }
 
-    fn run_inline(args: &[String]) -> i32 {
+    fn run_inline(_context: &RunContext, args: &[String]) -> i32 {
         let parsed = match parse_args(args) {
             Ok(a) => a,
             Err(e) => {

@@ -5,8 +5,7 @@
 //! name without `scx_` (`simple` for scx_simple; real-world schedulers add a
 //! version suffix, e.g. `bpfland_1.1.4_x86_64_unknown_linux_gnu`).
 
-use ktstr_plugin_api::abi_stable::std_types::{ROption, RString, RVec};
-use ktstr_plugin_api::{export_plugin, LaunchSpec, Manifest, Plugin, SchedulerSpec, StopSignal};
+use ktstr_plugin_api::{export_plugin, LaunchSpec, Manifest, Plugin, SchedulerSpec};
 
 pub struct Scx;
 
@@ -30,12 +29,7 @@ pub fn ops_prefix(requested: &str) -> Result<String, String> {
 
 impl Plugin for Scx {
     fn manifest() -> Manifest {
-        let spec = SchedulerSpec {
-            binary: ROption::RNone,
-            default_args: RVec::new(),
-            accepts_any_binary: true,
-            sched_ext: true,
-        };
+        let spec = SchedulerSpec::any_sched_ext_binary();
         Manifest::scheduler(
             "scx",
             env!("CARGO_PKG_VERSION"),
@@ -46,15 +40,8 @@ impl Plugin for Scx {
 
     fn launch(requested: &str) -> Result<LaunchSpec, String> {
         let prefix = ops_prefix(requested)?;
-        Ok(LaunchSpec {
-            binary: ROption::RSome(RString::from(requested)),
-            args: RVec::new(),
-            ops_prefix: ROption::RSome(prefix.into()),
-            sched_ext: true,
-            stop_signal: StopSignal::Interrupt,
-            ready_timeout_ms: READY_TIMEOUT_MS,
-            stop_timeout_ms: STOP_TIMEOUT_MS,
-        })
+        Ok(LaunchSpec::sched_ext(requested, Some(&prefix))
+            .with_timeouts(READY_TIMEOUT_MS, STOP_TIMEOUT_MS))
     }
 }
 

@@ -1,6 +1,6 @@
 //! `ktstr list-plugins`: every discovered plugin, broken ones included.
 
-use ktstr_core::plugin::{Kind, LoadedPlugin};
+use ktstr_core::plugin::{Kind, PluginRef};
 use serde_json::json;
 
 use crate::cli::{KindArg, ListPluginsArgs};
@@ -13,7 +13,7 @@ struct BinaryStatus {
     line: String,
 }
 
-fn binary_status(p: &LoadedPlugin) -> Option<BinaryStatus> {
+fn binary_status(p: &PluginRef) -> Option<BinaryStatus> {
     let (bin, any) = match (&p.info.payload, &p.info.scheduler) {
         (Some(pl), _) => (pl.binary.as_ref(), false),
         (_, Some(s)) => (s.binary.as_ref(), s.accepts_any_binary),
@@ -56,7 +56,7 @@ pub fn run(discovery: &Discovery, args: &ListPluginsArgs) -> anyhow::Result<i32>
         KindArg::Extractor => Kind::Extractor,
         KindArg::Scheduler => Kind::Scheduler,
     });
-    let mut plugins: Vec<&LoadedPlugin> =
+    let mut plugins: Vec<&PluginRef> =
         catalog.plugins.iter().filter(|p| wanted.is_none_or(|k| p.info.kind == k)).collect();
     plugins.sort_by(|a, b| (a.info.kind, &a.info.name).cmp(&(b.info.kind, &b.info.name)));
     let statuses: Vec<Option<BinaryStatus>> = plugins.iter().map(|p| binary_status(p)).collect();

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ktstr_core::plugin::BinaryInfo;
+use ktstr_core::plugin::BinaryLocator;
 use serde::Serialize;
 
 /// Where a binary was found, and by which rule.
@@ -15,7 +15,7 @@ pub struct Located {
 /// The env override first (it must exist), then `PATH`, then `extra_dirs`
 /// (e.g. the kernel cache entry's schedulers). The error says what was tried
 /// and how to install it.
-pub fn locate(bin: &BinaryInfo, extra_dirs: &[PathBuf]) -> Result<Located, String> {
+pub fn locate(bin: &BinaryLocator, extra_dirs: &[PathBuf]) -> Result<Located, String> {
     if let Some(var) = &bin.env_override {
         if let Some(value) = std::env::var_os(var) {
             let path = PathBuf::from(&value);

@@ -8,8 +8,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use ktstr_core::plugin::{load, Kind, LoadError, LoadedPlugin};
+use ktstr_core::plugin::{Kind, PluginRef};
 use serde::Serialize;
+
+use super::cache::ManifestCache;
 
 /// One directory of the search path and why it is on it.
 #[derive(Debug, Clone, Serialize)]
@@ -32,11 +34,24 @@ pub struct Shadowed {
     pub shadowed_by: PathBuf,
 }
 
+/// A library that could not be used, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Broken {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
+}
+
 /// Everything one scan found.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    pub plugins: Vec<LoadedPlugin>,
-    pub broken: Vec<LoadError>,
+    pub plugins: Vec<PluginRef>,
+    pub broken: Vec<Broken>,
     pub shadowed: Vec<Shadowed>,
 }
 
@@ -71,11 +86,18 @@ impl Discovery {
         Discovery { dirs }
     }
 
-    /// Loads every `*.so` of every directory, in search order.
+    /// Every plugin of every `*.so` of every directory, in search order,
+    /// each library probed in a child process (or taken from the cache).
     pub fn scan(&self) -> Catalog {
-        let mut catalog = Catalog::default();
-        let mut seen: HashMap<(Kind, String), PathBuf> = HashMap::new();
+        let mut cache = ManifestCache::open();
+        let catalog = self.scan_with(&mut cache);
+        cache.save();
+        catalog
+    }
+
+    pub fn scan_with(&self, cache: &mut ManifestCache) -> Catalog {
         let mut visited: Vec<PathBuf> = Vec::new();
+        let mut libs = Vec::new();
         for dir in &self.dirs {
             // The same directory reached twice (flag + env) is scanned once.
             let canonical = dir.path.canonicalize().unwrap_or_else(|_| dir.path.clone());
@@ -83,24 +105,36 @@ impl Discovery {
                 continue;
             }
             visited.push(canonical);
-            for path in libraries_in(&dir.path) {
-                match load(&path) {
-                    Ok(plugin) => {
-                        let key = (plugin.info.kind, plugin.info.name.clone());
-                        match seen.get(&key) {
-                            Some(first) => catalog.shadowed.push(Shadowed {
-                                kind: key.0,
-                                name: key.1,
-                                path,
-                                shadowed_by: first.clone(),
-                            }),
-                            None => {
-                                seen.insert(key, path);
-                                catalog.plugins.push(plugin);
-                            }
-                        }
+            libs.extend(libraries_in(&dir.path));
+        }
+        let probed = cache.probe_all(&libs);
+        let mut catalog = Catalog::default();
+        let mut seen: HashMap<(Kind, String), PathBuf> = HashMap::new();
+        for (path, result) in libs.into_iter().zip(probed) {
+            let manifests = match result {
+                Ok(m) => m,
+                Err(reason) => {
+                    catalog.broken.push(Broken { path, reason });
+                    continue;
+                }
+            };
+            for (index, info) in manifests.into_iter().enumerate() {
+                let key = (info.kind, info.name.clone());
+                match seen.get(&key) {
+                    Some(first) => catalog.shadowed.push(Shadowed {
+                        kind: key.0,
+                        name: key.1,
+                        path: path.clone(),
+                        shadowed_by: first.clone(),
+                    }),
+                    None => {
+                        seen.insert(key, path.clone());
+                        catalog.plugins.push(PluginRef {
+                            path: path.clone(),
+                            index: index as u32,
+                            info,
+                        });
                     }
-                    Err(e) => catalog.broken.push(e),
                 }
             }
         }
@@ -109,13 +143,13 @@ impl Discovery {
 }
 
 impl Catalog {
-    pub fn find(&self, kind: Kind, name: &str) -> Option<&LoadedPlugin> {
+    pub fn find(&self, kind: Kind, name: &str) -> Option<&PluginRef> {
         self.plugins.iter().find(|p| p.info.kind == kind && p.info.name == name)
     }
 
     /// Like [`Catalog::find`], with an error that lists what exists and
     /// mentions broken plugins that might be the one meant.
-    pub fn require(&self, kind: Kind, name: &str) -> anyhow::Result<&LoadedPlugin> {
+    pub fn require(&self, kind: Kind, name: &str) -> anyhow::Result<&PluginRef> {
         if let Some(p) = self.find(kind, name) {
             return Ok(p);
         }

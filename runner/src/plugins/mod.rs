@@ -2,6 +2,7 @@
 //! and where the binaries they need live.
 
 mod binary;
+mod cache;
 mod discovery;
 
 pub use binary::{find_in_path, locate};

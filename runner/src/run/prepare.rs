@@ -7,7 +7,7 @@ use ktstr_core::check::Check;
 use ktstr_core::plan::{
     PayloadPlan, RunPlan, ScenarioPayloadPlan, ScenarioPlan, SchedulerPlan, BIN_DIR, PLUGIN_DIR,
 };
-use ktstr_core::plugin::{Kind, LoadedPlugin};
+use ktstr_core::plugin::{Kind, LaunchSpec, PluginAt, PluginRef};
 use ktstr_core::protocol::PROTOCOL_VERSION;
 use ktstr_core::scenario::Scenario;
 use ktstr_core::topology::Topology;
@@ -43,8 +43,8 @@ pub struct Validated<'c> {
 
 /// One payload, or a scenario and the payload plugins it names.
 enum Job<'c> {
-    Payload { name: String, payload: &'c LoadedPlugin, extractor: &'c LoadedPlugin },
-    Scenario { scenario: Scenario, payloads: Vec<&'c LoadedPlugin> },
+    Payload { name: String, payload: &'c PluginRef, extractor: &'c PluginRef },
+    Scenario { scenario: Scenario, payloads: Vec<&'c PluginRef> },
 }
 
 /// Checks the user's input (usage errors, exit 2) before any host work.
@@ -121,11 +121,10 @@ pub fn prepare(
     kernel: &KernelEntry,
 ) -> anyhow::Result<Prepared> {
     let Validated { topology, memory_mib, job, checks } = valid;
-    let (launcher, sched_binary) = resolve_scheduler(&args.scheduler, catalog, kernel)?;
+    let (launcher, launch, sched_binary) = resolve_scheduler(&args.scheduler, catalog, kernel)?;
 
     let mut base = ArchiveSpec::default();
     base.add_elf_with_deps(&init_binary()?, INIT_GUEST_PATH)?;
-    let launcher_guest = pack_plugin(&mut base, launcher)?;
     let sched_guest = match &sched_binary {
         None => None,
         Some(path) => Some(base.add_elf_in_dir(path, BIN_DIR)?),
@@ -149,6 +148,7 @@ pub fn prepare(
                 name: name.clone(),
                 plugin,
                 extractor,
+                metric_stream: pinfo.metric_stream,
                 binary,
                 args: args_for_payload,
                 own_process_group: pinfo.own_process_group,
@@ -199,7 +199,8 @@ pub fn prepare(
         scenario,
         scheduler: SchedulerPlan {
             requested: args.scheduler.clone(),
-            plugin: launcher_guest,
+            launch,
+            launcher: launcher.info.name.clone(),
             binary: sched_guest,
             extra_args: args.sched_args.clone(),
         },
@@ -213,14 +214,15 @@ pub fn prepare(
     Ok(Prepared { plan, base, topology, memory_mib, job_desc, job_name, scheduler_desc })
 }
 
-/// Packs a plugin library with its dependencies; returns its guest path.
-fn pack_plugin(base: &mut ArchiveSpec, p: &LoadedPlugin) -> anyhow::Result<String> {
-    base.add_elf_in_dir(&p.path, PLUGIN_DIR)
+/// Packs a plugin library with its dependencies; returns where it is in
+/// the guest.
+fn pack_plugin(base: &mut ArchiveSpec, p: &PluginRef) -> anyhow::Result<PluginAt> {
+    Ok(p.at(base.add_elf_in_dir(&p.path, PLUGIN_DIR)?))
 }
 
 /// The binary a payload plugin runs (and its extra files), packed; `None`
 /// for inline payloads.
-fn pack_payload_binary(base: &mut ArchiveSpec, p: &LoadedPlugin) -> anyhow::Result<Option<String>> {
+fn pack_payload_binary(base: &mut ArchiveSpec, p: &PluginRef) -> anyhow::Result<Option<String>> {
     let pinfo = p.info.payload.as_ref().expect("payload plugins carry a payload section");
     for extra in &pinfo.extra_files {
         base.add_file(Path::new(extra), extra, 0o644);
@@ -236,7 +238,7 @@ fn resolve_scheduler<'c>(
     requested: &str,
     catalog: &'c Catalog,
     kernel: &KernelEntry,
-) -> anyhow::Result<(&'c LoadedPlugin, Option<PathBuf>)> {
+) -> anyhow::Result<(&'c PluginRef, LaunchSpec, Option<PathBuf>)> {
     let exact = catalog
         .find(Kind::Scheduler, requested)
         .filter(|p| !p.info.scheduler.as_ref().is_some_and(|s| s.accepts_any_binary));
@@ -251,21 +253,21 @@ fn resolve_scheduler<'c>(
     let spec = launcher
         .launch(requested)
         .map_err(|e| UsageError(format!("scheduler `{requested}`: {e}")))?;
-    let Some(binary) = spec.binary.as_ref().into_option().map(|b| b.to_string()) else {
-        return Ok((launcher, None));
+    let Some(binary) = spec.binary.clone() else {
+        return Ok((launcher, spec, None));
     };
     if binary.contains('/') {
         let p = PathBuf::from(&binary);
         if !p.is_file() {
             return Err(UsageError(format!("scheduler binary {binary} does not exist")).into());
         }
-        return Ok((launcher, Some(p)));
+        return Ok((launcher, spec, Some(p)));
     }
     if let Some(p) = kernel.find_scheduler(&binary) {
-        return Ok((launcher, Some(p)));
+        return Ok((launcher, spec, Some(p)));
     }
     if let Some(p) = crate::plugins::find_in_path(&binary) {
-        return Ok((launcher, Some(p)));
+        return Ok((launcher, spec, Some(p)));
     }
     let cached: Vec<String> =
         crate::kernel::available_schedulers().into_iter().map(|(n, _)| n).collect();

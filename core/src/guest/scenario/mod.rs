@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::plugin::LoadedPlugin;
+use crate::plugin::{PluginAt, RunContext};
 use crate::scenario::{Progress, Scenario, ScenarioResult, StepResult, BACKDROP};
 use crate::topology::Topology;
 
@@ -29,7 +29,7 @@ pub enum PayloadSource {
     /// A binary the host packed (the plugin's exec'd payload).
     Binary(String),
     /// The plugin's own inline function.
-    Inline(Box<LoadedPlugin>),
+    Inline { plugin: PluginAt, context: RunContext },
 }
 
 pub struct ScenarioPayload {

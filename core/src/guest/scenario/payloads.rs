@@ -50,7 +50,9 @@ impl LivePayload {
                 let args = args.unwrap_or(&sp.default_args);
                 let program = match &sp.source {
                     PayloadSource::Binary(path) => Program::Exec { path, args },
-                    PayloadSource::Inline(plugin) => Program::Inline { plugin, args },
+                    PayloadSource::Inline { plugin, context } => {
+                        Program::Inline { plugin, context: context.clone(), args }
+                    }
                 };
                 payload::start(&program, dir, true)
             }

@@ -1,17 +1,26 @@
-//! `primes`: counts primes by trial division for a while and prints
-//! `primes: N` and `rate: X/s` on stdout. No external binary: the guest init
-//! runs it in a forked process through `run_inline`.
+//! The `primes` payload: counts primes by trial division for a while and
+//! prints `primes: N` and `rate: X/s` on stdout. No external binary: the
+//! guest init runs it in a forked process through `run_inline`.
 
 use std::time::{Duration, Instant};
 
-use ktstr_plugin_api::{
-    export_plugin, Manifest, MetricHint, PayloadSpec, Plugin, Polarity, Stream,
-};
+use ktstr_plugin_api::{Manifest, MetricHint, PayloadSpec, Plugin, Polarity, RunContext, Stream};
 
 pub struct Primes;
 
 fn is_prime(n: u64) -> bool {
     n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+}
+
+fn parse_seconds(args: &[String]) -> Result<f64, String> {
+    match args {
+        [] => Ok(2.0),
+        [flag, v] if flag == "--seconds" => match v.parse::<f64>() {
+            Ok(s) if s > 0.0 => Ok(s),
+            _ => Err("--seconds takes a positive number".into()),
+        },
+        _ => Err("usage: --seconds N".into()),
+    }
 }
 
 impl Plugin for Primes {
@@ -28,18 +37,11 @@ impl Plugin for Primes {
         )
     }
 
-    fn run_inline(args: &[String]) -> i32 {
-        let seconds = match args {
-            [] => 2.0,
-            [flag, v] if flag == "--seconds" => match v.parse::<f64>() {
-                Ok(s) if s > 0.0 => s,
-                _ => {
-                    eprintln!("primes: --seconds takes a positive number");
-                    return 2;
-                }
-            },
-            _ => {
-                eprintln!("primes: usage: --seconds N");
+    fn run_inline(context: &RunContext, args: &[String]) -> i32 {
+        let seconds = match parse_seconds(args) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("primes: {e}");
                 return 2;
             }
         };
@@ -51,8 +53,7 @@ impl Plugin for Primes {
         }
         println!("primes: {found}");
         println!("rate: {:.1}/s", found as f64 / start.elapsed().as_secs_f64());
+        println!("cpus: {}", context.nr_cpus);
         0
     }
 }
-
-export_plugin!(Primes);
