@@ -209,3 +209,73 @@ fn record_note(line: &str) {
         eprintln!("!!! could not record the retry in {}: {e}", log.display());
     }
 }
+
+/// The API crate as `cargo package` makes it (what the registry would
+/// serve), unpacked; built once per test process.
+pub fn packaged_api() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = target_dir().join("packaged-api");
+        let status = cargo()
+            .current_dir(workspace_root())
+            .args(["package", "--quiet", "--no-verify", "--allow-dirty", "-p"])
+            .arg("ktstr-plugin-api")
+            .arg("--target-dir")
+            .arg(&target)
+            .status()
+            .expect("run cargo package");
+        assert!(status.success(), "cargo package -p ktstr-plugin-api failed");
+        let crate_file = std::fs::read_dir(target.join("package"))
+            .expect("cargo package wrote target/package")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|e| e == "crate"))
+            .expect("a .crate file");
+        let unpacked = target.join("unpacked");
+        let _ = std::fs::remove_dir_all(&unpacked);
+        std::fs::create_dir_all(&unpacked).expect("mkdir");
+        let status = Command::new("tar")
+            .arg("xzf")
+            .arg(&crate_file)
+            .arg("-C")
+            .arg(&unpacked)
+            .status()
+            .expect("run tar");
+        assert!(status.success(), "cannot unpack {}", crate_file.display());
+        let stem = crate_file.file_stem().expect("a file name").to_owned();
+        unpacked.join(stem)
+    })
+}
+
+/// Copies the out-of-tree example `examples/NAME` to a fresh directory with
+/// its `[patch]` pointed at [`packaged_api`], as a third party building
+/// against the published crate would, builds it and returns its release dir.
+pub fn build_example_against_packaged_api(name: &str) -> PathBuf {
+    let src = workspace_root().join("examples").join(name);
+    let dst = target_dir().join("examples-packaged").join(name);
+    let _ = std::fs::remove_dir_all(&dst);
+    copy_tree(&src, &dst);
+    let manifest = dst.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).expect("read the example's Cargo.toml");
+    let patched = text.replace(
+        r#"path = "../../plugin-api""#,
+        &format!("path = {:?}", packaged_api().display().to_string()),
+    );
+    assert_ne!(text, patched, "the example's Cargo.toml patches ktstr-plugin-api by path");
+    std::fs::write(&manifest, patched).expect("write Cargo.toml");
+    build_out_of_tree(&dst)
+}
+
+fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).expect("mkdir");
+    for entry in std::fs::read_dir(src).expect("read_dir").flatten() {
+        let (from, to) = (entry.path(), dst.join(entry.file_name()));
+        if entry.file_name() == "target" {
+            continue;
+        }
+        if from.is_dir() {
+            copy_tree(&from, &to);
+        } else {
+            std::fs::copy(&from, &to).expect("copy");
+        }
+    }
+}
