@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::check::Check;
-use crate::plugin::{LaunchSpec, PluginAt, Stream};
+use crate::plugin::{LaunchSpec, PluginAt, RunContext, Stream};
 use crate::scenario::Scenario;
 
 /// Where the plan lives in the guest.
@@ -41,9 +41,14 @@ pub struct PayloadPlan {
     pub binary: Option<String>,
     pub args: Vec<String>,
     pub own_process_group: bool,
-    /// Kill the payload after this long; `None`: no limit inside the guest
-    /// (the host watchdog still applies).
+    /// Kill the payload after this long, as timed out; `None`: no limit
+    /// inside the guest (the host watchdog still applies).
     pub timeout_ms: Option<u64>,
+    /// What the payload is told about the run (its `out_dir` is created
+    /// before it starts and sent back after it ends).
+    pub context: RunContext,
+    /// Extra environment for the payload (`KTSTR_*`, line buffering).
+    pub env: Vec<(String, String)>,
 }
 
 /// A scenario and the payload plugins its `run_payload` ops name.
@@ -64,6 +69,8 @@ pub struct ScenarioPayloadPlan {
     pub plugin: PluginAt,
     pub binary: Option<String>,
     pub default_args: Vec<String>,
+    pub context: RunContext,
+    pub env: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

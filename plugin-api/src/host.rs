@@ -14,7 +14,8 @@ use abi_stable::std_types::{RSlice, RStr};
 use crate::ffi::{self, List, Str};
 use crate::{
     BinaryLocator, Extraction, ExtractorSpec, LaunchSpec, Manifest, Metric, MetricHint,
-    PayloadSpec, PluginKind, Polarity, RunContext, SchedulerSpec, StopSignal, Stream, ABI_VERSION,
+    PayloadSpec, PluginKind, Polarity, Requirements, RunContext, SchedulerNeed, SchedulerSpec,
+    StopSignal, Stream, ABI_VERSION,
 };
 
 /// An opened plugin library and the manifests of its plugins.
@@ -172,6 +173,17 @@ mod from_wire {
         MetricHint { name: s(h.name()), unit: s(h.unit()), polarity }
     }
 
+    /// An unknown requirement must not be ignored: the run could not meet it.
+    fn requirements(r: ffi::RequirementsRef) -> Result<Requirements, String> {
+        let scheduler = match r.scheduler() {
+            ffi::SchedNeedCode::ANY => SchedulerNeed::Any,
+            ffi::SchedNeedCode::EEVDF_ONLY => SchedulerNeed::EevdfOnly,
+            ffi::SchedNeedCode::SCHED_EXT_ONLY => SchedulerNeed::SchedExtOnly,
+            other => return Err(unknown("scheduler requirement", other.0)),
+        };
+        Ok(Requirements { scheduler, min_cpus: r.min_cpus(), min_llcs: r.min_llcs() })
+    }
+
     pub fn manifest(m: ffi::ManifestRef) -> Result<Manifest, String> {
         let kind = match m.kind() {
             ffi::KindCode::PAYLOAD => PluginKind::Payload,
@@ -191,13 +203,17 @@ mod from_wire {
                 metric_hints: p.metric_hints().iter().map(|h| hint(*h)).collect(),
                 extra_files: strs(p.extra_files()),
                 own_process_group: p.own_process_group(),
+                default_duration_s: Some(p.default_duration_s()).filter(|&d| d > 0),
+                fixed_length: p.fixed_length(),
+                grace_s: Some(p.grace_s()).filter(|&g| g > 0),
+                requirements: requirements(p.requirements())?,
+                line_buffered: p.line_buffered(),
             }),
         };
         let extractor =
             m.extractor().into_option().map(|e| ExtractorSpec { formats: strs(e.formats()) });
         let scheduler = m.scheduler().into_option().map(|sc| SchedulerSpec {
             binary: binary(sc.binary().into_option()),
-            default_args: strs(sc.default_args()),
             accepts_any_binary: sc.accepts_any_binary(),
             sched_ext: sc.sched_ext(),
         });

@@ -67,7 +67,7 @@ pub use manifest::{
     BinaryLocator, ExtractorSpec, Manifest, MetricHint, PluginKind, Polarity, Stream,
 };
 pub use metric::{Extraction, Metric};
-pub use payload::{PayloadSpec, RunContext};
+pub use payload::{PayloadSpec, Requirements, RunContext, SchedulerNeed};
 pub use scheduler::{LaunchSpec, SchedulerSpec, StopSignal};
 
 /// What the export macros need; not part of the API.

@@ -11,7 +11,6 @@ pub struct SchedulerSpec {
     /// The binary it starts; `None` for schedulers built into the kernel (EEVDF)
     /// and for launchers whose binary is named by the user (see `launch`).
     pub binary: Option<BinaryLocator>,
-    pub default_args: Vec<String>,
     /// True when this launcher starts any binary the user names
     /// (`--scheduler scx_qmap` or a path), not only its own.
     pub accepts_any_binary: bool,
@@ -23,32 +22,18 @@ pub struct SchedulerSpec {
 impl SchedulerSpec {
     /// A scheduler built into the kernel: nothing to start.
     pub fn built_in() -> Self {
-        SchedulerSpec {
-            binary: None,
-            default_args: Vec::new(),
-            accepts_any_binary: false,
-            sched_ext: false,
-        }
+        SchedulerSpec { binary: None, accepts_any_binary: false, sched_ext: false }
     }
 
-    /// A sched_ext scheduler with a binary of its own.
-    pub fn sched_ext(binary: BinaryLocator, default_args: &[&str]) -> Self {
-        SchedulerSpec {
-            binary: Some(binary),
-            default_args: strings(default_args),
-            accepts_any_binary: false,
-            sched_ext: true,
-        }
+    /// A sched_ext scheduler with a binary of its own (its arguments are
+    /// the [`LaunchSpec`]'s).
+    pub fn sched_ext(binary: BinaryLocator) -> Self {
+        SchedulerSpec { binary: Some(binary), accepts_any_binary: false, sched_ext: true }
     }
 
     /// A launcher for any sched_ext binary the user names.
     pub fn any_sched_ext_binary() -> Self {
-        SchedulerSpec {
-            binary: None,
-            default_args: Vec::new(),
-            accepts_any_binary: true,
-            sched_ext: true,
-        }
+        SchedulerSpec { binary: None, accepts_any_binary: true, sched_ext: true }
     }
 }
 

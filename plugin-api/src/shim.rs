@@ -138,6 +138,8 @@ extern "C" fn run_inline<R: Registry>(
         duration_ms: Some(context.duration_ms()).filter(|&d| d > 0),
         nr_cpus: context.nr_cpus(),
         cpu_list: context.cpu_list().to_string(),
+        memory_mib: context.memory_mib(),
+        out_dir: context.out_dir().to_string(),
     };
     let result = guarded("run_inline", || Ok((entry::<R>(index)?.run_inline)(&context, &args)));
     // The caller may _exit right after: nothing may stay buffered.
@@ -209,6 +211,16 @@ pub(crate) mod to_wire {
         ffi::MetricHint { name: s(&h.name), unit: s(&h.unit), polarity }.leak_into_prefix()
     }
 
+    fn requirements(r: &crate::Requirements) -> ffi::RequirementsRef {
+        let scheduler = match r.scheduler {
+            crate::SchedulerNeed::Any => ffi::SchedNeedCode::ANY,
+            crate::SchedulerNeed::EevdfOnly => ffi::SchedNeedCode::EEVDF_ONLY,
+            crate::SchedulerNeed::SchedExtOnly => ffi::SchedNeedCode::SCHED_EXT_ONLY,
+        };
+        ffi::Requirements { scheduler, min_cpus: r.min_cpus, min_llcs: r.min_llcs }
+            .leak_into_prefix()
+    }
+
     pub fn manifest(m: &Manifest) -> ffi::ManifestRef {
         let kind = match m.kind {
             crate::PluginKind::Payload => ffi::KindCode::PAYLOAD,
@@ -226,6 +238,11 @@ pub(crate) mod to_wire {
                 metric_hints: leak_slice(p.metric_hints.iter().map(hint).collect()),
                 extra_files: strs(&p.extra_files),
                 own_process_group: p.own_process_group,
+                default_duration_s: p.default_duration_s.unwrap_or(0),
+                fixed_length: p.fixed_length,
+                grace_s: p.grace_s.unwrap_or(0),
+                requirements: requirements(&p.requirements),
+                line_buffered: p.line_buffered,
             }
             .leak_into_prefix()
         });
@@ -236,7 +253,6 @@ pub(crate) mod to_wire {
         let scheduler = m.scheduler.as_ref().map(|sc| {
             ffi::SchedulerSpec {
                 binary: binary(&sc.binary),
-                default_args: strs(&sc.default_args),
                 accepts_any_binary: sc.accepts_any_binary,
                 sched_ext: sc.sched_ext,
             }
@@ -291,6 +307,8 @@ pub(crate) mod to_wire {
             duration_ms: c.duration_ms.unwrap_or(0),
             nr_cpus: c.nr_cpus,
             cpu_list: s(&c.cpu_list),
+            memory_mib: c.memory_mib,
+            out_dir: s(&c.out_dir),
         }
         .leak_into_prefix()
     }

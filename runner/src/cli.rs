@@ -171,7 +171,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE|NAME")]
     pub scenario: Option<String>,
     /// An argument for the payload, replacing its defaults (repeatable;
-    /// use --arg=-x for values that start with a dash).
+    /// use --arg=-x for values that start with a dash). `{duration}`,
+    /// `{duration_ms}`, `{nr_cpus}`, `{cpu_list}`, `{memory_mib}` and
+    /// `{out_dir}` are filled in (`{{` for a literal brace).
     #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
     pub args: Vec<String>,
     /// `eevdf`, or a sched_ext scheduler by name (scx_simple, scx_qmap…) or path.
@@ -180,16 +182,21 @@ pub struct RunArgs {
     /// An argument for the scheduler (repeatable).
     #[arg(long = "sched-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub sched_args: Vec<String>,
-    /// CPU topology of the guest, NnNlNcNt.
-    #[arg(long, default_value = "1n1l2c1t")]
-    pub topology: String,
+    /// CPU topology of the guest, NnNlNcNt [default: 1n1l2c1t; for a
+    /// scenario, the smallest one it fits].
+    #[arg(long)]
+    pub topology: Option<String>,
     /// Guest memory in MiB (or with a suffix: 512M, 2G).
     #[arg(long, default_value = "1024")]
     pub memory: String,
-    /// Longest the payload may run, in seconds; it is killed after that. For
-    /// a scenario: the run duration its `fraction` holds are taken of.
-    #[arg(long, default_value_t = 60)]
-    pub duration: u64,
+    /// How long the payload runs, in seconds [default: the payload's own,
+    /// else 10; a scenario: 60]. The payload gets it as `{duration}` in its
+    /// arguments; it is killed as timed out a grace period later (30 s
+    /// unless it declares another). For a fixed-length payload (a suite that
+    /// takes as long as it takes) it is the time limit itself. For a
+    /// scenario: the run duration its `fraction` holds are taken of.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
     /// Kernel: a bzImage path, a cache entry or key. Default: $KTSTR_KERNEL,
     /// then the newest cached kernel.
     #[arg(long)]
@@ -200,8 +207,9 @@ pub struct RunArgs {
     /// A check on the result (repeatable), e.g. 'wakeup_latency_p99<=5000'.
     #[arg(long = "check", value_name = "EXPR")]
     pub checks: Vec<String>,
-    /// End a guest that has not finished after this many seconds (default:
-    /// 150 s for boot and scheduler start, plus --duration).
+    /// End the whole guest if it has not finished after this many seconds
+    /// [default: 150 s for boot and scheduler start, plus the payload's time
+    /// limit]. The payload's own limit (--duration plus grace) ends only it.
     #[arg(long, value_name = "SECS")]
     pub watchdog: Option<u64>,
     /// Write the result as JSON to FILE (`-` for stdout).

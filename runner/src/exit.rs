@@ -8,7 +8,8 @@ pub const CHECK_FAILED: i32 = 1;
 pub const USAGE: i32 = 2;
 /// The scheduler crashed, exited or left sched_ext during the run.
 pub const SCHEDULER_FAILED: i32 = 3;
-/// The guest never answered, crashed, or the watchdog ended it.
+/// The payload timed out, or the guest never answered, crashed, or the
+/// watchdog ended it.
 pub const TIMEOUT_OR_CRASH: i32 = 4;
 /// Something on the host went wrong (missing tool, kernel, I/O).
 pub const INFRA_ERROR: i32 = 5;
@@ -21,6 +22,7 @@ EXIT CODES:
     1  a check failed
     2  usage error (bad flag, bad check expression, unknown plugin)
     3  the scheduler failed during the run
-    4  the guest timed out or crashed (watchdog)
+    4  timed out or crashed: the payload ran past its limit (PAYLOAD_TIMEOUT),
+       or the guest never finished (TIMEOUT, the watchdog) or crashed
     5  host or infrastructure error (missing kernel, tool, I/O)
   130  interrupted (Ctrl-C or SIGTERM); the VM is stopped, artifacts are kept";

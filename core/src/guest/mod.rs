@@ -8,6 +8,7 @@
 mod channel;
 mod kmsg;
 mod mounts;
+mod out_files;
 mod payload;
 mod run;
 pub mod scenario;

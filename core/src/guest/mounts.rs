@@ -28,6 +28,15 @@ pub fn mount_all() -> anyhow::Result<()> {
     {
         let _ = mount(Some(src), target, Some(fstype), MsFlags::empty(), None::<&str>);
     }
+    // What udev or systemd would create: payloads write to /dev/stdout.
+    for (link, target) in [
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
+        let _ = std::os::unix::fs::symlink(target, link);
+    }
     Ok(())
 }
 

@@ -16,10 +16,20 @@ use crate::work::gate::{pipe, Gate};
 /// Most bytes kept per stream; the rest is counted and reported truncated.
 pub const CAPTURE_CAP: usize = 16 << 20;
 
-/// What to run: an exec'd binary or the plugin's inline function.
+/// What to run: an exec'd binary or the plugin's inline function, with
+/// environment variables added to the init's.
 pub enum Program<'a> {
-    Exec { path: &'a str, args: &'a [String] },
-    Inline { plugin: &'a PluginAt, context: RunContext, args: &'a [String] },
+    Exec {
+        path: &'a str,
+        args: &'a [String],
+        env: &'a [(String, String)],
+    },
+    Inline {
+        plugin: &'a PluginAt,
+        context: RunContext,
+        args: &'a [String],
+        env: &'a [(String, String)],
+    },
 }
 
 #[derive(Debug, Default)]
@@ -121,7 +131,7 @@ pub(crate) fn start(
     // Everything the child needs is prepared before fork: after fork only
     // async-signal-safe calls happen until exec.
     let exec_args: Option<(CString, Vec<CString>)> = match program {
-        Program::Exec { path, args } => {
+        Program::Exec { path, args, .. } => {
             let path = CString::new(*path).context("binary path has a NUL")?;
             let mut argv = vec![path.clone()];
             for a in *args {
@@ -131,9 +141,13 @@ pub(crate) fn start(
         }
         Program::Inline { .. } => None,
     };
-    let argv_ptrs: Option<Vec<*const libc::c_char>> = exec_args.as_ref().map(|(_, argv)| {
-        argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
-    });
+    let argv_ptrs: Option<Vec<*const libc::c_char>> =
+        exec_args.as_ref().map(|(_, argv)| nul_terminated(argv));
+    let extra = match program {
+        Program::Exec { env, .. } | Program::Inline { env, .. } => *env,
+    };
+    let envp = environment(extra)?;
+    let envp_ptrs = nul_terminated(&envp);
 
     // SAFETY: the init is single-threaded here, so fork is sound; the child
     // only calls async-signal-safe functions before exec (inline payloads
@@ -149,8 +163,8 @@ pub(crate) fn start(
             &err_w,
             &gate,
             own_group,
-            exec_args.as_ref().map(|(p, _)| p),
-            argv_ptrs.as_deref(),
+            exec_args.as_ref().map(|(p, _)| p).zip(argv_ptrs.as_deref()),
+            &envp_ptrs,
         );
     }
     drop((out_w, err_w));
@@ -179,6 +193,21 @@ pub(crate) fn start(
     })
 }
 
+/// The init's environment with `extra` set (replacing same-named ones), as
+/// `KEY=VALUE` strings for execve.
+fn environment(extra: &[(String, String)]) -> anyhow::Result<Vec<CString>> {
+    let mut vars: Vec<(String, String)> =
+        std::env::vars().filter(|(k, _)| !extra.iter().any(|(e, _)| e == k)).collect();
+    vars.extend(extra.iter().cloned());
+    vars.into_iter()
+        .map(|(k, v)| CString::new(format!("{k}={v}")).context("environment variable has a NUL"))
+        .collect()
+}
+
+fn nul_terminated(v: &[CString]) -> Vec<*const libc::c_char> {
+    v.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+}
+
 /// The forked child: wire stdio, wait at the gate, then exec or run inline.
 fn child(
     program: &Program<'_>,
@@ -186,8 +215,8 @@ fn child(
     err_w: &OwnedFd,
     gate: &Gate,
     own_group: bool,
-    path: Option<&CString>,
-    argv: Option<&[*const libc::c_char]>,
+    exec: Option<(&CString, &[*const libc::c_char])>,
+    envp: &[*const libc::c_char],
 ) -> ! {
     // SAFETY: async-signal-safe calls on fds we own, then exec or _exit.
     unsafe {
@@ -199,14 +228,17 @@ fn child(
         if !gate.wait_in_child() {
             libc::_exit(126);
         }
-        match (program, path, argv) {
-            (Program::Exec { .. }, Some(path), Some(argv)) => {
-                libc::execv(path.as_ptr(), argv.as_ptr());
+        match (program, exec) {
+            (Program::Exec { .. }, Some((path, argv))) => {
+                libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
                 let msg = b"ktstr-init: exec of the payload failed\n";
                 libc::write(2, msg.as_ptr().cast(), msg.len());
                 libc::_exit(127);
             }
-            (Program::Inline { plugin, context, args }, _, _) => {
+            (Program::Inline { plugin, context, args, env }, _) => {
+                for (k, v) in *env {
+                    std::env::set_var(k, v);
+                }
                 // Opened only here, in the payload's own process: a plugin
                 // that crashes on load takes down this child, never PID 1.
                 let code = match Library::open(Path::new(&plugin.path)) {
@@ -376,7 +408,7 @@ mod tests {
         let args = sh("echo out; echo err >&2; exit 3");
         let mut w = rec();
         let o = run(
-            &Program::Exec { path: "/bin/sh", args: &args },
+            &Program::Exec { path: "/bin/sh", args: &args, env: &[] },
             cg.path().to_str().unwrap(),
             true,
             None,
@@ -396,7 +428,7 @@ mod tests {
         let cg = fake_cgroup();
         let args = sh("sleep 30 & sleep 30; echo never");
         let o = run(
-            &Program::Exec { path: "/bin/sh", args: &args },
+            &Program::Exec { path: "/bin/sh", args: &args, env: &[] },
             cg.path().to_str().unwrap(),
             true,
             Some(Duration::from_millis(300)),
@@ -417,7 +449,7 @@ mod tests {
         let args = sh("sleep 30");
         let mut w = Recorder { stop_after: Some(2), ..rec() };
         let o = run(
-            &Program::Exec { path: "/bin/sh", args: &args },
+            &Program::Exec { path: "/bin/sh", args: &args, env: &[] },
             cg.path().to_str().unwrap(),
             true,
             None,
@@ -440,7 +472,7 @@ mod tests {
     fn missing_binary_is_exit_127_with_a_message() {
         let cg = fake_cgroup();
         let o = run(
-            &Program::Exec { path: "/nonexistent/bin", args: &[] },
+            &Program::Exec { path: "/nonexistent/bin", args: &[], env: &[] },
             cg.path().to_str().unwrap(),
             true,
             None,
@@ -454,7 +486,7 @@ mod tests {
     #[test]
     fn unplaceable_child_is_killed_and_reported() {
         let err = run(
-            &Program::Exec { path: "/bin/true", args: &[] },
+            &Program::Exec { path: "/bin/true", args: &[], env: &[] },
             "/nonexistent/cgroup",
             true,
             None,

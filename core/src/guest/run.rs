@@ -12,12 +12,11 @@ use super::scenario::{
     self as scenario_exec, PayloadSource, ScenarioPayload, ScenarioRun, SCENARIO_CGROUP,
 };
 use super::scheduler::{self, Scheduler};
-use super::{mounts, sched_ext, Channel};
+use super::{mounts, out_files, sched_ext, Channel};
 use crate::check::{evaluate, CheckResult};
-use crate::extract::{extract_metrics, Captured};
+use crate::extract::{extract_metrics, Captured, Extracted};
 use crate::metrics::Metric;
 use crate::plan::{PayloadPlan, RunPlan, ScenarioPlan, PAYLOAD_CGROUP, PLAN_PATH};
-use crate::plugin::RunContext;
 use crate::protocol::{Message, OutputSource, SchedulerFailure, PROTOCOL_VERSION};
 use crate::scenario::{metrics as scenario_metrics, Progress, StepResult};
 use crate::topology::Topology;
@@ -65,9 +64,9 @@ pub fn run(ch: &mut Channel) -> anyhow::Result<()> {
         (None, None) => Err(anyhow::anyhow!("the run plan names neither a payload nor a scenario")),
     };
     // Whatever happened, the scheduler stops and its log reaches the host.
-    let (metrics, results, extractor, error) = match outcome {
-        Ok(Finished::Measured { metrics, results, extractor, error }) => {
-            (metrics, results, extractor, error)
+    let (metrics, notes, results, extractor, error) = match outcome {
+        Ok(Finished::Measured { metrics, notes, results, extractor, error }) => {
+            (metrics, notes, results, extractor, error)
         }
         Ok(Finished::SchedulerFailed(failure)) => {
             sched.stop();
@@ -83,7 +82,7 @@ pub fn run(ch: &mut Channel) -> anyhow::Result<()> {
     };
     sched.stop();
     send_scheduler_log(ch);
-    ch.send(&Message::Metrics { metrics, extractor, error });
+    ch.send(&Message::Metrics { metrics, notes, extractor, error });
     ch.send(&Message::Checks { results });
     Ok(())
 }
@@ -92,18 +91,13 @@ pub fn run(ch: &mut Channel) -> anyhow::Result<()> {
 enum Finished {
     Measured {
         metrics: Vec<Metric>,
+        /// The extractor's notes on its metrics.
+        notes: Vec<String>,
         results: Vec<CheckResult>,
         extractor: String,
         error: Option<String>,
     },
     SchedulerFailed(SchedulerFailure),
-}
-
-/// What an inline payload is told about this run.
-fn run_context(duration: Option<Duration>) -> RunContext {
-    let cpu_list = read_trim("/sys/devices/system/cpu/online");
-    let nr_cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
-    RunContext { duration_ms: duration.map(|d| d.as_millis() as u64), nr_cpus, cpu_list }
 }
 
 fn run_payload(
@@ -114,13 +108,15 @@ fn run_payload(
 ) -> anyhow::Result<Finished> {
     let cgroup_dir = mounts::make_cgroup(PAYLOAD_CGROUP)?;
     let timeout = payload.timeout_ms.map(Duration::from_millis);
+    let out_dir = &payload.context.out_dir;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("create {out_dir}"))?;
+    let (args, env) = (&payload.args, &payload.env);
     let program = match &payload.binary {
-        Some(path) => Program::Exec { path, args: &payload.args },
-        None => Program::Inline {
-            plugin: &payload.plugin,
-            context: run_context(timeout),
-            args: &payload.args,
-        },
+        Some(path) => Program::Exec { path, args, env },
+        None => {
+            let context = payload.context.clone();
+            Program::Inline { plugin: &payload.plugin, context, args, env }
+        }
     };
     let mut watch = Watcher { ch, sched, failure: None, name: &payload.name };
     let outcome =
@@ -136,17 +132,30 @@ fn run_payload(
         stdout_truncated: outcome.stdout.truncated,
         stderr_truncated: outcome.stderr.truncated,
     });
+    out_files::send(ch, Path::new(out_dir), &payload.name);
     if let Some(failure) = failure {
         return Ok(Finished::SchedulerFailed(failure));
     }
     let captured = Captured { stdout: &outcome.stdout.data, stderr: &outcome.stderr.data };
-    let (metrics, error) =
-        match extract_metrics(&payload.extractor, payload.metric_stream, &captured) {
-            Ok(found) => (found.metrics, None),
-            Err(e) => (Vec::new(), Some(format!("{e:#}"))),
-        };
-    let results = evaluate(&plan.checks, &metrics, outcome.exit_code, &outcome.stderr.data);
-    Ok(Finished::Measured { metrics, results, extractor: payload.extractor.name.clone(), error })
+    let (found, error) = match extract_metrics(&payload.extractor, payload.metric_stream, &captured)
+    {
+        Ok(found) => (found, None),
+        Err(e) => (Extracted::default(), Some(format!("{e:#}"))),
+    };
+    let mut results =
+        evaluate(&plan.checks, &found.metrics, outcome.exit_code, &outcome.stderr.data);
+    // An extractor that failed is a failed run, whatever else was checked.
+    if let Some(e) = &error {
+        let detail = e.clone();
+        results.push(CheckResult { check: "extract".into(), passed: false, value: None, detail });
+    }
+    Ok(Finished::Measured {
+        metrics: found.metrics,
+        notes: found.notes,
+        results,
+        extractor: payload.extractor.name.clone(),
+        error,
+    })
 }
 
 fn run_scenario(
@@ -160,15 +169,12 @@ fn run_scenario(
     for p in &sp.payloads {
         let source = match &p.binary {
             Some(b) => PayloadSource::Binary(b.clone()),
-            None => PayloadSource::Inline {
-                plugin: p.plugin.clone(),
-                context: run_context(Some(Duration::from_millis(sp.duration_ms))),
-            },
+            None => PayloadSource::Inline { plugin: p.plugin.clone(), context: p.context.clone() },
         };
-        payloads.insert(
-            p.name.clone(),
-            ScenarioPayload { source, default_args: p.default_args.clone() },
-        );
+        std::fs::create_dir_all(&p.context.out_dir)
+            .with_context(|| format!("create {}", p.context.out_dir))?;
+        let (default_args, env) = (p.default_args.clone(), p.env.clone());
+        payloads.insert(p.name.clone(), ScenarioPayload { source, default_args, env });
     }
     let duration = Duration::from_millis(sp.duration_ms);
     let input = ScenarioRun {
@@ -183,6 +189,9 @@ fn run_scenario(
     let mut reporter = ScenarioReporter { ch, sched, failure: None };
     let result = scenario_exec::run(&input, &mut reporter)?;
     let failure = reporter.failure.take();
+    for p in &sp.payloads {
+        out_files::send(ch, Path::new(&p.context.out_dir), &p.name);
+    }
     ch.send(&Message::SchedExtDuringPayload { state: sched_ext::state(), ops: sched_ext::ops() });
     ch.send(&Message::ScenarioDone { name: result.name.clone(), error: result.error.clone() });
     if let Some(failure) = failure {
@@ -200,7 +209,8 @@ fn run_scenario(
     }
     // A scenario has no exit code of its own: `exit==N` checks fail saying so.
     results.extend(evaluate(&plan.checks, &metrics, None, &[]));
-    Ok(Finished::Measured { metrics, results, extractor: "scenario".into(), error: None })
+    let notes = Vec::new();
+    Ok(Finished::Measured { metrics, notes, results, extractor: "scenario".into(), error: None })
 }
 
 /// Forwards a scenario's progress and watches the scheduler.

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 pub use ktstr_plugin_api::{
     BinaryLocator, Extraction, ExtractorSpec, LaunchSpec, Manifest, MetricHint, PayloadSpec,
-    PluginKind as Kind, Polarity, RunContext, SchedulerSpec, StopSignal, Stream,
+    PluginKind as Kind, Polarity, Requirements, RunContext, SchedulerNeed, SchedulerSpec,
+    StopSignal, Stream,
 };
 use serde::{Deserialize, Serialize};
 

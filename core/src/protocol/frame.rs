@@ -243,6 +243,7 @@ mod tests {
                         unit: unit.to_string(),
                         stream: Stream::Stdout
                     }],
+                    notes: error.iter().cloned().collect(),
                     extractor: "json".into(),
                     error,
                 }

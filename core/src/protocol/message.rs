@@ -8,7 +8,7 @@ use crate::check::CheckResult;
 use crate::metrics::Metric;
 use crate::scenario::{Progress, StepResult};
 
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Which captured output a chunk belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +93,8 @@ pub enum Message {
     },
     Metrics {
         metrics: Vec<Metric>,
+        /// What the extractor said about them (e.g. a failing test's error).
+        notes: Vec<String>,
         extractor: String,
         error: Option<String>,
     },
@@ -115,5 +117,16 @@ pub enum Message {
     ScenarioDone {
         name: String,
         error: Option<String>,
+    },
+    /// A chunk of a file a payload left in its `out_dir`, appended to
+    /// `out/PATH` in the run's artifacts (`PATH` is `payload/relative`).
+    OutFile {
+        path: String,
+        data: Vec<u8>,
+    },
+    /// A file of an `out_dir` that was not sent, and why (over the cap, unreadable).
+    OutFileSkipped {
+        path: String,
+        reason: String,
     },
 }

@@ -33,3 +33,7 @@ code!(
     /// [`crate::StopSignal`].
     SignalCode { INTERRUPT = 0, TERMINATE = 1 }
 );
+code!(
+    /// [`crate::SchedulerNeed`].
+    SchedNeedCode { ANY = 0, EEVDF_ONLY = 1, SCHED_EXT_ONLY = 2 }
+);

@@ -17,7 +17,7 @@ mod module;
 use abi_stable::std_types::{ROption, RSlice, RStr};
 use abi_stable::StableAbi;
 
-pub use codes::{KindCode, PolarityCode, SignalCode, StreamCode};
+pub use codes::{KindCode, PolarityCode, SchedNeedCode, SignalCode, StreamCode};
 pub use module::{PluginMod, PluginModRef};
 
 /// A string the plugin owns for the rest of the process.
@@ -79,8 +79,26 @@ pub struct PayloadSpec {
     pub default_checks: List<Str>,
     pub metric_hints: List<MetricHintRef>,
     pub extra_files: List<Str>,
-    #[sabi(last_prefix_field)]
     pub own_process_group: bool,
+    /// 0: the host's default.
+    pub default_duration_s: u32,
+    pub fixed_length: bool,
+    /// 0: the host's default.
+    pub grace_s: u32,
+    pub requirements: RequirementsRef,
+    #[sabi(last_prefix_field)]
+    pub line_buffered: bool,
+}
+
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = RequirementsRef)))]
+#[sabi(missing_field(option))]
+pub struct Requirements {
+    pub scheduler: SchedNeedCode,
+    pub min_cpus: u32,
+    #[sabi(last_prefix_field)]
+    pub min_llcs: u32,
 }
 
 #[repr(C)]
@@ -98,7 +116,6 @@ pub struct ExtractorSpec {
 #[sabi(missing_field(option))]
 pub struct SchedulerSpec {
     pub binary: ROption<BinaryLocatorRef>,
-    pub default_args: List<Str>,
     pub accepts_any_binary: bool,
     #[sabi(last_prefix_field)]
     pub sched_ext: bool,
@@ -150,6 +167,8 @@ pub struct RunContext {
     /// 0: no limit.
     pub duration_ms: u64,
     pub nr_cpus: u32,
-    #[sabi(last_prefix_field)]
     pub cpu_list: Str,
+    pub memory_mib: u32,
+    #[sabi(last_prefix_field)]
+    pub out_dir: Str,
 }

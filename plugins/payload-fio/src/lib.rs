@@ -18,11 +18,12 @@ impl Plugin for Fio {
                 "--size=16M",
                 "--bs=4k",
                 "--ioengine=psync",
-                "--runtime=3",
+                "--runtime={duration}",
                 "--time_based",
                 "--filename=/tmp/ktstr-fio.dat",
                 "--output-format=json",
             ])
+            .with_default_duration(3)
             .with_checks(&["exit==0", "exists(read/iops)"])
             .with_hints(vec![
                 MetricHint::new("read/iops", "ops/s", Polarity::HigherIsBetter),

@@ -16,7 +16,8 @@ impl Plugin for Schbench {
             "schbench is not packaged by Debian: build it from git://git.kernel.org/pub/scm/linux/kernel/git/mason/schbench.git (`make`) and put it on PATH",
         );
         let spec = PayloadSpec::new(Some(bin), "schbench", Stream::Stderr, "schbench-text")
-            .with_default_args(&["-m", "1", "-t", "2", "-r", "5"])
+            .with_default_args(&["-m", "1", "-t", "2", "-r", "{duration}"])
+            .with_default_duration(5)
             .with_checks(&["exit==0", "exists(wakeup_latency_p99)"])
             .with_hints(vec![
                 MetricHint::new("wakeup_latency_p99", "us", Polarity::LowerIsBetter),

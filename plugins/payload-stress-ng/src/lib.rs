@@ -19,11 +19,12 @@ impl Plugin for StressNg {
                 "--cpu",
                 "2",
                 "--timeout",
-                "3s",
+                "{duration}s",
                 "--metrics-brief",
                 "--yaml",
                 "/dev/stdout",
             ])
+            .with_default_duration(3)
             .with_checks(&["exit==0", "cpu/bogo_ops>=1"])
             .with_hints(vec![
                 MetricHint::new("cpu/bogo_ops", "ops", Polarity::HigherIsBetter),

@@ -27,8 +27,9 @@ impl Plugin for Workers {
                 "--threads",
                 "1",
                 "--duration",
-                "3",
+                "{duration}",
             ])
+            .with_default_duration(3)
             .with_checks(&["exit==0", "work_units>=1", "exists(wake_latency_p99_us)"])
             .with_hints(vec![
                 MetricHint::new("work_units", "units", Polarity::HigherIsBetter),

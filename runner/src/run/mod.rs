@@ -1,9 +1,12 @@
 //! `ktstr run`: prepare → pack → boot → follow → verdict → report.
 
 mod engine;
+mod pack;
+mod payload_run;
 mod prepare;
 mod record;
 mod report;
+mod scheduler;
 mod session;
 mod verdict;
 
@@ -33,7 +36,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     let valid = prepare::validate(args, &catalog)?;
     let (engine, engine_line) = engine::select(args.vmm)?;
     let kernel = crate::kernel::resolve(args.kernel.as_deref())?;
-    let prepared = prepare::prepare(args, &catalog, valid, &kernel)?;
+    let prepared = prepare::prepare(args, valid, &kernel)?;
 
     let artifacts = artifacts_dir(args, &prepared.job_name)?;
     let work = tempfile::Builder::new()
@@ -65,7 +68,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     let watchdog = args
         .watchdog
         .map(Duration::from_secs)
-        .unwrap_or(DEFAULT_BUDGET + Duration::from_secs(args.duration));
+        .unwrap_or(DEFAULT_BUDGET + Duration::from_secs(prepared.payload_limit_s));
     progress(&format!(
         "booting {} CPUs ({}), {} MiB; watchdog {}s",
         prepared.topology.cpus(),
@@ -107,6 +110,8 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         artifacts: artifacts.clone(),
         wall_ms: wall.elapsed().as_millis(),
         console_tail: report::tail_lines(&spec.console_log, 25),
+        timing: prepared.timing,
+        hints: prepared.hints.clone(),
     };
     let doc = serde_json::to_string_pretty(&outcome.to_json())?;
     std::fs::write(artifacts.join("result.json"), &doc)?;

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use ktstr_core::check::Check;
 use ktstr_core::plan::{
-    PayloadPlan, RunPlan, ScenarioPayloadPlan, ScenarioPlan, SchedulerPlan, BIN_DIR, PLUGIN_DIR,
+    PayloadPlan, RunPlan, ScenarioPayloadPlan, ScenarioPlan, SchedulerPlan, BIN_DIR,
 };
-use ktstr_core::plugin::{Kind, LaunchSpec, PluginAt, PluginRef};
+use ktstr_core::plugin::{payload_spec, Kind, LaunchSpec, MetricHint, PluginRef};
 use ktstr_core::protocol::PROTOCOL_VERSION;
 use ktstr_core::scenario::Scenario;
 use ktstr_core::topology::Topology;
@@ -15,8 +15,15 @@ use ktstr_core::topology::Topology;
 use crate::cli::RunArgs;
 use crate::initramfs::ArchiveSpec;
 use crate::kernel::KernelEntry;
-use crate::plugins::{locate, Catalog};
+use crate::plugins::Catalog;
+
+use super::pack::Packer;
+use super::payload_run::{context, expand, timing, unmet, Timing};
+use super::scheduler;
 use crate::usage::UsageError;
+
+/// A scenario's run length when the user gives no `--duration`.
+const SCENARIO_DURATION_S: u64 = 60;
 
 /// Where the init is in the guest: the kernel runs `/init` from an initramfs.
 const INIT_GUEST_PATH: &str = "/init";
@@ -31,6 +38,12 @@ pub struct Prepared {
     /// A short name for the artifacts directory.
     pub job_name: String,
     pub scheduler_desc: String,
+    /// The longest the payload (or scenario) may run inside the guest.
+    pub payload_limit_s: u64,
+    /// A plain payload's duration and time limit.
+    pub timing: Option<Timing>,
+    /// The payload's metric hints.
+    pub hints: Vec<MetricHint>,
 }
 
 /// What the command line asks for, checked before anything else happens.
@@ -39,6 +52,8 @@ pub struct Validated<'c> {
     memory_mib: u64,
     job: Job<'c>,
     checks: Vec<Check>,
+    launcher: &'c PluginRef,
+    launch: LaunchSpec,
 }
 
 /// One payload, or a scenario and the payload plugins it names.
@@ -49,9 +64,12 @@ enum Job<'c> {
 
 /// Checks the user's input (usage errors, exit 2) before any host work.
 pub fn validate<'c>(args: &RunArgs, catalog: &'c Catalog) -> anyhow::Result<Validated<'c>> {
-    let topology: Topology = args.topology.parse().map_err(|e| UsageError(format!("{e}")))?;
+    let mut topology = match &args.topology {
+        Some(t) => t.parse().map_err(|e| UsageError(format!("{e}")))?,
+        None => DEFAULT_TOPOLOGY.parse().expect("the default topology parses"),
+    };
     let memory_mib = parse_memory(&args.memory).map_err(UsageError)?;
-    if args.duration == 0 {
+    if args.duration == Some(0) {
         return Err(UsageError("--duration must be at least 1 second".into()).into());
     }
     let mut checks = Vec::new();
@@ -71,6 +89,9 @@ pub fn validate<'c>(args: &RunArgs, catalog: &'c Catalog) -> anyhow::Result<Vali
         }
         (None, Some(spec)) => {
             let scenario = load_scenario(spec)?;
+            if args.topology.is_none() {
+                topology = fitting_topology(&scenario)?;
+            }
             scenario
                 .validate(&topology)
                 .map_err(|e| UsageError(format!("scenario `{}`: {e}", scenario.name)))?;
@@ -91,7 +112,45 @@ pub fn validate<'c>(args: &RunArgs, catalog: &'c Catalog) -> anyhow::Result<Vali
     for text in &args.checks {
         checks.push(Check::parse(text).map_err(UsageError)?);
     }
-    Ok(Validated { topology, memory_mib, job, checks })
+    let (launcher, launch) = scheduler::launcher(&args.scheduler, catalog)?;
+    let payloads = match &job {
+        Job::Payload { payload, .. } => vec![*payload],
+        Job::Scenario { payloads, .. } => payloads.clone(),
+    };
+    for p in payloads {
+        let req = &payload_spec(p).requirements;
+        if let Some(why) = unmet(&p.info.name, req, &args.scheduler, launch.sched_ext, &topology) {
+            return Err(UsageError(why).into());
+        }
+    }
+    Ok(Validated { topology, memory_mib, job, checks, launcher, launch })
+}
+
+/// The topology of a run that names none.
+pub const DEFAULT_TOPOLOGY: &str = "1n1l2c1t";
+/// Tried in order for a scenario run without --topology.
+const SCENARIO_TOPOLOGIES: [&str; 5] = ["1n1l2c1t", "1n2l2c1t", "2n2l2c1t", "1n4l2c1t", "2n4l2c1t"];
+
+/// The smallest of [`SCENARIO_TOPOLOGIES`] the scenario accepts, or a usage
+/// error that says to give one.
+fn fitting_topology(scenario: &Scenario) -> anyhow::Result<Topology> {
+    let mut first_err = None;
+    for t in SCENARIO_TOPOLOGIES {
+        let topology: Topology = t.parse().expect("the candidate topologies parse");
+        match scenario.validate(&topology) {
+            Ok(()) => return Ok(topology),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    let e = first_err.map(|e| e.to_string()).unwrap_or_default();
+    Err(UsageError(format!(
+        "scenario `{}` fits none of {}: {e}; give --topology",
+        scenario.name,
+        SCENARIO_TOPOLOGIES.join(", ")
+    ))
+    .into())
 }
 
 /// A scenario file, else a canned scenario of that name.
@@ -116,12 +175,11 @@ fn load_scenario(spec: &str) -> anyhow::Result<Scenario> {
 /// Resolves binaries against the kernel and builds the plan and archive.
 pub fn prepare(
     args: &RunArgs,
-    catalog: &Catalog,
     valid: Validated<'_>,
     kernel: &KernelEntry,
 ) -> anyhow::Result<Prepared> {
-    let Validated { topology, memory_mib, job, checks } = valid;
-    let (launcher, launch, sched_binary) = resolve_scheduler(&args.scheduler, catalog, kernel)?;
+    let Validated { topology, memory_mib, job, checks, launcher, launch } = valid;
+    let sched_binary = scheduler::binary(&launch, kernel)?;
 
     let mut base = ArchiveSpec::default();
     base.add_elf_with_deps(&init_binary()?, INIT_GUEST_PATH)?;
@@ -130,42 +188,49 @@ pub fn prepare(
         Some(path) => Some(base.add_elf_in_dir(path, BIN_DIR)?),
     };
 
-    let (payload, scenario, job_desc, job_name) = match job {
+    let mut packer = Packer::new(&mut base);
+    let (mut timing_of_payload, mut hints) = (None, Vec::new());
+    let (payload, scenario, job_desc, job_name, limit_s) = match job {
         Job::Payload { name, payload, extractor } => {
-            let pinfo =
-                payload.info.payload.as_ref().expect("payload plugins carry a payload section");
-            let plugin = pack_plugin(&mut base, payload)?;
-            let extractor = pack_plugin(&mut base, extractor)?;
-            let binary = pack_payload_binary(&mut base, payload)?;
-            let args_for_payload =
-                if args.args.is_empty() { pinfo.default_args.clone() } else { args.args.clone() };
-            let desc = format!(
-                "{name}: {} {}",
-                binary.as_deref().unwrap_or("(inline)"),
-                args_for_payload.join(" ")
-            );
+            let spec = payload_spec(payload);
+            let t = timing(spec, args.duration);
+            let Timing { duration_s, timeout_s } = t;
+            (timing_of_payload, hints) = (Some(t), spec.metric_hints.clone());
+            let context = context(&name, duration_s, &topology, memory_mib);
+            let given = if args.args.is_empty() { &spec.default_args } else { &args.args };
+            let argv = expand(given, &context).map_err(|e| UsageError(format!("{name}: {e}")))?;
+            let binary = packer.payload_binary(payload)?;
+            let desc =
+                format!("{name}: {} {}", binary.as_deref().unwrap_or("(inline)"), argv.join(" "));
             let plan = PayloadPlan {
                 name: name.clone(),
-                plugin,
-                extractor,
-                metric_stream: pinfo.metric_stream,
+                plugin: packer.plugin(payload)?,
+                extractor: packer.plugin(extractor)?,
+                metric_stream: spec.metric_stream,
+                env: packer.env(spec, &context),
                 binary,
-                args: args_for_payload,
-                own_process_group: pinfo.own_process_group,
-                timeout_ms: Some(args.duration * 1000),
+                args: argv,
+                own_process_group: spec.own_process_group,
+                timeout_ms: Some(timeout_s * 1000),
+                context,
             };
-            (Some(plan), None, desc, name)
+            (Some(plan), None, desc, name, timeout_s)
         }
         Job::Scenario { scenario, payloads } => {
+            let duration_s = args.duration.unwrap_or(SCENARIO_DURATION_S);
             let mut planned = Vec::new();
             for p in payloads {
-                let pinfo =
-                    p.info.payload.as_ref().expect("payload plugins carry a payload section");
+                let (name, spec) = (p.info.name.clone(), payload_spec(p));
+                let context = context(&name, duration_s, &topology, memory_mib);
+                let default_args = expand(&spec.default_args, &context)
+                    .map_err(|e| UsageError(format!("{name}: {e}")))?;
                 planned.push(ScenarioPayloadPlan {
-                    name: p.info.name.clone(),
-                    plugin: pack_plugin(&mut base, p)?,
-                    binary: pack_payload_binary(&mut base, p)?,
-                    default_args: pinfo.default_args.clone(),
+                    plugin: packer.plugin(p)?,
+                    binary: packer.payload_binary(p)?,
+                    env: packer.env(spec, &context),
+                    default_args,
+                    context,
+                    name,
                 });
             }
             let names: Vec<&str> = planned.iter().map(|p| p.name.as_str()).collect();
@@ -180,16 +245,8 @@ pub fn prepare(
                 }
             );
             let name = scenario.name.clone();
-            (
-                None,
-                Some(ScenarioPlan {
-                    scenario,
-                    payloads: planned,
-                    duration_ms: args.duration * 1000,
-                }),
-                desc,
-                name,
-            )
+            let plan = ScenarioPlan { scenario, payloads: planned, duration_ms: duration_s * 1000 };
+            (None, Some(plan), desc, name, duration_s)
         }
     };
 
@@ -211,72 +268,18 @@ pub fn prepare(
         Some(p) => format!("{} ({}, launcher {})", args.scheduler, p.display(), launcher.info.name),
         None => format!("{} (launcher {})", args.scheduler, launcher.info.name),
     };
-    Ok(Prepared { plan, base, topology, memory_mib, job_desc, job_name, scheduler_desc })
-}
-
-/// Packs a plugin library with its dependencies; returns where it is in
-/// the guest.
-fn pack_plugin(base: &mut ArchiveSpec, p: &PluginRef) -> anyhow::Result<PluginAt> {
-    Ok(p.at(base.add_elf_in_dir(&p.path, PLUGIN_DIR)?))
-}
-
-/// The binary a payload plugin runs (and its extra files), packed; `None`
-/// for inline payloads.
-fn pack_payload_binary(base: &mut ArchiveSpec, p: &PluginRef) -> anyhow::Result<Option<String>> {
-    let pinfo = p.info.payload.as_ref().expect("payload plugins carry a payload section");
-    for extra in &pinfo.extra_files {
-        base.add_file(Path::new(extra), extra, 0o644);
-    }
-    let Some(bin) = &pinfo.binary else { return Ok(None) };
-    let found = locate(bin, &[]).map_err(|e| anyhow::anyhow!("payload `{}`: {e}", p.info.name))?;
-    base.add_elf_in_dir(&found.path, BIN_DIR).map(Some)
-}
-
-/// A scheduler plugin of that exact name (e.g. `eevdf`), else the first
-/// launcher that accepts any binary (`scx`). Returns the binary to pack.
-fn resolve_scheduler<'c>(
-    requested: &str,
-    catalog: &'c Catalog,
-    kernel: &KernelEntry,
-) -> anyhow::Result<(&'c PluginRef, LaunchSpec, Option<PathBuf>)> {
-    let exact = catalog
-        .find(Kind::Scheduler, requested)
-        .filter(|p| !p.info.scheduler.as_ref().is_some_and(|s| s.accepts_any_binary));
-    let launcher = match exact {
-        Some(p) => p,
-        None => catalog
-            .plugins
-            .iter()
-            .find(|p| p.info.scheduler.as_ref().is_some_and(|s| s.accepts_any_binary))
-            .ok_or_else(|| UsageError(format!("no scheduler plugin named `{requested}` and no launcher for arbitrary sched_ext binaries (is the `scx` plugin installed?)")))?,
-    };
-    let spec = launcher
-        .launch(requested)
-        .map_err(|e| UsageError(format!("scheduler `{requested}`: {e}")))?;
-    let Some(binary) = spec.binary.clone() else {
-        return Ok((launcher, spec, None));
-    };
-    if binary.contains('/') {
-        let p = PathBuf::from(&binary);
-        if !p.is_file() {
-            return Err(UsageError(format!("scheduler binary {binary} does not exist")).into());
-        }
-        return Ok((launcher, spec, Some(p)));
-    }
-    if let Some(p) = kernel.find_scheduler(&binary) {
-        return Ok((launcher, spec, Some(p)));
-    }
-    if let Some(p) = crate::plugins::find_in_path(&binary) {
-        return Ok((launcher, spec, Some(p)));
-    }
-    let cached: Vec<String> =
-        crate::kernel::available_schedulers().into_iter().map(|(n, _)| n).collect();
-    Err(UsageError(format!(
-        "scheduler `{binary}` not found in the kernel cache entry ({}) nor on PATH; cached schedulers: {}",
-        kernel.dir.display(),
-        if cached.is_empty() { "none (run `ktstr kernel build`)".into() } else { cached.join(", ") }
-    ))
-    .into())
+    Ok(Prepared {
+        plan,
+        base,
+        topology,
+        memory_mib,
+        job_desc,
+        job_name,
+        scheduler_desc,
+        payload_limit_s: limit_s,
+        timing: timing_of_payload,
+        hints,
+    })
 }
 
 /// `ktstr-init`: `$KTSTR_INIT`, else beside this executable.

@@ -20,6 +20,12 @@ pub struct Record {
     pub metrics: Vec<Metric>,
     pub extractor: Option<String>,
     pub extract_error: Option<String>,
+    /// What the extractor said about its metrics.
+    pub notes: Vec<String>,
+    /// Files payloads left in their `out_dir`, by `payload/relative/path`.
+    pub out_files: BTreeMap<String, Vec<u8>>,
+    /// Files of an `out_dir` the guest did not send: (path, why).
+    pub out_skipped: Vec<(String, String)>,
     pub checks: Vec<CheckResult>,
     pub scheduler_failure: Option<SchedulerFailure>,
     /// `Some` once the guest said its last word; the inner error is the init's own.
@@ -118,8 +124,9 @@ impl Record {
             Message::SchedExtDuringPayload { state, ops } => {
                 self.sched_ext_during_payload = Some((state, ops))
             }
-            Message::Metrics { metrics, extractor, error } => {
+            Message::Metrics { metrics, notes, extractor, error } => {
                 self.metrics = metrics;
+                self.notes = notes;
                 self.extractor = Some(extractor);
                 self.extract_error = error;
             }
@@ -154,6 +161,14 @@ impl Record {
             Message::ScenarioOutput { name, stdout, data } => {
                 let (out, err) = self.scenario_outputs.entry(name).or_default();
                 if stdout { out } else { err }.extend(data);
+            }
+            Message::OutFile { path, data } => {
+                self.out_files.entry(path).or_default().extend(data);
+            }
+            Message::OutFileSkipped { path, reason } => {
+                let line = format!("{path} not brought back: {reason}");
+                self.out_skipped.push((path, reason));
+                return Some(line);
             }
             Message::ScenarioDone { name, error } => {
                 let line = match &error {

@@ -12,6 +12,8 @@ pub enum Verdict {
     Pass,
     CheckFailed,
     SchedulerFailed,
+    /// The payload ran past its time limit and was killed.
+    PayloadTimeout,
     /// The watchdog ended a guest that never finished.
     Timeout,
     /// The guest died (panic, triple fault) or powered off without finishing.
@@ -42,6 +44,9 @@ impl Verdict {
             None if end == VmEnd::WatchdogKilled => Verdict::Timeout,
             None => Verdict::GuestCrash,
             Some(Some(_)) => Verdict::InitError,
+            Some(None) if record.payload_end.as_ref().is_some_and(|e| e.timed_out) => {
+                Verdict::PayloadTimeout
+            }
             Some(None) if record.checks.is_empty() => Verdict::InitError,
             Some(None) if record.checks.iter().all(|c| c.passed) => Verdict::Pass,
             Some(None) => Verdict::CheckFailed,
@@ -53,7 +58,9 @@ impl Verdict {
             Verdict::Pass => exit::PASS,
             Verdict::CheckFailed => exit::CHECK_FAILED,
             Verdict::SchedulerFailed => exit::SCHEDULER_FAILED,
-            Verdict::Timeout | Verdict::GuestCrash => exit::TIMEOUT_OR_CRASH,
+            Verdict::PayloadTimeout | Verdict::Timeout | Verdict::GuestCrash => {
+                exit::TIMEOUT_OR_CRASH
+            }
             Verdict::InitError => exit::INFRA_ERROR,
             Verdict::Interrupted => exit::INTERRUPTED,
         }
@@ -64,6 +71,7 @@ impl Verdict {
             Verdict::Pass => "PASS",
             Verdict::CheckFailed => "CHECK_FAILED",
             Verdict::SchedulerFailed => "SCHEDULER_FAILED",
+            Verdict::PayloadTimeout => "PAYLOAD_TIMEOUT",
             Verdict::Timeout => "TIMEOUT",
             Verdict::GuestCrash => "GUEST_CRASH",
             Verdict::InitError => "INIT_ERROR",

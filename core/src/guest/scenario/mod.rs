@@ -36,6 +36,8 @@ pub struct ScenarioPayload {
     pub source: PayloadSource,
     /// Used when `run_payload` gives no `args`.
     pub default_args: Vec<String>,
+    /// Added to the payload's environment.
+    pub env: Vec<(String, String)>,
 }
 
 /// Everything the executor needs.

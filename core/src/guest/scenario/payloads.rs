@@ -49,9 +49,9 @@ impl LivePayload {
             Some(sp) => {
                 let args = args.unwrap_or(&sp.default_args);
                 let program = match &sp.source {
-                    PayloadSource::Binary(path) => Program::Exec { path, args },
+                    PayloadSource::Binary(path) => Program::Exec { path, args, env: &sp.env },
                     PayloadSource::Inline { plugin, context } => {
-                        Program::Inline { plugin, context: context.clone(), args }
+                        Program::Inline { plugin, context: context.clone(), args, env: &sp.env }
                     }
                 };
                 payload::start(&program, dir, true)

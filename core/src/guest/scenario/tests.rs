@@ -63,6 +63,7 @@ fn sh(script: &str) -> ScenarioPayload {
     ScenarioPayload {
         source: PayloadSource::Binary("/bin/sh".into()),
         default_args: vec!["-c".into(), script.into()],
+        env: vec![("KTSTR_TEST".into(), "1".into())],
     }
 }
 

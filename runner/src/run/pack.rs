@@ -1,0 +1,86 @@
+//! What a run packs into the guest for its payloads: plugin libraries, the
+//! binaries they run, their extra files, and coreutils' stdbuf preload that
+//! makes their output line-buffered.
+
+use std::path::{Path, PathBuf};
+
+use ktstr_core::plan::{BIN_DIR, PLUGIN_DIR};
+use ktstr_core::plugin::{payload_spec, PayloadSpec, PluginAt, PluginRef, RunContext};
+
+use super::payload_run::env;
+use crate::initramfs::ArchiveSpec;
+use crate::plugins::locate;
+
+/// Where shared objects ktstr itself preloads go in the guest.
+const LIB_DIR: &str = "/ktstr/lib";
+/// Where Debian and others keep coreutils' `stdbuf` preload library.
+const STDBUF_DIRS: [&str; 3] =
+    ["/usr/libexec/coreutils", "/usr/lib/coreutils", "/usr/lib/x86_64-linux-gnu/coreutils"];
+
+pub struct Packer<'a> {
+    base: &'a mut ArchiveSpec,
+    /// The guest path of libstdbuf.so once packed (`Some(None)`: not found).
+    stdbuf: Option<Option<String>>,
+}
+
+impl<'a> Packer<'a> {
+    pub fn new(base: &'a mut ArchiveSpec) -> Self {
+        Packer { base, stdbuf: None }
+    }
+
+    /// Packs a plugin library with its dependencies; returns where it is.
+    pub fn plugin(&mut self, p: &PluginRef) -> anyhow::Result<PluginAt> {
+        Ok(p.at(self.base.add_elf_in_dir(&p.path, PLUGIN_DIR)?))
+    }
+
+    /// The binary a payload plugin runs (and its extra files), packed;
+    /// `None` for inline payloads.
+    pub fn payload_binary(&mut self, p: &PluginRef) -> anyhow::Result<Option<String>> {
+        let spec = payload_spec(p);
+        for extra in &spec.extra_files {
+            self.base.add_file(Path::new(extra), extra, 0o644);
+        }
+        let Some(bin) = &spec.binary else { return Ok(None) };
+        let found =
+            locate(bin, &[]).map_err(|e| anyhow::anyhow!("payload `{}`: {e}", p.info.name))?;
+        self.base.add_elf_in_dir(&found.path, BIN_DIR).map(Some)
+    }
+
+    /// The payload's environment: its run context as `KTSTR_*`, and for a
+    /// binary that asked for it, stdio line buffering (`stdbuf -oL -eL`).
+    pub fn env(&mut self, spec: &PayloadSpec, ctx: &RunContext) -> Vec<(String, String)> {
+        let mut vars = env(ctx);
+        if spec.binary.is_some() && spec.line_buffered {
+            if let Some(lib) = self.stdbuf() {
+                vars.push(("LD_PRELOAD".into(), lib));
+                vars.push(("_STDBUF_O".into(), "L".into()));
+                vars.push(("_STDBUF_E".into(), "L".into()));
+            }
+        }
+        vars
+    }
+
+    fn stdbuf(&mut self) -> Option<String> {
+        if self.stdbuf.is_none() {
+            let found = STDBUF_DIRS
+                .iter()
+                .map(|d| PathBuf::from(d).join("libstdbuf.so"))
+                .find(|p| p.is_file());
+            let packed = found.and_then(|p| match self.base.add_elf_in_dir(&p, LIB_DIR) {
+                Ok(guest) => Some(guest),
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot pack {}: {e:#}; payload output stays block-buffered",
+                        p.display()
+                    );
+                    None
+                }
+            });
+            if packed.is_none() {
+                tracing::warn!("libstdbuf.so (coreutils) not found: payload output stays as the payload buffers it");
+            }
+            self.stdbuf = Some(packed);
+        }
+        self.stdbuf.clone().flatten()
+    }
+}

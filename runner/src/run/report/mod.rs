@@ -1,0 +1,221 @@
+//! Rendering the verdict: the human summary, the JSON document, and the
+//! artifacts directory. Both renderings read the same [`Outcome`].
+
+use std::path::{Path, PathBuf};
+
+mod summary;
+
+use ktstr_core::plugin::{MetricHint, Polarity};
+use serde_json::json;
+
+use super::payload_run::Timing;
+use super::record::Record;
+use super::verdict::Verdict;
+
+/// Which VM engine ran the guest, and what it cost.
+pub struct EngineInfo {
+    /// `qemu` or `kvm` (ktstr's own VMM).
+    pub name: &'static str,
+    /// Version, accelerator and why it was chosen.
+    pub description: String,
+    pub peak_rss_kib: Option<u64>,
+    /// How the VM ended, when the engine says more than an exit status.
+    pub end_detail: Option<String>,
+    /// How long stopping the VM took, when ktstr had to stop it (watchdog,
+    /// Ctrl-C, a guest that did not power off).
+    pub stop_ms: Option<u128>,
+}
+
+/// Everything a rendering needs.
+pub struct Outcome<'a> {
+    pub verdict: Verdict,
+    pub record: &'a Record,
+    pub kernel: String,
+    pub engine: EngineInfo,
+    pub topology: String,
+    pub topology_mismatches: Vec<String>,
+    pub scheduler: String,
+    pub payload: String,
+    pub artifacts: PathBuf,
+    pub wall_ms: u128,
+    /// The last console lines, shown when the guest did not finish.
+    pub console_tail: Vec<String>,
+    /// The payload's duration and time limit (not for scenarios).
+    pub timing: Option<Timing>,
+    /// The payload's metric hints: units and which way is better.
+    pub hints: Vec<MetricHint>,
+}
+
+impl Outcome<'_> {
+    /// One sentence on why the verdict is what it is.
+    pub fn reason(&self) -> String {
+        let r = self.record;
+        match self.verdict {
+            Verdict::Pass => "every check passed".into(),
+            Verdict::CheckFailed => {
+                let failed: Vec<&str> =
+                    r.checks.iter().filter(|c| !c.passed).map(|c| c.check.as_str()).collect();
+                format!("failed: {}", failed.join(", "))
+            }
+            Verdict::SchedulerFailed => {
+                r.scheduler_failure.as_ref().map(|f| f.reason.clone()).unwrap_or_default()
+            }
+            Verdict::PayloadTimeout => {
+                let ran = r.payload_end.as_ref().map_or(0, |e| e.duration_ms);
+                let limit = match self.timing {
+                    Some(t) if t.timeout_s > t.duration_s => format!(
+                        " (its limit: --duration {} s plus {} s grace)",
+                        t.duration_s,
+                        t.timeout_s - t.duration_s
+                    ),
+                    Some(t) => format!(" (its limit: {} s; it is fixed-length)", t.timeout_s),
+                    None => String::new(),
+                };
+                format!(
+                    "the payload timed out after {:.1} s and was killed{limit}",
+                    ran as f64 / 1e3
+                )
+            }
+            Verdict::Timeout => "the guest did not finish before the watchdog fired".into(),
+            Verdict::GuestCrash => match &self.engine.end_detail {
+                Some(d) => format!("the guest stopped without reporting a result: {d}"),
+                None => {
+                    "the guest stopped without reporting a result (kernel panic or crash?)".into()
+                }
+            },
+            Verdict::InitError => match &r.finished {
+                Some(Some(e)) => format!("guest init error: {e}"),
+                _ => "the guest init reported no check results".into(),
+            },
+            Verdict::Interrupted => "interrupted by the user".into(),
+        }
+    }
+
+    /// The hint for metric `name`: an exact name, else a `*` glob.
+    fn hint(&self, name: &str) -> Option<&MetricHint> {
+        let exact = self.hints.iter().find(|h| h.name == name);
+        exact.or_else(|| self.hints.iter().find(|h| glob_matches(&h.name, name)))
+    }
+
+    fn job_kind(&self) -> &'static str {
+        if self.record.scenario_done.is_some() {
+            "scenario"
+        } else {
+            "payload"
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let r = self.record;
+        json!({
+            "verdict": self.verdict,
+            "exit_code": self.verdict.exit_code(),
+            "reason": self.reason(),
+            "engine": { "name": self.engine.name, "description": self.engine.description, "peak_rss_kib": self.engine.peak_rss_kib, "end": self.engine.end_detail, "stop_ms": self.engine.stop_ms },
+            "kernel": self.kernel,
+            "topology": { "requested": self.topology, "mismatches": self.topology_mismatches,
+                          "seen": r.topology_json.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()) },
+            "scheduler": {
+                "requested": self.scheduler,
+                "ready": r.scheduler_ready.as_ref().map(|s| json!({"pid": s.pid, "sched_ext_state": s.state, "ops": s.ops, "ready_ms": s.ready_ms})),
+                "during_payload": r.sched_ext_during_payload.as_ref().map(|(s, o)| json!({"sched_ext_state": s, "ops": o})),
+                "failure": r.scheduler_failure,
+            },
+            "payload": {
+                "command": self.payload,
+                "pid": r.payload_pid,
+                "end": r.payload_end.as_ref().map(|e| json!({"exit_code": e.exit_code, "signal": e.signal, "timed_out": e.timed_out,
+                    "duration_ms": e.duration_ms, "stdout_truncated": e.stdout_truncated, "stderr_truncated": e.stderr_truncated})),
+            },
+            "extractor": r.extractor,
+            "extract_error": r.extract_error,
+            "scenario": r.scenario_done.as_ref().map(|(name, error)| json!({ "name": name, "error": error, "steps": r.scenario_steps })),
+            "extractor_notes": r.notes,
+            "metrics": r.metrics.iter().map(|m| {
+                let mut v = serde_json::to_value(m).expect("metrics serialise");
+                if let Some(h) = self.hint(&m.name) {
+                    v["better"] = json!(better(h.polarity));
+                }
+                v
+            }).collect::<Vec<_>>(),
+            "checks": r.checks,
+            "out_files": r.out_files.iter().map(|(p, d)| json!({"path": format!("out/{p}"), "bytes": d.len()})).collect::<Vec<_>>(),
+            "out_skipped": r.out_skipped.iter().map(|(p, why)| json!({"path": p, "reason": why})).collect::<Vec<_>>(),
+            "guest_log": r.logs,
+            "console_tail": self.console_tail,
+            "artifacts": self.artifacts,
+            "wall_ms": self.wall_ms,
+        })
+    }
+}
+
+/// `higher`, `lower` or `neutral`.
+fn better(p: Polarity) -> &'static str {
+    match p {
+        Polarity::HigherIsBetter => "higher",
+        Polarity::LowerIsBetter => "lower",
+        _ => "neutral",
+    }
+}
+
+/// Whether `pattern`, where `*` matches any run of characters, matches `name`.
+fn glob_matches(pattern: &str, name: &str) -> bool {
+    let Some((first, rest)) = pattern.split_once('*') else { return pattern == name };
+    let Some(mut left) = name.strip_prefix(first) else { return false };
+    let parts: Vec<&str> = rest.split('*').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i == parts.len() - 1 {
+            return left.len() >= part.len() && left.ends_with(part);
+        }
+        match left.find(part) {
+            Some(at) => left = &left[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The last `n` lines of a text file (lossy), for evidence.
+pub fn tail_lines(path: &Path, n: usize) -> Vec<String> {
+    let text = String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned();
+    let lines: Vec<String> = text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
+/// Writes what the guest sent into the artifacts directory.
+pub fn write_artifacts(dir: &Path, record: &Record) -> std::io::Result<()> {
+    use ktstr_core::protocol::OutputSource;
+    std::fs::write(dir.join(OutputSource::PayloadStdout.file_name()), &record.payload_stdout)?;
+    std::fs::write(dir.join(OutputSource::PayloadStderr.file_name()), &record.payload_stderr)?;
+    std::fs::write(dir.join(OutputSource::Scheduler.file_name()), &record.scheduler_log)?;
+    for (name, (out, err)) in &record.scenario_outputs {
+        // Instance names are validated to be plain (no `/`); be safe anyway.
+        let safe: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect();
+        std::fs::write(dir.join(format!("payload-{safe}.stdout")), out)?;
+        std::fs::write(dir.join(format!("payload-{safe}.stderr")), err)?;
+    }
+    for (path, data) in &record.out_files {
+        let Some(rel) = safe_relative(path) else {
+            tracing::warn!("ignoring an out_dir file with an unsafe path: {path:?}");
+            continue;
+        };
+        let target = dir.join("out").join(rel);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(target, data)?;
+    }
+    Ok(())
+}
+
+/// `path` as a relative path with no `..`, `.` or root in it; the guest
+/// builds it, but the host never writes outside the artifacts directory.
+fn safe_relative(path: &str) -> Option<std::path::PathBuf> {
+    use std::path::Component;
+    let p = Path::new(path);
+    let ok = !path.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)));
+    ok.then(|| p.to_path_buf())
+}

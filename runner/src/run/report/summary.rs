@@ -1,0 +1,240 @@
+//! The human summary of a run: the verdict and why on the first line, then
+//! the machine, the scheduler, the payload, its metrics, checks and evidence.
+
+use ktstr_core::check::CheckResult;
+use ktstr_core::metrics::format_value;
+use ktstr_core::plugin::Polarity;
+
+use super::{Outcome, Record, Verdict};
+
+/// Most metrics the summary lists; all of them stay in the JSON.
+pub const MAX_METRICS: usize = 40;
+/// Lines of the payload's own output a timed-out run shows.
+const OUTPUT_TAIL_LINES: usize = 10;
+
+impl Outcome<'_> {
+    pub fn summary(&self) -> String {
+        let r = self.record;
+        let mut s = format!(
+            "\nktstr: {}  (exit {}) — {}\n",
+            self.verdict.as_str(),
+            self.verdict.exit_code(),
+            self.reason()
+        );
+        let mut row = |k: &str, v: String| s.push_str(&format!("  {k:<10} {v}\n"));
+        row("kernel", self.kernel.clone());
+        let rss = self
+            .engine
+            .peak_rss_kib
+            .map(|k| format!("; peak RSS {} MiB", k / 1024))
+            .unwrap_or_default();
+        row("engine", format!("{}{rss}", self.engine.description));
+        let topo = if r.topology_json.is_none() {
+            "(not reported by the guest)".to_string()
+        } else if self.topology_mismatches.is_empty() {
+            "guest sees exactly this".to_string()
+        } else {
+            format!("MISMATCH: {}", self.topology_mismatches.join("; "))
+        };
+        row("topology", format!("{} — {topo}", self.topology));
+        row("scheduler", self.scheduler_line());
+        if r.scenario_done.is_none() {
+            row("payload", format!("{}{}", self.payload, self.payload_end()));
+        } else {
+            s.push_str(&scenario_summary(r));
+        }
+        s.push_str(&self.metrics_section());
+        if let Some(e) = &r.extract_error {
+            s.push_str(&format!("  extractor error: {e}\n"));
+        }
+        s.push_str(&checks_section(&r.checks));
+        if !r.notes.is_empty() {
+            s.push_str(&format!("  extractor notes:\n{}\n", indent(&r.notes.join("\n"))));
+        }
+        if self.verdict == Verdict::PayloadTimeout {
+            for (name, data) in [("stdout", &r.payload_stdout), ("stderr", &r.payload_stderr)] {
+                let text = String::from_utf8_lossy(data);
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(OUTPUT_TAIL_LINES)..].join("\n");
+                let shown = if tail.trim().is_empty() { "(nothing)".into() } else { indent(&tail) };
+                s.push_str(&format!("  payload {name} (tail):\n{shown}\n"));
+            }
+        }
+        if let Some(f) = &r.scheduler_failure {
+            s.push_str(&format!("  scheduler output (tail):\n{}\n", indent(&f.output_tail)));
+            if !f.kernel_log.is_empty() {
+                s.push_str(&format!(
+                    "  kernel log about sched_ext:\n{}\n",
+                    indent(&f.kernel_log.join("\n"))
+                ));
+            }
+        }
+        if matches!(self.verdict, Verdict::Timeout | Verdict::GuestCrash | Verdict::InitError)
+            && !self.console_tail.is_empty()
+        {
+            s.push_str(&format!(
+                "  last console lines:\n{}\n",
+                indent(&self.console_tail.join("\n"))
+            ));
+        }
+        if !r.out_files.is_empty() {
+            s.push_str(&format!(
+                "  out        {} file(s) the payload left in its out_dir, in {}\n",
+                r.out_files.len(),
+                self.artifacts.join("out").display()
+            ));
+        }
+        s.push_str(&format!("  artifacts  {}\n", self.artifacts.display()));
+        s
+    }
+
+    fn scheduler_line(&self) -> String {
+        let r = self.record;
+        match (&r.scheduler_ready, &r.sched_ext_during_payload) {
+            (_, Some((state, ops))) => format!(
+                "{} — at the end of the {} sched_ext was `{state}`, ops `{ops}`",
+                self.scheduler,
+                self.job_kind()
+            ),
+            (Some(ready), None) => format!(
+                "{} — ready (sched_ext `{}`, ops `{}`)",
+                self.scheduler, ready.state, ready.ops
+            ),
+            _ => self.scheduler.clone(),
+        }
+    }
+
+    fn payload_end(&self) -> String {
+        let Some(e) = &self.record.payload_end else { return String::new() };
+        let timed_out = if e.timed_out { " (timed out)" } else { "" };
+        match (e.exit_code, e.signal) {
+            (Some(c), _) => format!(" — exit {c} after {} ms{timed_out}", e.duration_ms),
+            (None, sig) => format!(
+                " — killed by signal {} after {} ms{timed_out}",
+                sig.unwrap_or(0),
+                e.duration_ms
+            ),
+        }
+    }
+
+    /// The metrics, checked ones first, at most [`MAX_METRICS`] of them;
+    /// ↑/↓ mark the metrics whose hint says which way is better.
+    fn metrics_section(&self) -> String {
+        let r = self.record;
+        if r.metrics.is_empty() {
+            return String::new();
+        }
+        let marks = |name: &str| -> Vec<&CheckResult> {
+            r.checks.iter().filter(|c| check_names_metric(&c.check, name)).collect()
+        };
+        let mut order: Vec<usize> = (0..r.metrics.len()).collect();
+        order.sort_by_key(|&i| marks(&r.metrics[i].name).is_empty());
+        let shown = &order[..order.len().min(MAX_METRICS)];
+        let width = shown.iter().map(|&i| r.metrics[i].name.len()).max().unwrap_or(0);
+        let mut s = String::from("  metrics\n");
+        for &i in shown {
+            let m = &r.metrics[i];
+            let checks = marks(&m.name);
+            let mark = match checks.iter().all(|c| c.passed) {
+                _ if checks.is_empty() => "  ",
+                true => "✓ ",
+                false => "✗ ",
+            };
+            let better = match self.hint(&m.name).map(|h| h.polarity) {
+                Some(Polarity::HigherIsBetter) => " ↑",
+                Some(Polarity::LowerIsBetter) => " ↓",
+                _ => "",
+            };
+            let unit = if m.unit.is_empty() {
+                self.hint(&m.name).map(|h| h.unit.clone()).unwrap_or_default()
+            } else {
+                m.unit.clone()
+            };
+            s.push_str(&format!(
+                "    {mark}{:<width$}  {:>14} {unit}{better}\n",
+                m.name,
+                format_value(m.value)
+            ));
+        }
+        if r.metrics.len() > shown.len() {
+            s.push_str(&format!(
+                "    … and {} more metrics (all of them are in --json and result.json)\n",
+                r.metrics.len() - shown.len()
+            ));
+        }
+        s
+    }
+}
+
+fn checks_section(checks: &[CheckResult]) -> String {
+    if checks.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("  checks\n");
+    for c in checks {
+        let detail = if c.detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", c.detail.replace('\n', "\n        "))
+        };
+        let status = if c.passed { "PASS" } else { "FAIL" };
+        s.push_str(&format!("    {status} {}{detail}\n", c.check));
+    }
+    s
+}
+
+/// Per step: how long it held, each cgroup's workers and work, its checks.
+fn scenario_summary(r: &Record) -> String {
+    let mut s = String::new();
+    if let Some((name, error)) = &r.scenario_done {
+        s.push_str(&format!(
+            "  {:<10} {name}{}\n",
+            "scenario",
+            error.as_ref().map(|e| format!(" — stopped early: {e}")).unwrap_or_default()
+        ));
+    }
+    for step in &r.scenario_steps {
+        s.push_str(&format!("    step {} ({} ms)\n", step.name, step.duration_ms));
+        for cg in &step.cgroups {
+            let units: u64 = cg.workers.iter().map(|w| w.report.work_units).sum();
+            let cpus = cg
+                .cpus
+                .as_ref()
+                .map(|c| format!(" on CPUs {}", ktstr_core::topology::format_cpulist(c)))
+                .unwrap_or_default();
+            s.push_str(&format!(
+                "      {:<20} {} workers{cpus}, {units} work units\n",
+                cg.cgroup,
+                cg.workers.len()
+            ));
+        }
+        for c in &step.captures {
+            s.push_str(&format!("      capture {} of {}: pids {:?}\n", c.tag, c.cgroup, c.pids));
+        }
+        for p in &step.payloads {
+            let how = match (p.exit_code, p.signal, &p.error) {
+                (_, _, Some(e)) => format!("error: {e}"),
+                (Some(c), _, _) => format!("exit {c}"),
+                (None, Some(sig), _) => format!("signal {sig}"),
+                _ => "no status".into(),
+            };
+            s.push_str(&format!(
+                "      payload {} ({}) in {}: {how} after {} ms\n",
+                p.name, p.plugin, p.cgroup, p.duration_ms
+            ));
+        }
+        for e in &step.errors {
+            s.push_str(&format!("      error: {e}\n"));
+        }
+    }
+    s
+}
+
+/// Whether a check's text form reads this metric (`name>=…`, `exists(name)`…).
+fn check_names_metric(check: &str, metric: &str) -> bool {
+    ktstr_core::check::Check::parse(check).ok().is_some_and(|c| c.metric() == Some(metric))
+}
+
+fn indent(text: &str) -> String {
+    text.trim_end().lines().map(|l| format!("      {l}")).collect::<Vec<_>>().join("\n")
+}
