@@ -42,14 +42,14 @@ impl Check {
     }
 }
 
+// Bounds print exactly (`{}` is the shortest text that parses back), so
+// parse(display(c)) == c; format_value would round them to 3 decimals.
 impl std::fmt::Display for Check {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Check::Min { metric, min } => write!(f, "{metric}>={}", format_value(*min)),
-            Check::Max { metric, max } => write!(f, "{metric}<={}", format_value(*max)),
-            Check::Range { metric, min, max } => {
-                write!(f, "{}<={metric}<={}", format_value(*min), format_value(*max))
-            }
+            Check::Min { metric, min } => write!(f, "{metric}>={min}"),
+            Check::Max { metric, max } => write!(f, "{metric}<={max}"),
+            Check::Range { metric, min, max } => write!(f, "{min}<={metric}<={max}"),
             Check::Exists { metric } => write!(f, "exists({metric})"),
             Check::ExitCodeEq { code } => write!(f, "exit=={code}"),
         }
@@ -133,12 +133,11 @@ fn evaluate_one(
     );
     let (ok, bound) = match check {
         Check::Exists { .. } => (true, String::new()),
-        Check::Min { min, .. } => (v >= *min, format!("must be >= {}", format_value(*min))),
-        Check::Max { max, .. } => (v <= *max, format!("must be <= {}", format_value(*max))),
-        Check::Range { min, max, .. } => (
-            v >= *min && v <= *max,
-            format!("must be in [{}, {}]", format_value(*min), format_value(*max)),
-        ),
+        Check::Min { min, .. } => (v >= *min, format!("must be >= {min}")),
+        Check::Max { max, .. } => (v <= *max, format!("must be <= {max}")),
+        Check::Range { min, max, .. } => {
+            (v >= *min && v <= *max, format!("must be in [{min}, {max}]"))
+        }
         Check::ExitCodeEq { .. } => unreachable!(),
     };
     // NaN compares false everywhere, so it fails every bound, as it should.

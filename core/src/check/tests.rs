@@ -30,7 +30,7 @@ fn parses_every_form() {
 
 #[test]
 fn text_form_round_trips() {
-    for t in ["a>=1", "a<=2.5", "1<=a<=2", "exists(a)", "exit==0"] {
+    for t in ["a>=1", "a<=2.5", "1<=a<=2", "exists(a)", "exit==0", "a<=0.0001", "-0.25<=a<=1.5"] {
         assert_eq!(Check::parse(t).unwrap().to_string(), t);
     }
 }
