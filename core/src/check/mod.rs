@@ -16,9 +16,10 @@
 //!
 //! A `*` anywhere else is an error, so a typo never silently becomes a glob.
 //!
-//! Evaluation: ExitCodeEq first (its failure carries the last KiB of stderr);
-//! a missing metric fails loudly, and so does a glob that matches nothing,
-//! except in `count`, which is then 0; NaN fails every bound.
+//! Evaluation: ExitCodeEq first; a missing metric fails loudly, and so does a
+//! glob that matches nothing, except in `count`, which is then 0; NaN fails
+//! every bound. Every failure's detail ends with the [`Evidence`]: the
+//! extractor's notes, then the last KiB of stderr.
 
 use serde::{Deserialize, Serialize};
 
@@ -135,7 +136,7 @@ impl Bound {
     }
 }
 
-/// How much of stderr an exit-code failure carries.
+/// How much of stderr a failed check carries.
 pub const STDERR_TAIL: usize = 1024;
 
 impl Check {
@@ -190,25 +191,70 @@ pub struct CheckResult {
     /// first offender's when it fails and none when it passes.
     // No skip_serializing_if here or below: postcard is not self-describing.
     pub value: Option<f64>,
-    /// Why it failed, for people: names the metric, its value and the bound.
+    /// Why it failed, for people: names the metric, its value and the bound;
+    /// then the [`Evidence`]. Empty when it passed.
     pub detail: String,
 }
 
-/// Evaluates `checks`, exit-code checks first. `exit_code` is `None` when the
-/// payload was killed by a signal or never ran.
+/// What a failed check shows besides its own reason, so that a failure can be
+/// understood from the report alone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Evidence<'a> {
+    /// The payload's stderr; failures carry its last [`STDERR_TAIL`] bytes.
+    pub stderr: &'a [u8],
+    /// Lines the extractor returned to explain its metrics (say, a failing
+    /// test's own error line).
+    pub notes: &'a [String],
+}
+
+impl Evidence<'_> {
+    /// What a failure's detail ends with: a line per note, then the stderr
+    /// tail; empty when there is neither.
+    fn appendix(&self) -> String {
+        let mut s = String::new();
+        for note in self.notes.iter().map(|n| n.trim_end()).filter(|n| !n.is_empty()) {
+            s.push('\n');
+            s.push_str(note);
+        }
+        let tail = stderr_tail(self.stderr);
+        if !tail.trim().is_empty() {
+            s.push_str("\nstderr tail:\n");
+            s.push_str(tail.trim_end());
+        }
+        s
+    }
+}
+
+/// [`evaluate_with`], with `stderr` as the only evidence (no notes).
 pub fn evaluate(
     checks: &[Check],
     metrics: &[Metric],
     exit_code: Option<i32>,
     stderr: &[u8],
 ) -> Vec<CheckResult> {
+    evaluate_with(checks, metrics, exit_code, &Evidence { stderr, notes: &[] })
+}
+
+/// Evaluates `checks`, exit-code checks first; every failure carries the
+/// `evidence`. `exit_code` is `None` when the payload was killed by a signal
+/// or never ran.
+pub fn evaluate_with(
+    checks: &[Check],
+    metrics: &[Metric],
+    exit_code: Option<i32>,
+    evidence: &Evidence,
+) -> Vec<CheckResult> {
+    let appendix = evidence.appendix();
     let (exits, others): (Vec<&Check>, Vec<&Check>) =
         checks.iter().partition(|c| matches!(c, Check::ExitCodeEq { .. }));
     exits
         .into_iter()
         .chain(others)
         .map(|c| {
-            let Outcome { passed, value, detail } = evaluate_one(c, metrics, exit_code, stderr);
+            let Outcome { passed, value, mut detail } = evaluate_one(c, metrics, exit_code);
+            if !passed {
+                detail.push_str(&appendix);
+            }
             CheckResult { check: c.to_string(), passed, value, detail }
         })
         .collect()
@@ -241,12 +287,7 @@ impl Outcome {
     }
 }
 
-fn evaluate_one(
-    check: &Check,
-    metrics: &[Metric],
-    exit_code: Option<i32>,
-    stderr: &[u8],
-) -> Outcome {
+fn evaluate_one(check: &Check, metrics: &[Metric], exit_code: Option<i32>) -> Outcome {
     match check {
         Check::ExitCodeEq { code } => match exit_code {
             Some(c) if c == *code => Outcome::pass(Some(c as f64)),
@@ -255,13 +296,7 @@ fn evaluate_one(
                     .map_or("no exit code (killed by a signal or never ran)".to_string(), |c| {
                         format!("exit code {c}")
                     });
-                Outcome::fail(
-                    other.map(f64::from),
-                    format!(
-                        "expected exit code {code}, got {got}; stderr tail:\n{}",
-                        stderr_tail(stderr)
-                    ),
-                )
+                Outcome::fail(other.map(f64::from), format!("expected exit code {code}, got {got}"))
             }
         },
         Check::Exists { metric } if metric.contains('*') => family::exists(metric, metrics),

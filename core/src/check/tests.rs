@@ -287,6 +287,41 @@ fn a_glob_that_matches_nothing_fails_loudly() {
     assert!(run("exists(nope/*)", &[]).detail.contains("(have: none)"));
 }
 
+#[test]
+fn every_failure_carries_the_notes_then_the_stderr_tail() {
+    let notes = ["FAILED test_wake: expected 3, got 4".to_string(), "1 of 21 tests failed".into()];
+    let stderr = b"warming up\nassertion failed at wake.c:12\n";
+    let evidence = Evidence { stderr, notes: &notes };
+    let checks: Vec<Check> =
+        ["exit==0", "x<=4", "y>=1", "all(test/*)>=1", "count(test/*)>=3", "x>=0", "exists(x)"]
+            .iter()
+            .map(|t| Check::parse(t).unwrap())
+            .collect();
+    let ms = [vec![m("x", 5.0)], family(2)].concat();
+    let rs = evaluate_with(&checks, &ms, Some(1), &evidence);
+    let evidence_text = "\nFAILED test_wake: expected 3, got 4\n1 of 21 tests failed\n\
+                         stderr tail:\nwarming up\nassertion failed at wake.c:12";
+    for r in &rs[..5] {
+        assert!(!r.passed, "{r:?}");
+        let (why, rest) = r.detail.split_once('\n').unwrap();
+        assert!(!why.is_empty() && !why.contains("stderr"), "{}", r.detail);
+        assert_eq!(format!("\n{rest}"), evidence_text, "{}", r.check);
+    }
+    assert_eq!(rs[0].detail, format!("expected exit code 0, got exit code 1{evidence_text}"));
+    for r in &rs[5..] {
+        assert!(r.passed && r.detail.is_empty(), "{r:?}");
+    }
+}
+
+#[test]
+fn evaluate_is_evaluate_with_and_no_notes() {
+    let checks = [Check::parse("x<=4").unwrap()];
+    let r = &evaluate(&checks, &[m("x", 5.0)], Some(0), b"oops\n")[0];
+    assert_eq!(r.detail, "x = 5 us, must be <= 4\nstderr tail:\noops");
+    let with = evaluate_with(&checks, &[m("x", 5.0)], Some(0), &Evidence::default());
+    assert_eq!(with[0].detail, "x = 5 us, must be <= 4");
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
