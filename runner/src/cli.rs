@@ -146,6 +146,9 @@ core; 1n2l2c1t is 4 CPUs in two LLCs.
 
 CHECKS: `name>=N`, `name<=N`, `LO<=name<=HI`, `exists(name)`, `exit==N`; they are
 added to the payload's default checks. `ktstr extract` shows metric names.
+Over a glob (`*` matches anything, `/` too): `all(GLOB)`, `count(GLOB)`,
+`sum(GLOB)`, `max(GLOB)`, `min(GLOB)` with `>=N`, `<=N` or `LO<=…<=HI`, and
+`exists(GLOB)`; e.g. `all(test/*)>=1`. A failed check shows the stderr tail.
 
 Every run keeps its console log, scheduler log and payload output: in --artifacts
 DIR, or else under $KTSTR_CACHE_DIR/runs/ (the path is printed).";
