@@ -147,7 +147,7 @@ fn describe(e: &LibraryError) -> String {
 
 /// The wire form back to plain types. Unknown enum codes (from a plugin of
 /// a newer minor version) are errors that say so.
-mod from_wire {
+pub(crate) mod from_wire {
     use super::*;
 
     fn s(v: Str) -> String {
