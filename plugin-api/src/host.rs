@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use abi_stable::library::{lib_header_from_path, LibraryError, RootModuleError};
+use abi_stable::abi_stability::abi_checking::check_layout_compatibility;
+use abi_stable::library::{lib_header_from_path, LibHeader, LibraryError, RootModuleError};
 use abi_stable::std_types::{RSlice, RStr};
 
 use crate::ffi::{self, List, Str};
@@ -40,7 +41,16 @@ impl Library {
             return Err("no such file".into());
         }
         let header = lib_header_from_path(path).map_err(|e| describe(&e))?;
-        let module = header.init_root_module::<ffi::PluginModRef>().map_err(|e| describe(&e))?;
+        let module = match header.init_root_module::<ffi::PluginModRef>() {
+            Err(LibraryError::AbiInstability(_)) if is_older_minor(header) => {
+                // SAFETY: the library's layout is a prefix of ours (checked
+                // by is_older_minor), and every field past that prefix is
+                // read through an accessor returning `None` when it is absent.
+                unsafe { header.init_root_module_with_unchecked_layout::<ffi::PluginModRef>() }
+            }
+            other => other,
+        }
+        .map_err(|e| describe(&e))?;
         let wire =
             (module.manifests())().into_result().map_err(|e| format!("manifest() failed: {e}"))?;
         let mut manifests = Vec::new();
@@ -93,6 +103,15 @@ impl Library {
     }
 }
 
+/// abi_stable only accepts a library whose prefix types have at least the
+/// host's fields, i.e. one built against the same or a newer minor ABI.
+/// A library of an older minor is compatible when the host's layout extends
+/// its own: the same check with the roles swapped.
+fn is_older_minor(header: &LibHeader) -> bool {
+    let ours = <ffi::PluginModRef as abi_stable::StableAbi>::LAYOUT;
+    header.layout().is_some_and(|theirs| check_layout_compatibility(theirs, ours).is_ok())
+}
+
 /// Turns abi_stable's errors into one line a plugin author can act on.
 fn describe(e: &LibraryError) -> String {
     match e {
@@ -129,7 +148,7 @@ fn describe(e: &LibraryError) -> String {
 
 /// The wire form back to plain types. Unknown enum codes (from a plugin of
 /// a newer minor version) are errors that say so.
-mod from_wire {
+pub(crate) mod from_wire {
     use super::*;
 
     fn s(v: Str) -> String {

@@ -62,6 +62,8 @@ mod metric;
 mod payload;
 mod scheduler;
 mod shim;
+#[cfg(test)]
+mod wire_tests;
 
 pub use manifest::{
     BinaryLocator, ExtractorSpec, Manifest, MetricHint, PluginKind, Polarity, Stream,
