@@ -29,12 +29,18 @@ fn payload_manifests_round_trip() {
         .with_checks(&["exit==0", "p99<=5000"])
         .with_hints(hints)
         .with_extra_files(&["/etc/data"])
-        .in_callers_process_group();
+        .in_callers_process_group()
+        .with_default_duration(5)
+        .with_grace(7)
+        .unbuffered_output()
+        .with_requirements(crate::Requirements::default().sched_ext_only().min_cpus(4).min_llcs(2));
     let m = Manifest::payload("schbench", "1.2.3", "a workload", spec);
     assert_eq!(round_trip(&m), m);
 
     // No binary, no environment override, nothing optional set.
-    let inline = PayloadSpec::new(None, "primes", Stream::Stdout, "text");
+    let inline = PayloadSpec::new(None, "primes", Stream::Stdout, "text")
+        .fixed_length(50)
+        .with_requirements(crate::Requirements::default().eevdf_only());
     let m = Manifest::payload("primes", "0.1.0", "inline", inline);
     assert_eq!(round_trip(&m), m);
     let locator = BinaryLocator::new("/opt/fio", None, "");
@@ -57,7 +63,7 @@ fn extractor_and_scheduler_manifests_round_trip() {
     let bpfland = BinaryLocator::new("scx_bpfland", Some("KTSTR_BPFLAND"), "build scx");
     for spec in [
         SchedulerSpec::built_in(),
-        SchedulerSpec::sched_ext(bpfland, &["--slice-us", "5000"]),
+        SchedulerSpec::sched_ext(bpfland),
         SchedulerSpec::any_sched_ext_binary(),
     ] {
         let m = Manifest::scheduler("sched", "2.0.0", "a scheduler", spec);
@@ -110,6 +116,16 @@ fn wire_manifest(
         metric_hints: to_wire::leak_slice(hints),
         extra_files: none,
         own_process_group: true,
+        default_duration_s: 0,
+        fixed_length: false,
+        grace_s: 0,
+        requirements: ffi::Requirements {
+            scheduler: ffi::SchedNeedCode::ANY,
+            min_cpus: 0,
+            min_llcs: 0,
+        }
+        .leak_into_prefix(),
+        line_buffered: true,
     }
     .leak_into_prefix();
     let is_payload = kind == ffi::KindCode::PAYLOAD;

@@ -13,7 +13,7 @@ use super::scenario::{
 };
 use super::scheduler::{self, Scheduler};
 use super::{mounts, out_files, sched_ext, Channel};
-use crate::check::{evaluate, CheckResult};
+use crate::check::{evaluate, evaluate_with, CheckResult, Evidence};
 use crate::extract::{extract_metrics, Captured, Extracted};
 use crate::metrics::Metric;
 use crate::plan::{PayloadPlan, RunPlan, ScenarioPlan, PAYLOAD_CGROUP, PLAN_PATH};
@@ -142,8 +142,8 @@ fn run_payload(
         Ok(found) => (found, None),
         Err(e) => (Extracted::default(), Some(format!("{e:#}"))),
     };
-    let mut results =
-        evaluate(&plan.checks, &found.metrics, outcome.exit_code, &outcome.stderr.data);
+    let evidence = Evidence { stderr: &outcome.stderr.data, notes: &found.notes };
+    let mut results = evaluate_with(&plan.checks, &found.metrics, outcome.exit_code, &evidence);
     // An extractor that failed is a failed run, whatever else was checked.
     if let Some(e) = &error {
         let detail = e.clone();

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 mod summary;
 
+use ktstr_core::check::glob_matches;
 use ktstr_core::plugin::{MetricHint, Polarity};
 use serde_json::json;
 
@@ -156,23 +157,6 @@ fn better(p: Polarity) -> &'static str {
         Polarity::LowerIsBetter => "lower",
         _ => "neutral",
     }
-}
-
-/// Whether `pattern`, where `*` matches any run of characters, matches `name`.
-fn glob_matches(pattern: &str, name: &str) -> bool {
-    let Some((first, rest)) = pattern.split_once('*') else { return pattern == name };
-    let Some(mut left) = name.strip_prefix(first) else { return false };
-    let parts: Vec<&str> = rest.split('*').collect();
-    for (i, part) in parts.iter().enumerate() {
-        if i == parts.len() - 1 {
-            return left.len() >= part.len() && left.ends_with(part);
-        }
-        match left.find(part) {
-            Some(at) => left = &left[at + part.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 /// The last `n` lines of a text file (lossy), for evidence.

@@ -1,7 +1,7 @@
 //! The human summary of a run: the verdict and why on the first line, then
 //! the machine, the scheduler, the payload, its metrics, checks and evidence.
 
-use ktstr_core::check::CheckResult;
+use ktstr_core::check::{glob_matches, CheckResult};
 use ktstr_core::metrics::format_value;
 use ktstr_core::plugin::Polarity;
 
@@ -230,9 +230,11 @@ fn scenario_summary(r: &Record) -> String {
     s
 }
 
-/// Whether a check's text form reads this metric (`name>=…`, `exists(name)`…).
+/// Whether a check's text form reads this metric (`name>=…`, `exists(name)`,
+/// `all(glob)>=…`).
 fn check_names_metric(check: &str, metric: &str) -> bool {
-    ktstr_core::check::Check::parse(check).ok().is_some_and(|c| c.metric() == Some(metric))
+    let parsed = ktstr_core::check::Check::parse(check).ok();
+    parsed.is_some_and(|c| c.metric().is_some_and(|m| glob_matches(m, metric)))
 }
 
 fn indent(text: &str) -> String {
