@@ -143,3 +143,18 @@ fn a_payload_for_eevdf_only_is_refused_under_a_sched_ext_scheduler_before_boot()
     assert!(stderr.contains("payload `eevdf-only` runs under EEVDF only"), "{stderr}");
     assert!(!stderr.contains("booting"), "refused before boot: {stderr}");
 }
+
+#[test]
+fn a_payload_whose_default_check_does_not_parse_is_listed_as_broken() {
+    let (dir, _) = forker();
+    let d = dir.to_str().unwrap();
+    let v = stdout_json(&ktstr_tests::ktstr(&["list-plugins", "--json", "--plugin-dir", d]));
+    let broken = v["broken"].as_array().unwrap();
+    let reason =
+        broken.iter().find_map(|b| b["error"].as_str().filter(|e| e.contains("bad-check")));
+    let reason = reason.unwrap_or_else(|| panic!("bad-check is not listed as broken: {v:#}"));
+    assert!(reason.contains("default check") && reason.contains("result/0 >> 1"), "{reason}");
+    let names: Vec<&str> =
+        v["plugins"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"forker") && !names.contains(&"bad-check"), "{names:?}");
+}

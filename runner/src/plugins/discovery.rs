@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use ktstr_core::plugin::{Kind, PluginRef};
+use ktstr_core::check::Check;
+use ktstr_core::plugin::{Kind, Manifest, PluginRef};
 use serde::Serialize;
 
 use super::cache::ManifestCache;
@@ -119,6 +120,10 @@ impl Discovery {
                 }
             };
             for (index, info) in manifests.into_iter().enumerate() {
+                if let Err(reason) = default_checks_parse(&info) {
+                    catalog.broken.push(Broken { path: path.clone(), reason });
+                    continue;
+                }
                 let key = (info.kind, info.name.clone());
                 match seen.get(&key) {
                     Some(first) => catalog.shadowed.push(Shadowed {
@@ -174,6 +179,15 @@ impl Catalog {
         }
         anyhow::bail!(msg)
     }
+}
+
+/// A payload's default checks must parse: a bad one would fail every run.
+fn default_checks_parse(info: &Manifest) -> Result<(), String> {
+    let Some(p) = &info.payload else { return Ok(()) };
+    for text in &p.default_checks {
+        Check::parse(text).map_err(|e| format!("payload `{}`: default check: {e}", info.name))?;
+    }
+    Ok(())
 }
 
 /// Cargo's target dirs (`target/debug`, `target/release`) hold `.fingerprint`
