@@ -9,10 +9,24 @@ use ktstr_tests::{
 use serde_json::Value;
 
 /// `ktstr [pre..] run --scenario FILE|NAME args.. --json -` → (exit code,
-/// result); a 4 s run unless `args` gives a `--duration`.
+/// result); on 1n2l2c1t and for 4 s unless `args` gives a `--topology` or a
+/// `--duration`.
 fn run_scenario(pre: &[&str], scenario: &str, args: &[&str]) -> (i32, Value, String) {
+    run_scenario_on(pre, scenario, Some("1n2l2c1t"), args)
+}
+
+/// Like [`run_scenario`]; `topology` `None` lets ktstr pick the smallest fit.
+fn run_scenario_on(
+    pre: &[&str],
+    scenario: &str,
+    topology: Option<&str>,
+    args: &[&str],
+) -> (i32, Value, String) {
     let mut all: Vec<&str> = pre.to_vec();
-    all.extend(["run", "--scenario", scenario, "--topology", "1n2l2c1t"]);
+    all.extend(["run", "--scenario", scenario]);
+    if let Some(t) = topology {
+        all.extend(["--topology", t]);
+    }
     if !args.contains(&"--duration") {
         all.extend(["--duration", "4"]);
     }
@@ -139,11 +153,14 @@ fn every_canned_scenario_runs_and_the_llc_split_stays_isolated() {
         list.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect();
     assert_eq!(names.len(), 5, "{names:?}");
     for name in &names {
-        let (code, doc, stderr) = run_scenario(&[], name, &[]);
+        // The LLC split needs two LLCs: without --topology ktstr picks them.
+        let topology = if name == "cpuset-split-per-llc" { None } else { Some("1n2l2c1t") };
+        let (code, doc, stderr) = run_scenario_on(&[], name, topology, &[]);
         assert_eq!(code, 0, "{name}: {doc:#}\n{stderr}");
         assert_eq!(doc["verdict"], "PASS", "{name}");
         assert!(doc["scenario"]["error"].is_null(), "{name}: {:#}", doc["scenario"]);
         if name == "cpuset-split-per-llc" {
+            assert_eq!(doc["topology"]["requested"], "1n2l2c1t", "the smallest that fits");
             // Both cgroups in both steps: confined to their LLC.
             assert_eq!(passed_checks(&doc, "isolation["), 4, "{:#}", doc["checks"]);
             let cpus: Vec<&Value> = doc["scenario"]["steps"][0]["cgroups"]

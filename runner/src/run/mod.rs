@@ -70,9 +70,14 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_BUDGET + Duration::from_secs(prepared.payload_limit_s));
     progress(&format!(
-        "booting {} CPUs ({}), {} MiB; watchdog {}s",
+        "booting {} CPUs ({}{}), {} MiB; watchdog {}s",
         prepared.topology.cpus(),
         prepared.topology,
+        if args.topology.is_none() && args.scenario.is_some() {
+            ": the smallest the scenario fits; --topology chooses"
+        } else {
+            ""
+        },
         prepared.memory_mib,
         watchdog.as_secs()
     ));
