@@ -201,3 +201,36 @@ fn unknown_plugin_and_missing_input_are_usage_errors() {
     assert_eq!(out.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/file"));
 }
+
+#[test]
+fn manifests_are_cached_and_a_changed_library_is_probed_again() {
+    let built = ktstr_tests::ensure_built();
+    let dir = plugin_dir_with(built, &["libktstr_sched_eevdf.so"]);
+    let cache = tempfile::tempdir().unwrap();
+    let list = || {
+        let out = std::process::Command::new(ktstr_tests::ktstr_bin())
+            .args(["list-plugins", "--json", "--plugin-dir", dir.path().to_str().unwrap()])
+            .env_remove("KTSTR_PLUGIN_PATH")
+            .env("KTSTR_CACHE_DIR", cache.path())
+            .output()
+            .unwrap();
+        stdout_json(&out)
+    };
+    let first = list();
+    let file = cache.path().join("plugin-manifests.json");
+    let cached: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let lib = dir.path().join("libktstr_sched_eevdf.so");
+    assert!(cached["entries"][lib.to_str().unwrap()].is_object(), "{cached:#}");
+    assert_eq!(list()["plugins"], first["plugins"], "a warm listing says the same");
+    // Same path, other content: the cache must not answer for it.
+    std::fs::copy(built.join("libktstr_extract_json.so"), &lib).unwrap();
+    let changed = list();
+    let at_lib: Vec<&Value> = changed["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["path"] == lib.to_str().unwrap())
+        .collect();
+    assert_eq!(at_lib.len(), 1, "{changed:#}");
+    assert_eq!(at_lib[0]["name"], "json");
+}
