@@ -62,7 +62,7 @@ fn check<'a>(doc: &'a Value, text: &str) -> &'a Value {
 }
 
 #[test]
-fn duration_is_how_long_the_payload_runs_by_its_own_clock() {
+fn duration_is_how_long_stress_ng_fio_and_the_workers_run() {
     if !vm_tests_enabled("duration_is_the_run_length") {
         return;
     }
@@ -76,6 +76,19 @@ fn duration_is_how_long_the_payload_runs_by_its_own_clock() {
     // Its YAML report (to /dev/stdout) is what was read, not the stderr table.
     let m = doc["metrics"].as_array().unwrap();
     assert!(m.iter().all(|m| m["stream"] == "stdout"), "{m:#?}");
+
+    // fio by its own job runtime, the workers by the guest's clock.
+    let out = ktstr_tests::ktstr(&["run", "--plugin", "fio", "--duration", "4", "--json", "-"]);
+    let doc = stdout_json(&out);
+    assert_eq!(doc["verdict"], "PASS", "{doc:#}");
+    let runtime = metric(&doc, "read/runtime_ms").expect("fio reports its job runtime");
+    assert!(runtime >= 3600.0, "fio ran {runtime} ms of a 4 s --duration");
+    let out = ktstr_tests::ktstr(&["run", "--plugin", "workers", "--duration", "4", "--json", "-"]);
+    let doc = stdout_json(&out);
+    assert_eq!(doc["verdict"], "PASS", "{doc:#}");
+    assert_eq!(metric(&doc, "duration_s"), Some(4.0));
+    let ran = doc["payload"]["end"]["duration_ms"].as_u64().unwrap();
+    assert!(ran >= 4000, "the workers ran {ran} ms of a 4 s --duration");
 }
 
 #[test]
