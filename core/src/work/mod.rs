@@ -8,18 +8,18 @@
 //! that one process: the pair shares a cgroup and a comm, and counts as one
 //! worker. Work units also go to the shared page as they happen, so the
 //! parent can read progress live and still has a count if a worker must be
-//! killed.
+//! killed. The loops and their statistics are `ktstr-work`'s, shared with
+//! the `workers` payload.
 
 pub(crate) mod gate;
-mod loops;
 mod spawn;
-mod stats;
 
 use std::fmt;
 
 use serde::de::{self, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use ktstr_work::{LatencySummary, Loop};
 pub use spawn::{spawn_worker, stop_and_collect, WorkerHandle, STOP_GRACE};
 
 /// What a worker does; one work unit is named per kind.
@@ -78,7 +78,7 @@ impl WorkKind {
 
     /// Whether the kind measures wake-up latency.
     pub fn wakes(self) -> bool {
-        matches!(self, WorkKind::Futex | WorkKind::SleepWake | WorkKind::Pipe)
+        Work::new(self).to_loop().wakes()
     }
 }
 
@@ -145,6 +145,23 @@ impl Work {
             ));
         }
         Ok(())
+    }
+
+    /// The loop that does this work, with the effective parameters.
+    pub fn to_loop(&self) -> Loop {
+        match self.kind {
+            WorkKind::Spin => Loop::Spin,
+            WorkKind::Yield => Loop::Yield,
+            WorkKind::Futex => Loop::Futex,
+            WorkKind::SleepWake => {
+                Loop::SleepWake { duty: self.duty(), period_ns: self.period_us() * 1000 }
+            }
+            WorkKind::Pipe => Loop::Pipe,
+            WorkKind::ForkExit => Loop::ForkExit,
+            WorkKind::CacheThrash => {
+                Loop::CacheThrash { bytes: self.working_set_kib() as usize * 1024 }
+            }
+        }
     }
 
     /// The kind with its effective parameters, e.g. `sleep_wake(duty=0.5, period_us=2000)`.
@@ -225,12 +242,26 @@ impl WorkerSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WakeStats {
     /// Wake-ups seen; percentiles come from a uniform sample of at most
-    /// 16384 of them per thread, the max from all.
+    /// [`ktstr_work::MAX_SAMPLES`] of them over all the worker's threads,
+    /// the max from all.
     pub samples: u64,
     pub p50_us: f64,
     pub p90_us: f64,
     pub p99_us: f64,
     pub max_us: f64,
+}
+
+impl From<LatencySummary> for WakeStats {
+    fn from(s: LatencySummary) -> WakeStats {
+        let us = |ns: u64| ns as f64 / 1000.0;
+        WakeStats {
+            samples: s.samples,
+            p50_us: us(s.p50_ns),
+            p90_us: us(s.p90_ns),
+            p99_us: us(s.p99_ns),
+            max_us: us(s.max_ns),
+        }
+    }
 }
 
 /// What one worker reports when it stops. Postcard-safe (no skipped fields).

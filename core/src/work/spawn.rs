@@ -5,35 +5,26 @@ use std::ffi::CString;
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use ktstr_work::{now_ns, Control};
 
 use super::gate::{pipe, Gate};
-use super::loops::{self, Ctx, SIGNALLED};
-use super::stats::now_ns;
-use super::{WorkerReport, WorkerSpec};
+use super::{WakeStats, WorkerReport, WorkerSpec};
 
 /// How long workers get to stop by themselves before they are killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(3);
 
-/// The page a worker and its parent share.
-#[repr(C)]
-struct Shared {
-    stop: AtomicU32,
-    /// Bumped by the parent whenever the worker's allowed CPUs change.
-    epoch: AtomicU32,
-    units: AtomicU64,
-}
-
-/// An anonymous shared mapping holding one [`Shared`].
-struct SharedPage(*mut Shared);
+/// An anonymous shared mapping holding the [`Control`] of one worker: the
+/// parent sets `stop` and bumps `epoch`, the worker counts `units`.
+struct SharedPage(*mut Control);
 
 impl SharedPage {
     fn new() -> anyhow::Result<SharedPage> {
         // SAFETY: a fresh anonymous shared mapping; zeroed memory is a valid
-        // `Shared` (atomics of zero).
+        // `Control` (atomics of zero).
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -50,7 +41,7 @@ impl SharedPage {
         Ok(SharedPage(p.cast()))
     }
 
-    fn get(&self) -> &Shared {
+    fn get(&self) -> &Control {
         // SAFETY: the mapping lives as long as `self`.
         unsafe { &*self.0 }
     }
@@ -96,7 +87,7 @@ impl WorkerHandle {
 
     /// Asks the worker to stop; it reports and exits within ~50 ms of running.
     pub fn request_stop(&self) {
-        self.shared.get().stop.store(1, Ordering::Relaxed);
+        self.shared.get().stop.store(true, Ordering::Relaxed);
     }
 
     /// Reaps the worker if it has exited. Anything left in its process group
@@ -252,8 +243,16 @@ pub fn spawn_worker(spec: &WorkerSpec, cgroup_dir: Option<&Path>) -> anyhow::Res
     Ok(handle)
 }
 
+/// The worker's own [`Control`], for its signal handler; set in the child only.
+static CONTROL: AtomicPtr<Control> = AtomicPtr::new(std::ptr::null_mut());
+
+/// SIGTERM/SIGUSR1 stop the loop as the parent's flag would.
 extern "C" fn on_stop_signal(_: libc::c_int) {
-    SIGNALLED.store(true, Ordering::Relaxed);
+    // SAFETY: set before the handler is installed, to a page that stays
+    // mapped until the worker exits; storing an atomic is signal-safe.
+    if let Some(c) = unsafe { CONTROL.load(Ordering::Relaxed).as_ref() } {
+        c.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The forked worker: name itself, wait at the gate, work, report, exit.
@@ -263,7 +262,7 @@ fn child(
     parent: i32,
     gate: &Gate,
     report: &OwnedFd,
-    shared: *mut Shared,
+    shared: *mut Control,
 ) -> ! {
     // SAFETY: process setup on ourselves; the handler only stores an atomic.
     unsafe {
@@ -273,6 +272,7 @@ fn child(
         }
         libc::setpgid(0, 0);
         libc::prctl(libc::PR_SET_NAME, comm.as_ptr());
+        CONTROL.store(shared, Ordering::Relaxed);
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = on_stop_signal as extern "C" fn(libc::c_int) as usize;
         sa.sa_flags = libc::SA_RESTART;
@@ -294,12 +294,11 @@ fn child(
     unsafe { libc::_exit(code) }
 }
 
-fn work_and_report(spec: &WorkerSpec, report: &OwnedFd, shared: *mut Shared) {
+fn work_and_report(spec: &WorkerSpec, report: &OwnedFd, shared: *mut Control) {
     // SAFETY: the page stays mapped in this process until it exits.
-    let shared: &'static Shared = unsafe { &*shared };
-    let ctx = Ctx { stop: &shared.stop, epoch: &shared.epoch, units: &shared.units };
+    let shared: &Control = unsafe { &*shared };
     let start = now_ns();
-    let mut t = loops::run(&spec.work, ctx);
+    let mut t = ktstr_work::run(&spec.work.to_loop(), shared);
     let elapsed_ns = now_ns() - start;
     let runqueue_wait_ns = t.runqueue_wait_ns;
     let r = WorkerReport {
@@ -309,7 +308,7 @@ fn work_and_report(spec: &WorkerSpec, report: &OwnedFd, shared: *mut Shared) {
         work: spec.work.describe(),
         work_units: shared.units.load(Ordering::Relaxed),
         elapsed_ns,
-        wake: t.wake_stats(),
+        wake: t.wake_summary().map(WakeStats::from),
         migrations: t.migrations,
         kernel_migrations: t.kernel_migrations,
         runqueue_wait_ns,

@@ -165,3 +165,23 @@ fn reports_survive_postcard() {
     let bytes = postcard::to_allocvec(&r).unwrap();
     assert_eq!(postcard::from_bytes::<WorkerReport>(&bytes).unwrap(), r);
 }
+
+#[test]
+fn work_maps_to_its_loop_and_summaries_to_microseconds() {
+    assert_eq!(
+        Work::new(WorkKind::SleepWake).to_loop(),
+        Loop::SleepWake { duty: 0.5, period_ns: 2_000_000 }
+    );
+    assert_eq!(Work::new(WorkKind::CacheThrash).to_loop(), Loop::CacheThrash { bytes: 4 << 20 });
+    let wakers: Vec<_> = WorkKind::ALL.into_iter().filter(|k| k.wakes()).collect();
+    assert_eq!(wakers, [WorkKind::Futex, WorkKind::SleepWake, WorkKind::Pipe]);
+    let s = LatencySummary {
+        samples: 4,
+        p50_ns: 1500,
+        p99_ns: 20_000,
+        max_ns: 30_001,
+        ..Default::default()
+    };
+    let w = WakeStats::from(s);
+    assert_eq!((w.samples, w.p50_us, w.p90_us, w.p99_us, w.max_us), (4, 1.5, 0.0, 20.0, 30.001));
+}

@@ -10,7 +10,8 @@ pub enum WorkKind {
     Yield,
     /// Two threads wake each other through a futex; one unit per round trip.
     Futex,
-    /// Sleeps a fixed period and measures how late it wakes.
+    /// Sleeps to the end of each period and measures how late it wakes;
+    /// one unit per period.
     Sleep,
 }
 

@@ -5,10 +5,12 @@
 //!
 //! Arguments: `--work spin,yield,futex,sleep` (any subset), `--threads N`
 //! (per kind), `--duration SECONDS`, `--sleep-us N` (sleep/wake period).
+//! The loops and the latency statistics are `ktstr-work`'s, the same the
+//! scenario workers use.
 
 mod args;
 mod report;
-mod work;
+mod run;
 
 use ktstr_plugin_api::{
     export_plugin, Manifest, MetricHint, PayloadSpec, Plugin, Polarity, RunContext, Stream,
@@ -51,7 +53,7 @@ impl Plugin for Workers {
                 return 2;
             }
         };
-        let results = work::run_all(&parsed);
+        let results = run::run_all(&parsed);
         println!("{}", report::to_json(&parsed, &results));
         0
     }

@@ -1,50 +1,43 @@
 //! The JSON report the workers print: flat top-level keys so metric names
 //! read well (`work_units`, `wake_latency_p99_us`), per-kind detail nested.
 
+use ktstr_work::{Latencies, LatencySummary};
+
 use crate::args::{WorkKind, WorkerArgs};
-use crate::work::KindResult;
+use crate::run::KindResult;
 
-/// The `q`-quantile (0..=1) of sorted values, nearest-rank.
-pub fn percentile(sorted: &[u64], q: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn latency_fields(out: &mut Vec<String>, prefix: &str, lat_ns: &mut [u64]) {
-    lat_ns.sort_unstable();
+fn latency_fields(out: &mut Vec<String>, s: &LatencySummary) {
     let us = |ns: u64| ns as f64 / 1000.0;
-    for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)] {
-        out.push(format!("\"{prefix}wake_latency_{name}_us\": {:.3}", us(percentile(lat_ns, q))));
+    let pcts = [("p50", s.p50_ns), ("p90", s.p90_ns), ("p99", s.p99_ns), ("p99.9", s.p999_ns)];
+    for (name, ns) in pcts {
+        out.push(format!("\"wake_latency_{name}_us\": {:.3}", us(ns)));
     }
-    out.push(format!(
-        "\"{prefix}wake_latency_max_us\": {:.3}",
-        us(lat_ns.last().copied().unwrap_or(0))
-    ));
-    out.push(format!("\"{prefix}wake_samples\": {}", lat_ns.len()));
+    out.push(format!("\"wake_latency_max_us\": {:.3}", us(s.max_ns)));
+    out.push(format!("\"wake_samples\": {}", s.samples));
 }
 
 pub fn to_json(args: &WorkerArgs, results: &[(WorkKind, KindResult)]) -> String {
     let secs = args.duration.as_secs_f64();
     let total: u64 = results.iter().map(|(_, r)| r.work_units).sum();
-    let mut all: Vec<u64> =
-        results.iter().flat_map(|(_, r)| r.wake_latencies_ns.iter().copied()).collect();
+    let mut all = Latencies::new();
+    for (_, r) in results {
+        all.merge(r.wake.clone());
+    }
     let mut fields = vec![
         format!("\"duration_s\": {secs:.3}"),
         format!("\"threads\": {}", args.threads * args.kinds.len()),
         format!("\"work_units\": {total}"),
         format!("\"work_units_per_s\": {:.3}", total as f64 / secs),
     ];
-    latency_fields(&mut fields, "", &mut all);
+    // Always present (zeros without wake-ups): the default check needs the key.
+    latency_fields(&mut fields, &all.summary().unwrap_or_default());
     for (kind, r) in results {
         let mut inner = vec![
             format!("\"work_units\": {}", r.work_units),
             format!("\"work_units_per_s\": {:.3}", r.work_units as f64 / secs),
         ];
-        if !r.wake_latencies_ns.is_empty() {
-            latency_fields(&mut inner, "", &mut r.wake_latencies_ns.clone());
+        if let Some(s) = r.wake.clone().summary() {
+            latency_fields(&mut inner, &s);
         }
         fields.push(format!("\"{}\": {{{}}}", kind.name(), inner.join(", ")));
     }
@@ -56,30 +49,35 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    #[test]
-    fn nearest_rank_percentiles() {
-        let v: Vec<u64> = (1..=100).collect();
-        assert_eq!(percentile(&v, 0.5), 50);
-        assert_eq!(percentile(&v, 0.99), 99);
-        assert_eq!(percentile(&v, 1.0), 100);
-        assert_eq!(percentile(&[], 0.5), 0);
+    fn args(kinds: Vec<WorkKind>) -> WorkerArgs {
+        WorkerArgs {
+            kinds,
+            threads: 1,
+            duration: Duration::from_secs(2),
+            sleep_period: Duration::from_millis(1),
+        }
     }
 
     #[test]
     fn report_is_valid_json_shape() {
-        let args = WorkerArgs {
-            kinds: vec![WorkKind::Sleep],
-            threads: 1,
-            duration: Duration::from_secs(2),
-            sleep_period: Duration::from_millis(1),
-        };
-        let r = KindResult { work_units: 10, wake_latencies_ns: vec![1000, 2000, 3000] };
-        let s = to_json(&args, &[(WorkKind::Sleep, r)]);
+        let mut wake = Latencies::new();
+        [1000, 2000, 3000].into_iter().for_each(|ns| wake.record(ns));
+        let r = KindResult { work_units: 10, wake };
+        let s = to_json(&args(vec![WorkKind::Sleep]), &[(WorkKind::Sleep, r)]);
         assert!(s.starts_with("{\"duration_s\": 2.000"), "{s}");
         assert!(
             s.contains("\"work_units\": 10") && s.contains("\"wake_latency_p99_us\": 3.000"),
             "{s}"
         );
+        assert!(s.contains("\"wake_latency_p99.9_us\": 3.000, \"wake_latency_max_us\": 3.000, \"wake_samples\": 3"), "{s}");
         assert!(s.contains("\"sleep\": {\"work_units\": 10"), "{s}");
+    }
+
+    #[test]
+    fn latency_keys_are_there_without_wake_ups_only_at_the_top() {
+        let r = KindResult { work_units: 4, ..KindResult::default() };
+        let s = to_json(&args(vec![WorkKind::Spin]), &[(WorkKind::Spin, r)]);
+        assert!(s.contains("\"wake_latency_p99_us\": 0.000") && s.contains("\"wake_samples\": 0"));
+        assert!(s.ends_with("\"spin\": {\"work_units\": 4, \"work_units_per_s\": 2.000}}"), "{s}");
     }
 }
