@@ -35,7 +35,7 @@ fn binary_status(p: &PluginRef) -> Option<BinaryStatus> {
         });
     }
     let bin = bin?;
-    Some(match locate(bin, &[]) {
+    Some(match locate(bin, &p.path) {
         Ok(l) => BinaryStatus {
             ok: true,
             line: format!("{} ({})", l.path.display(), l.via),

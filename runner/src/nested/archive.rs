@@ -87,7 +87,7 @@ pub fn l1_archive(
     for p in &catalog.plugins {
         a.add_elf_in_dir(&p.path, &format!("{KTSTR_DIR}/plugins"))?;
         let binary = p.info.payload.as_ref().and_then(|pl| pl.binary.as_ref());
-        if let Some(found) = binary.and_then(|b| locate(b, &[]).ok()) {
+        if let Some(found) = binary.and_then(|b| locate(b, &p.path).ok()) {
             a.add_elf_in_dir(&found.path, BIN_DIR)?;
         }
     }

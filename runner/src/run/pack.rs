@@ -42,7 +42,7 @@ impl<'a> Packer<'a> {
         }
         let Some(bin) = &spec.binary else { return Ok(None) };
         let found =
-            locate(bin, &[]).map_err(|e| anyhow::anyhow!("payload `{}`: {e}", p.info.name))?;
+            locate(bin, &p.path).map_err(|e| anyhow::anyhow!("payload `{}`: {e}", p.info.name))?;
         self.base.add_elf_in_dir(&found.path, BIN_DIR).map(Some)
     }
 
