@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::commands::plugin::PluginCmd;
 use crate::kernel::KernelCmd;
 
 #[derive(Parser, Debug)]
@@ -40,6 +41,9 @@ pub enum Command {
     ListScenarios(ListScenariosArgs),
     /// Run a payload's extractor on captured output and print the metrics.
     Extract(ExtractArgs),
+    /// Tools for plugin authors: check a plugin library.
+    #[command(subcommand)]
+    Plugin(PluginCmd),
     /// Build, list and clean cached sched_ext test kernels.
     #[command(subcommand)]
     Kernel(KernelCmd),

@@ -2,7 +2,7 @@
 
 /// The run passed every check (or the command succeeded).
 pub const PASS: i32 = 0;
-/// The run finished but at least one check failed.
+/// The run finished but at least one check failed (or `plugin check` found a problem).
 pub const CHECK_FAILED: i32 = 1;
 /// Bad command line or input (clap uses 2 as well).
 pub const USAGE: i32 = 2;
@@ -19,7 +19,7 @@ pub const INTERRUPTED: i32 = 130;
 pub const HELP: &str = "\
 EXIT CODES:
     0  pass (or the command succeeded)
-    1  a check failed
+    1  a check failed (`plugin check`: the library has a problem)
     2  usage error (bad flag, bad check expression, unknown plugin)
     3  the scheduler failed during the run
     4  timed out or crashed: the payload ran past its limit (PAYLOAD_TIMEOUT),

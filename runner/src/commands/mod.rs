@@ -4,6 +4,8 @@
 mod extract;
 mod list_plugins;
 mod list_scenarios;
+pub mod plugin;
+mod plugin_check;
 
 use crate::cli::{Cli, Command};
 use crate::plugins::Discovery;
@@ -14,6 +16,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             list_plugins::run(&Discovery::from_env(&cli.plugin_dirs), &args)
         }
         Command::ListScenarios(args) => list_scenarios::run(&args),
+        Command::Plugin(cmd) => plugin::run(&cmd, &Discovery::from_env(&cli.plugin_dirs)),
         Command::Extract(args) => extract::run(&Discovery::from_env(&cli.plugin_dirs), &args),
         Command::Kernel(cmd) => crate::kernel::run(cmd),
         Command::Bench(args) => crate::bench::execute(&args),

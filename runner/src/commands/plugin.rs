@@ -1,0 +1,60 @@
+//! `ktstr plugin check`: tools for plugin authors. The clap definitions
+//! live here (not in cli.rs) because they belong to this command group only.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::plugins::Discovery;
+
+#[derive(Subcommand, Debug)]
+pub enum PluginCmd {
+    /// Load a plugin library the way ktstr and the guest do and report
+    /// everything wrong with it, each problem with what to do.
+    #[command(after_help = CHECK_HELP)]
+    Check(CheckArgs),
+}
+
+const CHECK_HELP: &str = "\
+WHAT IS CHECKED (in a child process: a plugin that crashes or hangs cannot
+take ktstr down, exactly as during discovery and in the guest):
+    - the library opens, speaks this ktstr's ABI major and exports plugins
+    - each manifest: name, version, description, no kind+name twice
+    - payloads: every default check parses; the binary is found (its env
+      override, PATH, then beside the plugin library); its extractor is in
+      this library or on the plugin search path; extra files exist; the
+      library and binary can be packed into the guest (shared libraries
+      resolvable on this host)
+    - schedulers: launch(NAME) answers; its binary is looked up (a note only:
+      `ktstr kernel build` may provide it later)
+    - with --sample FILE: the extractor (this library's, or the payload's)
+      runs on FILE and its metrics are printed; no metrics, duplicate names
+      or a default check naming a metric the sample lacks are problems
+
+EXIT STATUS: 0 when nothing is wrong, 1 when a problem was found, 2 when PATH
+or FILE cannot be read.
+
+EXAMPLES:
+    ktstr plugin check target/release/libmy_bench.so
+    ktstr plugin check target/release/libmy_bench.so --sample out.txt
+    ktstr plugin check --plugin-dir target/release target/release/libmy_bench.so --json";
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The plugin library (a `.so`, e.g. target/release/libNAME.so).
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// A captured output of the payload: run the extractor on it and print
+    /// the metrics.
+    #[arg(long, value_name = "FILE")]
+    pub sample: Option<PathBuf>,
+    /// Print the report as JSON (plugins, problems, notes, sample metrics).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cmd: &PluginCmd, discovery: &Discovery) -> anyhow::Result<i32> {
+    match cmd {
+        PluginCmd::Check(args) => super::plugin_check::run(args, discovery),
+    }
+}
