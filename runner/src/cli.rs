@@ -41,7 +41,7 @@ pub enum Command {
     ListScenarios(ListScenariosArgs),
     /// Run a payload's extractor on captured output and print the metrics.
     Extract(ExtractArgs),
-    /// Tools for plugin authors: check a plugin library.
+    /// Tools for plugin authors: check a library, start a new plugin crate.
     #[command(subcommand)]
     Plugin(PluginCmd),
     /// Build, list and clean cached sched_ext test kernels.

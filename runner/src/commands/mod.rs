@@ -6,6 +6,7 @@ mod list_plugins;
 mod list_scenarios;
 pub mod plugin;
 mod plugin_check;
+mod plugin_new;
 
 use crate::cli::{Cli, Command};
 use crate::plugins::Discovery;

@@ -1,9 +1,9 @@
-//! `ktstr plugin check`: tools for plugin authors. The clap definitions
+//! `ktstr plugin check|new`: tools for plugin authors. The clap definitions
 //! live here (not in cli.rs) because they belong to this command group only.
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 
 use crate::plugins::Discovery;
 
@@ -13,6 +13,9 @@ pub enum PluginCmd {
     /// everything wrong with it, each problem with what to do.
     #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),
+    /// Write a new out-of-tree plugin crate that builds and passes `plugin check`.
+    #[command(after_help = NEW_HELP)]
+    New(NewArgs),
 }
 
 const CHECK_HELP: &str = "\
@@ -53,8 +56,56 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
+const NEW_HELP: &str = "\
+KINDS:
+    payload    a workload that ships its own program: a [[bin]] that works for a
+               while and prints `key: value unit` lines, and in the same library
+               the payload plugin (its binary is found beside the library) and
+               the extractor of those lines
+    extractor  an extractor of `key: value unit` lines, with unit tests
+    scheduler  a launcher that starts scx_simple in FIFO mode (-f) as NAME
+
+The crate depends on `ktstr-plugin-api = \"1.0\"`. A [patch.crates-io] entry
+points it at --api-path, else at this ktstr's checkout (when it has one), so
+it builds without the crate being on the registry.
+
+EXAMPLES:
+    ktstr plugin new my-bench --kind payload
+    cd my-bench && cargo build --release
+    ktstr plugin check target/release/libmy_bench.so
+    ktstr run --plugin-dir target/release --plugin my-bench
+    ktstr plugin new my-sched --kind scheduler --dir ~/src/my-sched
+    ktstr plugin new my-parser --kind extractor --api-path ~/ktstr/plugin-api
+
+See docs/writing-plugins.md for the guide.";
+
+#[derive(Args, Debug)]
+pub struct NewArgs {
+    /// The plugin's name (and the crate's): letters, digits, `-` and `_`,
+    /// starting with a letter.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// What the plugin is.
+    #[arg(long, value_enum)]
+    pub kind: NewKind,
+    /// Where to write the crate (default: ./NAME); must not exist or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// A ktstr-plugin-api checkout to build against ([patch.crates-io]).
+    #[arg(long, value_name = "PATH")]
+    pub api_path: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NewKind {
+    Payload,
+    Extractor,
+    Scheduler,
+}
+
 pub fn run(cmd: &PluginCmd, discovery: &Discovery) -> anyhow::Result<i32> {
     match cmd {
         PluginCmd::Check(args) => super::plugin_check::run(args, discovery),
+        PluginCmd::New(args) => super::plugin_new::run(args),
     }
 }
