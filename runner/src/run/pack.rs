@@ -2,6 +2,7 @@
 //! binaries they run, their extra files, and coreutils' stdbuf preload that
 //! makes their output line-buffered.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ktstr_core::plan::{BIN_DIR, PLUGIN_DIR};
@@ -38,7 +39,9 @@ impl<'a> Packer<'a> {
     pub fn payload_binary(&mut self, p: &PluginRef) -> anyhow::Result<Option<String>> {
         let spec = payload_spec(p);
         for extra in &spec.extra_files {
-            self.base.add_file(Path::new(extra), extra, 0o644);
+            // The host file's permissions, so that a helper program stays executable.
+            let mode = std::fs::metadata(extra).map_or(0o644, |m| m.permissions().mode() & 0o777);
+            self.base.add_file(Path::new(extra), extra, mode);
         }
         let Some(bin) = &spec.binary else { return Ok(None) };
         let found =
