@@ -13,9 +13,6 @@ use super::Lib;
 use crate::initramfs::ArchiveSpec;
 use crate::plugins::locate;
 
-const CHECK_SYNTAX: &str =
-    "`name>=N`, `name<=N`, `LO<=name<=HI`, `name`, `exists(name)`, `exit==N`";
-
 pub fn check_payload(lib: &Lib<'_>, m: &Manifest, report: &mut Report) {
     let Some(spec) = &m.payload else { return };
     let who = subject(m);
@@ -24,7 +21,7 @@ pub fn check_payload(lib: &Lib<'_>, m: &Manifest, report: &mut Report) {
             report.problem(
                 &who,
                 format!("default check does not parse: {e}"),
-                format!("fix it in PayloadSpec::with_checks; the syntax is {CHECK_SYNTAX}"),
+                "correct it in PayloadSpec::with_checks (or drop it)",
             );
         }
     }
