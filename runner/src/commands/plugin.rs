@@ -23,7 +23,7 @@ WHAT IS CHECKED (in a child process: a plugin that crashes or hangs cannot
 take ktstr down, exactly as during discovery and in the guest):
     - the library opens, speaks this ktstr's ABI major and exports plugins
     - each manifest: name, version, description, no kind+name twice
-    - payloads: every default check parses; the binary is found (its env
+    - payloads: default checks exist and parse; the binary is found (its env
       override, PATH, then beside the plugin library); its extractor is in
       this library or on the plugin search path; extra files exist; the
       library and binary can be packed into the guest (shared libraries

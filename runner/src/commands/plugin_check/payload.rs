@@ -16,6 +16,14 @@ use crate::plugins::locate;
 pub fn check_payload(lib: &Lib<'_>, m: &Manifest, report: &mut Report) {
     let Some(spec) = &m.payload else { return };
     let who = subject(m);
+    if spec.default_checks.is_empty() {
+        report.problem(
+            &who,
+            "has no default checks: `ktstr run` without --check would have nothing to judge \
+             and ends INIT_ERROR",
+            "give it at least `exit==0` with PayloadSpec::with_checks",
+        );
+    }
     for text in &spec.default_checks {
         if let Err(e) = Check::parse(text) {
             report.problem(
