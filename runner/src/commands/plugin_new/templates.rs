@@ -67,7 +67,7 @@ pub fn files(v: &Vars) -> Vec<(&'static str, String)> {
 fn cargo_toml(v: &Vars) -> String {
     let payload = v.kind == NewKind::Payload;
     let bin_note = if payload {
-        format!(" and the payload's program, target/release/{}", v.name)
+        format!("\n# and the payload's program, target/release/{}", v.name)
     } else {
         "".into()
     };
@@ -88,14 +88,15 @@ fn readme(v: &Vars) -> String {
     let (about, try_it, install) = match v.kind {
         NewKind::Payload => (
             format!(
-                "The `{name}` payload runs its own program (`src/main.rs`, built as \
-                 `target/release/{name}`), which works for a while and prints `key: value unit` \
-                 lines; the `{name}` extractor in the same library turns them into metrics."
+                "The `{name}` payload runs its own program (`src/main.rs`, built as\n\
+                 `target/release/{name}`), which works for a while and prints\n\
+                 `key: value unit` lines; the `{name}` extractor in the same library\n\
+                 turns them into metrics."
             ),
             format!("ktstr run --plugin-dir target/release --plugin {name}"),
             format!(
-                "`lib{lib}.so` and the `{name}` binary, together (the binary is found beside \
-                 the library)"
+                "- `target/release/lib{lib}.so`\n\
+                 - `target/release/{name}`, beside it: ktstr looks for the binary there"
             ),
         ),
         NewKind::Extractor => (
@@ -104,12 +105,12 @@ fn readme(v: &Vars) -> String {
                 "printf 'loops: 42 count\\nrate: 21.5 loops/s\\n' > out.txt\n\
                  ktstr extract --plugin-dir target/release --plugin {name} --stdout out.txt"
             ),
-            format!("`lib{lib}.so`"),
+            format!("- `target/release/lib{lib}.so`"),
         ),
         NewKind::Scheduler => (
             format!("The `{name}` launcher starts scx_simple in FIFO mode (`scx_simple -f`)."),
             format!("ktstr run --plugin-dir target/release --plugin workers --scheduler {name}"),
-            format!("`lib{lib}.so`"),
+            format!("- `target/release/lib{lib}.so`"),
         ),
     };
     fill(README, v, &[("@ABOUT@", &about), ("@TRY@", &try_it), ("@INSTALL@", &install)])
