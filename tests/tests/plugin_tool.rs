@@ -88,7 +88,11 @@ fn sample_runs_the_extractor_and_a_check_on_an_absent_metric_is_a_problem() {
     assert_eq!(code, 1);
     let p = problems(&v);
     assert_eq!(p.len(), 1, "{p:#?}");
-    assert!(p[0].contains("default check `primes>=1` reads metric `primes`"), "{}", p[0]);
+    assert!(
+        p[0].contains("default check `primes>=1` reads metric `primes`"),
+        "{}",
+        p[0]
+    );
     assert_eq!(v["samples"][0]["metrics"][0]["name"], "rate");
 
     let out = check(&dir.path().join("nothing.txt"));
@@ -266,4 +270,8 @@ fn generated_payload_runs_its_own_binary_in_a_vm() {
     assert_eq!(doc["verdict"], "PASS");
     assert!(metric(&doc, "loops").unwrap() >= 1.0, "{:#}", doc["metrics"]);
     assert!(metric(&doc, "rate").unwrap() > 0.0, "{:#}", doc["metrics"]);
+    // Its default `--seconds {duration}` got the payload's default of 5 s, and
+    // KTSTR_NR_CPUS the guest's 2 CPUs.
+    assert!(metric(&doc, "elapsed").unwrap() >= 4.9, "{:#}", doc["metrics"]);
+    assert_eq!(metric(&doc, "cpus"), Some(2.0), "{:#}", doc["metrics"]);
 }
