@@ -89,7 +89,7 @@ fn sample_runs_the_extractor_and_a_check_on_an_absent_metric_is_a_problem() {
     let p = problems(&v);
     assert_eq!(p.len(), 1, "{p:#?}");
     assert!(
-        p[0].contains("default check `primes>=1` reads metric `primes`"),
+        p[0].contains("default check `primes>=1` reads `primes`, which matches no metric"),
         "{}",
         p[0]
     );
@@ -131,6 +131,7 @@ fn every_problem_of_a_bad_manifest_is_on_its_own_line() {
     let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("problem: ")).collect();
     let expect = [
         "default check does not parse: bad check `latency>>5`",
+        "default arguments: argument `{seconds}`: unknown `{seconds}`",
         "names extractor `no-such-extractor`, which is neither in this library nor on",
         "binary `ktstr-fixture-no-such-binary` is not on PATH nor beside the plugin",
         "extra file `relative/data.txt` is not an absolute path",
@@ -140,7 +141,7 @@ fn every_problem_of_a_bad_manifest_is_on_its_own_line() {
     for (line, want) in lines.iter().zip(expect) {
         assert!(line.contains(want) && line.contains("; fix: "), "{line}\nwanted: {want}");
     }
-    assert!(stdout.ends_with("5 problems found\n"), "{stdout}");
+    assert!(stdout.ends_with("6 problems found\n"), "{stdout}");
 }
 
 /// `ktstr plugin new NAME --kind KIND --dir DIR EXTRA…`.

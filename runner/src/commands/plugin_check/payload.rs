@@ -6,7 +6,7 @@ use std::path::Path;
 
 use ktstr_core::check::Check;
 use ktstr_core::plan::BIN_DIR;
-use ktstr_core::plugin::{BinaryLocator, Manifest, PayloadSpec};
+use ktstr_core::plugin::{BinaryLocator, Manifest, PayloadSpec, RunContext};
 
 use super::report::{subject, Report};
 use super::Lib;
@@ -32,6 +32,16 @@ pub fn check_payload(lib: &Lib<'_>, m: &Manifest, report: &mut Report) {
                 "correct it in PayloadSpec::with_checks (or drop it)",
             );
         }
+    }
+    // Any context will do: only unknown `{names}` and stray braces fail.
+    let context = RunContext { duration_ms: Some(10_000), ..RunContext::default() };
+    if let Err(e) = crate::run::expand_payload_args(&spec.default_args, &context) {
+        report.problem(
+            &who,
+            format!("default arguments: {e}"),
+            "use only the names ktstr fills in (the error lists them), and `{{`/`}}` for a \
+             literal brace",
+        );
     }
     if spec.format.trim().is_empty() {
         report.problem(&who, "names no output format", "set PayloadSpec's format (json, text, …)");

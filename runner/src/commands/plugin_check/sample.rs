@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use ktstr_core::check::Check;
+use ktstr_core::check::{glob_matches, Aggregate, Check};
 use ktstr_core::plugin::{Kind, PluginRef};
 
 use super::report::{subject, Report, Sampled};
@@ -86,18 +86,18 @@ fn check_defaults_against(
             continue;
         }
         for text in &spec.default_checks {
-            let Some(metric) = Check::parse(text).ok().and_then(|c| c.metric().map(String::from))
-            else {
-                continue;
-            };
-            if !names.contains(metric.as_str()) {
+            let Ok(check) = Check::parse(text) else { continue };
+            // `count(glob)` is 0 when nothing matches, which is a value, not a miss.
+            let counts = matches!(check, Check::Family { aggregate: Aggregate::Count, .. });
+            let Some(wanted) = check.metric().filter(|_| !counts) else { continue };
+            if !names.iter().any(|n| glob_matches(wanted, n)) {
                 let mut have: Vec<&str> = names.iter().copied().collect();
                 have.sort();
                 report.problem(
                     &subject(m),
                     format!(
-                        "default check `{text}` reads metric `{metric}`, which extractor `{}` \
-                         does not produce from the sample (it produced: {})",
+                        "default check `{text}` reads `{wanted}`, which matches no metric \
+                         extractor `{}` produces from the sample (it produced: {})",
                         x.info.name,
                         if have.is_empty() { "nothing".into() } else { have.join(", ") }
                     ),
