@@ -153,7 +153,9 @@ impl Manifest {
     }
 }
 
-/// How the host finds a binary a plugin needs inside the guest.
+/// How the host finds a binary a plugin needs inside the guest: the
+/// environment override, else `PATH`, else (for payloads) the directory of
+/// the plugin library itself, where cargo puts a crate's own `[[bin]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct BinaryLocator {

@@ -49,6 +49,30 @@ fn binary_status(p: &PluginRef) -> Option<BinaryStatus> {
     })
 }
 
+/// How long a payload runs and what it needs, in one line.
+fn runs(p: &ktstr_core::plugin::PayloadSpec) -> String {
+    use ktstr_core::plugin::SchedulerNeed;
+    let secs = format!("{} s", p.default_duration_s.unwrap_or(10));
+    let mut line = if p.fixed_length {
+        format!("as long as it takes (fixed length); --duration is its limit, {secs} by default")
+    } else {
+        format!("for --duration, {secs} by default")
+    };
+    let r = &p.requirements;
+    match r.scheduler {
+        SchedulerNeed::EevdfOnly => line.push_str("; EEVDF only"),
+        SchedulerNeed::SchedExtOnly => line.push_str("; sched_ext schedulers only"),
+        _ => {}
+    }
+    if r.min_cpus > 0 {
+        line.push_str(&format!("; at least {} CPUs", r.min_cpus));
+    }
+    if r.min_llcs > 0 {
+        line.push_str(&format!("; at least {} LLCs", r.min_llcs));
+    }
+    line
+}
+
 pub fn run(discovery: &Discovery, args: &ListPluginsArgs) -> anyhow::Result<i32> {
     let catalog = discovery.scan();
     let wanted = args.kind.map(|k| match k {
@@ -114,6 +138,7 @@ pub fn run(discovery: &Discovery, args: &ListPluginsArgs) -> anyhow::Result<i32>
                     pl.format,
                     pl.metric_stream.as_str()
                 );
+                println!("{:<23}runs:   {}", "", runs(pl));
             }
             println!("{:<23}file:   {}", "", p.path.display());
         }
