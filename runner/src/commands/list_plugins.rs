@@ -52,7 +52,8 @@ fn binary_status(p: &PluginRef) -> Option<BinaryStatus> {
 /// How long a payload runs and what it needs, in one line.
 fn runs(p: &ktstr_core::plugin::PayloadSpec) -> String {
     use ktstr_core::plugin::SchedulerNeed;
-    let secs = format!("{} s", p.default_duration_s.unwrap_or(10));
+    let default = p.default_duration_s.map_or(crate::run::DEFAULT_DURATION_S, u64::from);
+    let secs = format!("{default} s");
     let mut line = if p.fixed_length {
         format!("as long as it takes (fixed length); --duration is its limit, {secs} by default")
     } else {

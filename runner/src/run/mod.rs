@@ -28,6 +28,7 @@ const DEFAULT_BUDGET: Duration = Duration::from_secs(150);
 
 pub use engine::kvm_usable;
 pub use payload_run::expand as expand_payload_args;
+pub use payload_run::DEFAULT_DURATION_S;
 pub use prepare::{init_binary, parse_memory};
 
 pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
