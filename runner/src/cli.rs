@@ -219,6 +219,13 @@ pub struct RunArgs {
     /// limit]. The payload's own limit (--duration plus grace) ends only it.
     #[arg(long, value_name = "SECS")]
     pub watchdog: Option<u64>,
+    /// After the guest kernel's console first reports an RCU stall, a soft
+    /// lockup, a hung task or (with a sched_ext scheduler) sched_ext disabling
+    /// it, end the run this many seconds later unless the guest finishes; the
+    /// verdict names the class (stall, stuck_disabling, kernel_stall…) and shows
+    /// the reports.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub stall_grace: u64,
     /// Write the result as JSON to FILE (`-` for stdout).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -5,11 +5,16 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsFd;
+use std::sync::OnceLock;
 
 use crate::protocol::{encode, Message};
 
 pub const PORT_NAME: &str = "ktstr";
 pub const FALLBACK_TTY: &str = "/dev/ttyS1";
+
+/// A second handle on the channel for the panic hook's last word (the
+/// virtio port may refuse a second open).
+static LAST_WORD: OnceLock<File> = OnceLock::new();
 
 pub struct Channel {
     out: Option<File>,
@@ -22,12 +27,14 @@ impl Channel {
     pub fn open() -> Channel {
         if let Some(dev) = find_port(PORT_NAME) {
             if let Ok(f) = OpenOptions::new().write(true).open(&dev) {
+                keep_for_last_word(&f);
                 return Channel { out: Some(f), description: format!("virtio-console port {dev}") };
             }
         }
         match OpenOptions::new().write(true).open(FALLBACK_TTY) {
             Ok(f) => {
                 make_raw(&f);
+                keep_for_last_word(&f);
                 eprintln!("ktstr-init: virtio port `{PORT_NAME}` missing; using {FALLBACK_TTY}");
                 Channel { out: Some(f), description: format!("fallback {FALLBACK_TTY}") }
             }
@@ -50,6 +57,20 @@ impl Channel {
         let text = text.into();
         eprintln!("ktstr-init: {text}");
         self.send(&Message::Log { text });
+    }
+}
+
+fn keep_for_last_word(f: &File) {
+    if let Ok(dup) = f.try_clone() {
+        let _ = LAST_WORD.set(dup);
+    }
+}
+
+/// Sends `msg` on the handle kept for the panic hook; a frame the panic cut
+/// short is skipped by the host's decoder, which resynchronises on this one.
+pub fn send_last_word(msg: &Message) {
+    if let Some(mut out) = LAST_WORD.get() {
+        let _ = out.write_all(&encode(msg)).and_then(|()| out.flush());
     }
 }
 

@@ -21,6 +21,7 @@ pub use channel::Channel;
 
 /// Runs the whole guest side and powers off; never returns.
 pub fn main() -> ! {
+    install_panic_hook();
     if let Err(e) = mounts::mount_all() {
         eprintln!("ktstr-init: mounting failed: {e:#}");
     }
@@ -34,6 +35,23 @@ pub fn main() -> ! {
     };
     channel.send(&crate::protocol::Message::Finish(crate::protocol::Finish { init_error }));
     power_off()
+}
+
+/// PID 1 must not die: a panic in the init goes to the console and, as the
+/// init's error, to the host, then the VM powers off. Forked children (the
+/// payload, workers) keep the default hook: their panic is theirs.
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::process::id() != 1 {
+            return default(info);
+        }
+        let text = format!("the init panicked: {info}");
+        eprintln!("ktstr-init: {text}");
+        let finish = crate::protocol::Finish { init_error: Some(text) };
+        channel::send_last_word(&crate::protocol::Message::Finish(finish));
+        power_off()
+    }));
 }
 
 /// The kernel command line word that asks for a reset instead of a power-off:

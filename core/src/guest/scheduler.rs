@@ -9,11 +9,13 @@ use anyhow::Context;
 use super::{kmsg, sched_ext};
 use crate::plan::SchedulerPlan;
 use crate::plugin::StopSignal;
-use crate::protocol::SchedulerFailure;
+use crate::protocol::{SchedulerFailure, STUCK_DISABLING};
 
 /// Where the scheduler's stdout and stderr go (one file, interleaved).
 pub const LOG_PATH: &str = "/tmp/scheduler.log";
 const TAIL: usize = 4096;
+/// The kernel leaves `disabling` within a second or so; longer is a wedge.
+const DISABLING_GRACE: Duration = Duration::from_secs(3);
 
 pub struct Scheduler {
     pub name: String,
@@ -23,6 +25,8 @@ pub struct Scheduler {
     stop_signal: StopSignal,
     ready_timeout: Duration,
     stop_timeout: Duration,
+    /// When sched_ext was first seen `disabling` (cleared when it leaves it).
+    disabling_since: Option<Instant>,
 }
 
 /// A started scheduler that became ready.
@@ -45,6 +49,7 @@ impl Scheduler {
             stop_signal: spec.stop_signal,
             ready_timeout: Duration::from_millis(spec.ready_timeout_ms.into()),
             stop_timeout: Duration::from_millis(spec.stop_timeout_ms.into()),
+            disabling_since: None,
         };
         if spec.binary.is_none() {
             return Ok(sched);
@@ -112,10 +117,14 @@ impl Scheduler {
         if let Some(failure) = self.exited() {
             return Err(failure);
         }
-        match sched_ext::state().as_str() {
-            "enabled" => Ok(()),
-            other => Err(self.failure(format!("sched_ext left `enabled` (state now `{other}`) while the scheduler process still runs"))),
+        let state = sched_ext::state();
+        if state != "disabling" {
+            self.disabling_since = None;
         }
+        let since = (state == "disabling")
+            .then(|| *self.disabling_since.get_or_insert_with(Instant::now))
+            .map(|t| t.elapsed());
+        judge(&state, since).map_err(|reason| self.failure(reason))
     }
 
     fn exited(&mut self) -> Option<SchedulerFailure> {
@@ -150,6 +159,23 @@ impl Scheduler {
     }
 }
 
+/// sched_ext's state while the scheduler runs: `enabled` is fine, and so is
+/// `disabling` for a moment (the kernel is ending it; `disabled` follows
+/// with its reason). Anything else, or `disabling` for long, is a failure.
+fn judge(state: &str, disabling_for: Option<Duration>) -> Result<(), String> {
+    match (state, disabling_for) {
+        ("enabled", _) => Ok(()),
+        ("disabling", Some(t)) if t <= DISABLING_GRACE => Ok(()),
+        ("disabling", t) => Err(format!(
+            "{STUCK_DISABLING} for {:.1} s: the kernel began disabling the scheduler and never finished",
+            t.unwrap_or_default().as_secs_f64()
+        )),
+        (other, _) => Err(format!(
+            "sched_ext left `enabled` (state now `{other}`) while the scheduler process still runs"
+        )),
+    }
+}
+
 /// The scheduler log, whole (for the host's artifacts).
 pub fn log_bytes() -> Vec<u8> {
     std::fs::read(LOG_PATH).unwrap_or_default()
@@ -158,4 +184,18 @@ pub fn log_bytes() -> Vec<u8> {
 fn log_tail() -> String {
     let b = log_bytes();
     String::from_utf8_lossy(&b[b.len().saturating_sub(TAIL)..]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disabling_is_a_failure_only_when_it_lasts() {
+        assert_eq!(judge("enabled", None), Ok(()));
+        assert_eq!(judge("disabling", Some(Duration::from_secs(1))), Ok(()));
+        let stuck = judge("disabling", Some(Duration::from_secs(4))).unwrap_err();
+        assert!(stuck.starts_with(STUCK_DISABLING) && stuck.contains("4.0 s"), "{stuck}");
+        assert!(judge("disabled", None).unwrap_err().contains("state now `disabled`"));
+    }
 }

@@ -9,20 +9,18 @@ pub const HEADER_LEN: usize = 16;
 /// No message is near this; a larger length is corruption.
 pub const MAX_PAYLOAD: usize = 4 << 20;
 
-/// Encodes one message as a frame.
+/// Encodes a message as frames: one, or several when it is over the frame
+/// limit (split or truncated with a note, see [`super::fit`]); never panics.
 pub fn encode(msg: &Message) -> Vec<u8> {
-    let payload = postcard::to_allocvec(msg).expect("messages always serialise");
-    assert!(
-        payload.len() <= MAX_PAYLOAD,
-        "message of {} bytes exceeds the frame limit",
-        payload.len()
-    );
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&out[..8]).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
+    let mut out = Vec::new();
+    for (_, payload) in super::fit::fit(msg) {
+        out.extend_from_slice(&MAGIC);
+        let start = out.len() - MAGIC.len();
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&out[start..start + 8]).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        out.extend_from_slice(&payload);
+    }
     out
 }
 

@@ -8,7 +8,12 @@ use crate::check::CheckResult;
 use crate::metrics::Metric;
 use crate::scenario::{Progress, StepResult};
 
-pub const PROTOCOL_VERSION: u16 = 3;
+/// 4: `Metrics` and `Checks` may come in several parts (the host appends), `Truncated`.
+pub const PROTOCOL_VERSION: u16 = 4;
+
+/// How the init's reason for a scheduler stuck disabling begins (the host
+/// classes the failure by it).
+pub const STUCK_DISABLING: &str = "sched_ext stuck in `disabling`";
 
 /// Which captured output a chunk belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,5 +133,10 @@ pub enum Message {
     OutFileSkipped {
         path: String,
         reason: String,
+    },
+    /// A message over the frame limit was cut down or dropped (`what` is its kind).
+    Truncated {
+        what: String,
+        note: String,
     },
 }

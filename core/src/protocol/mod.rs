@@ -2,8 +2,11 @@
 //! messages in frames with a length and CRCs, so the host decoder can
 //! resynchronise after garbage, corruption and truncation.
 
+mod fit;
 mod frame;
 mod message;
 
 pub use frame::{encode, DecodeEvent, Decoder, HEADER_LEN, MAGIC, MAX_PAYLOAD};
-pub use message::{Finish, Message, OutputSource, SchedulerFailure, PROTOCOL_VERSION};
+pub use message::{
+    Finish, Message, OutputSource, SchedulerFailure, PROTOCOL_VERSION, STUCK_DISABLING,
+};

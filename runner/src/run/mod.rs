@@ -1,5 +1,6 @@
 //! `ktstr run`: prepare → pack → boot → follow → verdict → report.
 
+mod console_watch;
 mod engine;
 mod pack;
 mod payload_run;
@@ -19,6 +20,7 @@ use crate::cli::RunArgs;
 use crate::initramfs::{write_newc, ArchiveSpec, BaseArchiveCache};
 use crate::plugins::Discovery;
 use crate::vm::VmSpec;
+use console_watch::ConsoleWatch;
 use record::Record;
 use report::Outcome;
 use verdict::Verdict;
@@ -84,10 +86,16 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         watchdog.as_secs()
     ));
     let mut record = Record::default();
-    let ended = session::run_vm(engine.as_ref(), &spec, watchdog, &mut record, &mut |l| {
-        progress(&format!("[guest] {l}"))
-    })?;
+    let limits = session::Limits { watchdog, stall_grace: Duration::from_secs(args.stall_grace) };
+    let mut console = ConsoleWatch::new(prepared.plan.scheduler.launch.sched_ext);
+    let ended =
+        session::run_vm(engine.as_ref(), &spec, &limits, &mut console, &mut record, &mut |l| {
+            progress(&format!("[guest] {l}"))
+        })?;
     report::write_artifacts(&artifacts, &record)?;
+    if let Some(why) = &record.protocol_mismatch {
+        anyhow::bail!("{why} (artifacts in {})", artifacts.display());
+    }
 
     let mismatches = topology_mismatches(&prepared.topology, &record);
     if !mismatches.is_empty() && record.finished.is_some() {
@@ -98,9 +106,13 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
             detail: mismatches.join("; "),
         });
     }
-    let verdict = Verdict::decide(&record, ended.end);
+    let verdict = Verdict::decide(&record, ended.end, console.class());
     let outcome = Outcome {
         verdict,
+        class: verdict.class(&record, console.class()),
+        vm_end: ended.end,
+        console: &console,
+        stall_grace_s: args.stall_grace,
         record: &record,
         kernel: format!("{} ({})", kernel.version, kernel.bzimage.display()),
         engine: report::EngineInfo {

@@ -5,12 +5,18 @@ use ktstr_core::check::CheckResult;
 use ktstr_core::metrics::Metric;
 use std::collections::BTreeMap;
 
-use ktstr_core::protocol::{DecodeEvent, Message, OutputSource, SchedulerFailure};
+use ktstr_core::protocol::{
+    DecodeEvent, Message, OutputSource, SchedulerFailure, PROTOCOL_VERSION,
+};
 use ktstr_core::scenario::StepResult;
 
 #[derive(Debug, Default)]
 pub struct Record {
     pub hello: Option<(String, String)>,
+    /// Set when the guest init speaks another protocol version: the run is refused.
+    pub protocol_mismatch: Option<String>,
+    /// Messages the guest had to cut down or drop to fit a frame: (kind, note).
+    pub truncated: Vec<(String, String)>,
     pub logs: Vec<String>,
     pub topology_json: Option<String>,
     pub scheduler_ready: Option<SchedulerReady>,
@@ -72,6 +78,11 @@ impl Record {
         };
         match msg {
             Message::Hello { protocol, init_version, kernel_release, cpus_online } => {
+                if protocol != PROTOCOL_VERSION {
+                    let e = format!("the guest init (ktstr-init {init_version}) speaks protocol {protocol}, this ktstr speaks {PROTOCOL_VERSION}: use the ktstr-init built with this ktstr");
+                    self.protocol_mismatch = Some(e.clone());
+                    return Some(e);
+                }
                 self.hello = Some((kernel_release.clone(), cpus_online.clone()));
                 return Some(format!("guest up: kernel {kernel_release}, cpus {cpus_online}, init {init_version}, protocol {protocol}"));
             }
@@ -124,13 +135,14 @@ impl Record {
             Message::SchedExtDuringPayload { state, ops } => {
                 self.sched_ext_during_payload = Some((state, ops))
             }
+            // A message over the frame limit comes in parts: append them.
             Message::Metrics { metrics, notes, extractor, error } => {
-                self.metrics = metrics;
-                self.notes = notes;
+                self.metrics.extend(metrics);
+                self.notes.extend(notes);
                 self.extractor = Some(extractor);
-                self.extract_error = error;
+                self.extract_error = error.or(self.extract_error.take());
             }
-            Message::Checks { results } => self.checks = results,
+            Message::Checks { results } => self.checks.extend(results),
             Message::SchedulerFailed(f) => {
                 let line = format!("scheduler failed: {}", f.reason);
                 self.scheduler_failure = Some(f);
@@ -170,6 +182,11 @@ impl Record {
                 self.out_skipped.push((path, reason));
                 return Some(line);
             }
+            Message::Truncated { what, note } => {
+                let line = format!("the guest cut a {what} message: {note}");
+                self.truncated.push((what, note));
+                return Some(line);
+            }
             Message::ScenarioDone { name, error } => {
                 let line = match &error {
                     None => format!("scenario {name} done"),
@@ -180,5 +197,52 @@ impl Record {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ktstr_core::metrics::Stream;
+
+    fn apply(r: &mut Record, m: Message) -> Option<String> {
+        r.apply(DecodeEvent::Message(m))
+    }
+
+    #[test]
+    fn another_protocol_is_refused_by_name() {
+        let mut r = Record::default();
+        let hello = Message::Hello {
+            protocol: PROTOCOL_VERSION + 1,
+            init_version: "9.9.9".into(),
+            kernel_release: "6.12".into(),
+            cpus_online: "0-1".into(),
+        };
+        let line = apply(&mut r, hello).unwrap();
+        assert!(line.contains(&format!("speaks protocol {}", PROTOCOL_VERSION + 1)), "{line}");
+        assert_eq!(r.protocol_mismatch.as_deref(), Some(line.as_str()));
+        assert!(r.hello.is_none());
+    }
+
+    #[test]
+    fn metrics_in_parts_are_appended() {
+        let mut r = Record::default();
+        let m = |n: &str| Metric {
+            name: n.into(),
+            value: 1.0,
+            unit: String::new(),
+            stream: Stream::Stdout,
+        };
+        let part = |metrics, notes: Vec<String>, error: Option<String>| Message::Metrics {
+            metrics,
+            notes,
+            extractor: "json".into(),
+            error,
+        };
+        apply(&mut r, part(vec![m("a")], vec!["n".into()], Some("e".into())));
+        apply(&mut r, part(vec![m("b")], vec![], None));
+        let names: Vec<&str> = r.metrics.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!((r.notes.len(), r.extract_error.as_deref()), (1, Some("e")));
     }
 }

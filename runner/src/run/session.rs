@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use ktstr_core::protocol::Decoder;
 
+use super::console_watch::ConsoleWatch;
 use super::record::Record;
 use super::verdict::VmEnd;
 use crate::interrupt;
@@ -56,6 +57,41 @@ impl Tail {
     }
 }
 
+/// Follows the console log for the kernel's own reports.
+struct ConsoleTail {
+    file: Option<File>,
+    path: PathBuf,
+    pos: u64,
+}
+
+impl ConsoleTail {
+    /// Feeds new console bytes to `watch`; returns the first new report line.
+    fn read_new(&mut self, watch: &mut ConsoleWatch) -> Option<String> {
+        if self.file.is_none() {
+            self.file = File::open(&self.path).ok();
+        }
+        let f = self.file.as_mut()?;
+        let mut buf = Vec::new();
+        if f.seek(SeekFrom::Start(self.pos)).is_err() || f.read_to_end(&mut buf).is_err() {
+            return None;
+        }
+        self.pos += buf.len() as u64;
+        let before = watch.seen;
+        if watch.push(&buf).is_empty() {
+            return None;
+        }
+        let first = watch.reports().get(before).and_then(|r| r.lines.first());
+        Some(first.cloned().unwrap_or_else(|| "(a report past the kept ones)".into()))
+    }
+}
+
+/// How long a VM may run: the watchdog, and the grace after the console's
+/// first stall or sched_ext report.
+pub struct Limits {
+    pub watchdog: Duration,
+    pub stall_grace: Duration,
+}
+
 /// How the VM ended and what it cost.
 pub struct Ended {
     pub end: VmEnd,
@@ -72,7 +108,8 @@ pub struct Ended {
 pub fn run_vm(
     engine: &dyn VmEngine,
     spec: &VmSpec,
-    watchdog: Duration,
+    limits: &Limits,
+    watch: &mut ConsoleWatch,
     record: &mut Record,
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Ended> {
@@ -82,9 +119,25 @@ pub fn run_vm(
     let mut channels = [Tail::new(&spec.data_out), Tail::new(&spec.data_fallback_out)];
     let mut finished_at: Option<Instant> = None;
     let mut stop_ms = None;
+    let mut console = ConsoleTail { file: None, path: spec.console_log.clone(), pos: 0 };
+    let mut first_report: Option<Instant> = None;
     let end = loop {
         for ch in &mut channels {
             ch.read_new(record, progress);
+        }
+        if let Some(line) = console.read_new(watch) {
+            if first_report.is_none() && record.finished.is_none() {
+                first_report = Some(Instant::now());
+                progress(&format!(
+                    "console: {line}; the run ends in {}s unless the guest finishes",
+                    limits.stall_grace.as_secs()
+                ));
+            }
+        }
+        if let Some(why) = &record.protocol_mismatch {
+            progress(&format!("refusing the guest: {why}"));
+            stop_ms = Some(stop(&mut *vm));
+            break VmEnd::Refused;
         }
         if record.finished.is_some() && finished_at.is_none() {
             finished_at = Some(Instant::now());
@@ -104,6 +157,17 @@ pub fn run_vm(
             stop_ms = Some(stop(&mut *vm));
             break VmEnd::PoweredOff;
         }
+        if record.finished.is_none()
+            && first_report.is_some_and(|t| t.elapsed() > limits.stall_grace)
+        {
+            progress(&format!(
+                "the guest did not finish within {}s of the console's report; stopping the VM",
+                limits.stall_grace.as_secs()
+            ));
+            stop_ms = Some(stop(&mut *vm));
+            break VmEnd::Stalled;
+        }
+        let watchdog = limits.watchdog;
         if started.elapsed() > watchdog {
             progress(&format!(
                 "watchdog: no result after {}s; stopping the VM",
@@ -121,6 +185,7 @@ pub fn run_vm(
     for ch in &mut channels {
         ch.finish(record, progress);
     }
+    console.read_new(watch);
     Ok(Ended { end, peak_rss_kib, detail: vm.end_detail(), stop_ms })
 }
 

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::console_watch::Class;
 use super::record::Record;
 use crate::exit;
 
@@ -30,15 +31,39 @@ pub enum VmEnd {
     PoweredOff,
     WatchdogKilled,
     Interrupted,
+    /// The guest did not finish within the grace after a console stall report.
+    Stalled,
+    /// The guest spoke another protocol version and was stopped.
+    Refused,
+}
+
+impl VmEnd {
+    /// Who ended the VM, for the JSON's `ended_by`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmEnd::PoweredOff => "guest",
+            VmEnd::WatchdogKilled => "watchdog",
+            VmEnd::Interrupted => "interrupt",
+            VmEnd::Stalled => "console_report",
+            VmEnd::Refused => "protocol_mismatch",
+        }
+    }
 }
 
 impl Verdict {
-    pub fn decide(record: &Record, end: VmEnd) -> Verdict {
-        if end == VmEnd::Interrupted {
-            return Verdict::Interrupted;
+    /// `console`: the class of the console's reports, if it made any.
+    pub fn decide(record: &Record, end: VmEnd, console: Option<Class>) -> Verdict {
+        match end {
+            VmEnd::Interrupted => return Verdict::Interrupted,
+            VmEnd::Refused => return Verdict::InitError,
+            _ => {}
         }
         if record.scheduler_failure.is_some() {
             return Verdict::SchedulerFailed;
+        }
+        if end == VmEnd::Stalled {
+            let blamed = console.is_some_and(Class::blames_scheduler);
+            return if blamed { Verdict::SchedulerFailed } else { Verdict::Timeout };
         }
         match &record.finished {
             None if end == VmEnd::WatchdogKilled => Verdict::Timeout,
@@ -50,6 +75,21 @@ impl Verdict {
             Some(None) if record.checks.is_empty() => Verdict::InitError,
             Some(None) if record.checks.iter().all(|c| c.passed) => Verdict::Pass,
             Some(None) => Verdict::CheckFailed,
+        }
+    }
+
+    /// The class this verdict shows: the guest's stuck-disabling report, else
+    /// the console's, where it explains a failure.
+    pub fn class(self, record: &Record, console: Option<Class>) -> Option<Class> {
+        let stuck = record
+            .scheduler_failure
+            .as_ref()
+            .is_some_and(|f| f.reason.starts_with(ktstr_core::protocol::STUCK_DISABLING));
+        match self {
+            Verdict::SchedulerFailed if stuck => Some(Class::StuckDisabling),
+            Verdict::SchedulerFailed => console.filter(|c| c.blames_scheduler()),
+            Verdict::Timeout | Verdict::GuestCrash => console,
+            _ => None,
         }
     }
 
@@ -93,22 +133,37 @@ mod tests {
     #[test]
     fn decides_every_outcome() {
         let mut r = Record::default();
-        assert_eq!(Verdict::decide(&r, VmEnd::WatchdogKilled), Verdict::Timeout);
-        assert_eq!(Verdict::decide(&r, VmEnd::PoweredOff), Verdict::GuestCrash);
-        assert_eq!(Verdict::decide(&r, VmEnd::Interrupted), Verdict::Interrupted);
+        let decide = |r: &Record, end| Verdict::decide(r, end, None);
+        assert_eq!(decide(&r, VmEnd::WatchdogKilled), Verdict::Timeout);
+        assert_eq!(decide(&r, VmEnd::PoweredOff), Verdict::GuestCrash);
+        assert_eq!(decide(&r, VmEnd::Interrupted), Verdict::Interrupted);
+        assert_eq!(decide(&r, VmEnd::Refused), Verdict::InitError);
+        let stalled = |c| Verdict::decide(&r, VmEnd::Stalled, Some(c));
+        assert_eq!(stalled(Class::StuckDisabling), Verdict::SchedulerFailed);
+        assert_eq!(stalled(Class::Stall), Verdict::SchedulerFailed);
+        assert_eq!(stalled(Class::KernelStall), Verdict::Timeout);
+        let class = Verdict::Timeout.class(&r, Some(Class::KernelStall));
+        assert_eq!(class, Some(Class::KernelStall));
+        assert_eq!(Verdict::Pass.class(&r, Some(Class::KernelStall)), None);
         r.finished = Some(Some("no plan".into()));
-        assert_eq!(Verdict::decide(&r, VmEnd::PoweredOff), Verdict::InitError);
+        assert_eq!(decide(&r, VmEnd::PoweredOff), Verdict::InitError);
         r.finished = Some(None);
         r.checks = vec![check(true)];
-        assert_eq!(Verdict::decide(&r, VmEnd::PoweredOff), Verdict::Pass);
+        assert_eq!(decide(&r, VmEnd::PoweredOff), Verdict::Pass);
         r.checks.push(check(false));
-        assert_eq!(Verdict::decide(&r, VmEnd::PoweredOff), Verdict::CheckFailed);
+        assert_eq!(decide(&r, VmEnd::PoweredOff), Verdict::CheckFailed);
         r.scheduler_failure = Some(SchedulerFailure {
             reason: "exited".into(),
             output_tail: String::new(),
             kernel_log: vec![],
         });
-        assert_eq!(Verdict::decide(&r, VmEnd::PoweredOff), Verdict::SchedulerFailed);
+        assert_eq!(decide(&r, VmEnd::PoweredOff), Verdict::SchedulerFailed);
         assert_eq!(Verdict::SchedulerFailed.exit_code(), 3);
+        let class = Verdict::SchedulerFailed.class(&r, Some(Class::KernelStall));
+        assert_eq!(class, None, "a kernel stall does not explain a scheduler failure");
+        r.scheduler_failure.as_mut().unwrap().reason =
+            format!("{} for 5 s", ktstr_core::protocol::STUCK_DISABLING);
+        let class = Verdict::SchedulerFailed.class(&r, None);
+        assert_eq!(class, Some(Class::StuckDisabling));
     }
 }

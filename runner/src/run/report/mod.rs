@@ -9,9 +9,10 @@ use ktstr_core::check::glob_matches;
 use ktstr_core::plugin::{MetricHint, Polarity};
 use serde_json::json;
 
+use super::console_watch::{Class, ConsoleWatch, Kind};
 use super::payload_run::Timing;
 use super::record::Record;
-use super::verdict::Verdict;
+use super::verdict::{Verdict, VmEnd};
 
 /// Which VM engine ran the guest, and what it cost.
 pub struct EngineInfo {
@@ -30,6 +31,12 @@ pub struct EngineInfo {
 /// Everything a rendering needs.
 pub struct Outcome<'a> {
     pub verdict: Verdict,
+    /// What kind of failure, when the console or the guest named one.
+    pub class: Option<Class>,
+    pub vm_end: VmEnd,
+    /// The kernel's stall and sched_ext reports from the console.
+    pub console: &'a ConsoleWatch,
+    pub stall_grace_s: u64,
     pub record: &'a Record,
     pub kernel: String,
     pub engine: EngineInfo,
@@ -58,9 +65,10 @@ impl Outcome<'_> {
                     r.checks.iter().filter(|c| !c.passed).map(|c| c.check.as_str()).collect();
                 format!("failed: {}", failed.join(", "))
             }
-            Verdict::SchedulerFailed => {
-                r.scheduler_failure.as_ref().map(|f| f.reason.clone()).unwrap_or_default()
-            }
+            Verdict::SchedulerFailed => match &r.scheduler_failure {
+                Some(f) => f.reason.clone(),
+                None => self.console_reason(),
+            },
             Verdict::PayloadTimeout => {
                 let ran = r.payload_end.as_ref().map_or(0, |e| e.duration_ms);
                 let limit = match self.timing {
@@ -77,6 +85,7 @@ impl Outcome<'_> {
                     ran as f64 / 1e3
                 )
             }
+            Verdict::Timeout if self.vm_end == VmEnd::Stalled => self.console_reason(),
             Verdict::Timeout => "the guest did not finish before the watchdog fired".into(),
             Verdict::GuestCrash => match &self.engine.end_detail {
                 Some(d) => format!("the guest stopped without reporting a result: {d}"),
@@ -84,12 +93,40 @@ impl Outcome<'_> {
                     "the guest stopped without reporting a result (kernel panic or crash?)".into()
                 }
             },
+            Verdict::InitError if self.vm_end == VmEnd::Refused => {
+                r.protocol_mismatch.clone().unwrap_or_default()
+            }
             Verdict::InitError => match &r.finished {
                 Some(Some(e)) => format!("guest init error: {e}"),
                 _ => "the guest init reported no check results".into(),
             },
             Verdict::Interrupted => "interrupted by the user".into(),
         }
+    }
+
+    /// Why the console's reports ended the run.
+    fn console_reason(&self) -> String {
+        let what = match self.class {
+            Some(Class::StuckDisabling) => {
+                "the kernel began disabling the scheduler and never finished (sched_ext stayed `disabling`)"
+            }
+            Some(Class::Stall) => "tasks stalled under the scheduler",
+            Some(Class::SchedulerError) => "the kernel disabled the scheduler",
+            _ => "the guest kernel stalled",
+        };
+        let mut kinds: Vec<&str> = Vec::new();
+        for r in self.console.reports() {
+            let k = kind_name(r.kind);
+            if !kinds.contains(&k) {
+                kinds.push(k);
+            }
+        }
+        format!(
+            "{what}: the console reported {} ({} reports) and the guest did not finish within {} s",
+            kinds.join(", "),
+            self.console.seen,
+            self.stall_grace_s
+        )
     }
 
     /// The hint for metric `name`: an exact name, else a `*` glob.
@@ -112,6 +149,10 @@ impl Outcome<'_> {
             "verdict": self.verdict,
             "exit_code": self.verdict.exit_code(),
             "reason": self.reason(),
+            "class": self.class.map(Class::as_str),
+            "ended_by": self.vm_end.as_str(),
+            "console_reports": { "seen": self.console.seen, "sched_ext": self.console.sched_ext, "reports": self.console.reports() },
+            "truncated": r.truncated.iter().map(|(what, note)| json!({"what": what, "note": note})).collect::<Vec<_>>(),
             "engine": { "name": self.engine.name, "description": self.engine.description, "peak_rss_kib": self.engine.peak_rss_kib, "end": self.engine.end_detail, "stop_ms": self.engine.stop_ms },
             "kernel": self.kernel,
             "topology": { "requested": self.topology, "mismatches": self.topology_mismatches,
@@ -147,6 +188,16 @@ impl Outcome<'_> {
             "artifacts": self.artifacts,
             "wall_ms": self.wall_ms,
         })
+    }
+}
+
+/// A report kind as people read it.
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::RcuStall => "an RCU stall",
+        Kind::SoftLockup => "a soft lockup",
+        Kind::HungTask => "a hung task",
+        Kind::SchedExtDisabled => "sched_ext disabling the scheduler",
     }
 }
 

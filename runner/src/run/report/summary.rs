@@ -12,11 +12,32 @@ pub const MAX_METRICS: usize = 40;
 /// Lines of the payload's own output a timed-out run shows.
 const OUTPUT_TAIL_LINES: usize = 10;
 
+/// Console reports the summary shows (all kept ones are in the JSON).
+const SHOWN_REPORTS: usize = 3;
+
 impl Outcome<'_> {
+    /// The kernel's stall and sched_ext reports, when they explain the verdict.
+    fn console_section(&self) -> String {
+        let reports = self.console.reports();
+        if self.class.is_none() || reports.is_empty() {
+            return String::new();
+        }
+        let mut s = format!("  console reports ({} seen):\n", self.console.seen);
+        for r in reports.iter().take(SHOWN_REPORTS) {
+            s.push_str(&format!("{}\n", indent(&r.lines.join("\n"))));
+        }
+        if reports.len() > SHOWN_REPORTS {
+            let more = reports.len() - SHOWN_REPORTS;
+            s.push_str(&format!("      … {more} more kept in result.json and console.log\n"));
+        }
+        s
+    }
+
     pub fn summary(&self) -> String {
         let r = self.record;
+        let class = self.class.map(|c| format!(" [{}]", c.as_str())).unwrap_or_default();
         let mut s = format!(
-            "\nktstr: {}  (exit {}) — {}\n",
+            "\nktstr: {}{class}  (exit {}) — {}\n",
             self.verdict.as_str(),
             self.verdict.exit_code(),
             self.reason()
@@ -69,6 +90,10 @@ impl Outcome<'_> {
                 ));
             }
         }
+        for (what, note) in &r.truncated {
+            s.push_str(&format!("  LOST IN TRANSIT: the guest cut a {what} message: {note}\n"));
+        }
+        s.push_str(&self.console_section());
         if matches!(self.verdict, Verdict::Timeout | Verdict::GuestCrash | Verdict::InitError)
             && !self.console_tail.is_empty()
         {

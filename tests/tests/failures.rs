@@ -1,0 +1,60 @@
+//! When a scheduler fails: the run ends soon, classed, with the kernel's
+//! reports as evidence; and the guest init survives a result over the frame limit.
+
+use ktstr_tests::{
+    build_out_of_tree, ktstr, ktstr_run, plugin_dir_with, vm_tests_enabled, workspace_root,
+};
+
+/// scx_qmap stalling every 4th user task: the kernel's sched_ext watchdog
+/// fires, and in the measured wedge sched_ext then stayed `disabling`.
+#[test]
+fn a_stalling_scheduler_is_scheduler_failed_with_its_class_and_reports() {
+    if !vm_tests_enabled("a_stalling_scheduler") {
+        return;
+    }
+    let (code, doc, out) = ktstr_run(&[
+        "--plugin",
+        "workers",
+        "--scheduler",
+        "scx_qmap",
+        "--sched-arg=-t",
+        "--sched-arg=4",
+        "--vmm",
+        "qemu",
+        "--duration",
+        "40",
+    ]);
+    let why = format!("{doc:#}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(code, 3, "{why}");
+    assert_eq!(doc["verdict"], "SCHEDULER_FAILED", "{why}");
+    let class = doc["class"].as_str().unwrap_or_default();
+    assert!(["stall", "stuck_disabling"].contains(&class), "class {class:?}: {why}");
+    let reports = doc["console_reports"]["reports"].as_array().expect("console reports");
+    assert!(!reports.is_empty(), "{why}");
+    let first = reports[0]["lines"][0].as_str().unwrap_or_default();
+    assert!(first.contains("sched_ext") || first.contains("rcu"), "{first}");
+    assert_ne!(doc["ended_by"], "watchdog", "{why}");
+}
+
+/// A JSON object of a million keys is a million metrics, several frames'
+/// worth: they all arrive and the run ends with a verdict.
+#[test]
+fn a_million_metrics_reach_the_host_whole() {
+    if !vm_tests_enabled("a_million_metrics") {
+        return;
+    }
+    let so = build_out_of_tree(&workspace_root().join("tests/fixtures/plugins/many-metrics"));
+    let plugins = plugin_dir_with(&so, &["libmany_metrics_plugin.so"]);
+    let artifacts = tempfile::tempdir().expect("tempdir");
+    let dir = plugins.path().to_str().unwrap();
+    let art = artifacts.path().to_str().unwrap();
+    let out = ktstr(&["run", "--plugin-dir", dir, "--plugin", "many-metrics", "--artifacts", art]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let why = format!("stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{why}");
+    assert!(stdout.contains("ktstr: PASS"), "{why}");
+    assert!(!stdout.contains("LOST IN TRANSIT"), "{why}");
+    // The result document keeps them all (counted without parsing 100 MB).
+    let doc = std::fs::read_to_string(artifacts.path().join("result.json")).expect("result.json");
+    assert_eq!(doc.matches("\"name\": \"m").count(), 1_000_000);
+}
