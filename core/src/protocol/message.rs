@@ -8,7 +8,7 @@ use crate::check::CheckResult;
 use crate::metrics::Metric;
 use crate::scenario::{Progress, StepResult};
 
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Which captured output a chunk belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +17,11 @@ pub enum OutputSource {
     PayloadStderr,
     /// The scheduler's stdout and stderr, interleaved as written.
     Scheduler,
+    /// The kernel log (`/dev/kmsg`), one `[secs] text` line per record.
+    Kernel,
+    /// The `sched_ext_dump` tracepoint's lines: the kernel's dump of a
+    /// failing sched_ext scheduler.
+    SchedExtDump,
 }
 
 impl OutputSource {
@@ -26,6 +31,16 @@ impl OutputSource {
             OutputSource::PayloadStdout => "payload.stdout",
             OutputSource::PayloadStderr => "payload.stderr",
             OutputSource::Scheduler => "scheduler.log",
+            OutputSource::Kernel => "kmsg.log",
+            OutputSource::SchedExtDump => "sched_ext_dump.txt",
+        }
+    }
+
+    /// Most bytes of this stream either side keeps; the rest is dropped.
+    pub fn cap(self) -> usize {
+        match self {
+            OutputSource::SchedExtDump => 256 << 10,
+            _ => 16 << 20,
         }
     }
 }
