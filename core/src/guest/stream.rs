@@ -17,8 +17,8 @@ pub const CHUNK: usize = 32 << 10;
 const BUDGET: usize = 1 << 20;
 /// The tracefs instance ktstr owns: its own buffer, untouched by payloads' tracing.
 const TRACE_INSTANCE: &str = "/sys/kernel/tracing/instances/ktstr";
-/// Per-CPU buffer of that instance, in KiB (the dump is tens of KiB).
-const TRACE_BUFFER_KB: &str = "512";
+/// Per-CPU buffer of that instance, in KiB: one CPU writes the whole dump (≤ 256 KiB kept).
+const TRACE_BUFFER_KB: &str = "256";
 
 /// One stream: where it is read from and how much of it was sent.
 struct Source {
