@@ -28,7 +28,7 @@ pub fn sched_ext_lines() -> Vec<String> {
 }
 
 /// `prio,seq,usecs,flags;text` → `[secs] text`.
-fn format_record(rec: &str) -> Option<String> {
+pub(super) fn format_record(rec: &str) -> Option<String> {
     let (meta, text) = rec.split_once(';')?;
     let usecs: u64 = meta.split(',').nth(2)?.parse().ok()?;
     let text = text.lines().next().unwrap_or("");

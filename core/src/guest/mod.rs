@@ -14,6 +14,7 @@ mod run;
 pub mod scenario;
 mod sched_ext;
 mod scheduler;
+mod stream;
 
 use std::time::Duration;
 

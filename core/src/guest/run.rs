@@ -11,7 +11,8 @@ use super::payload::{self, Interrupt, Program};
 use super::scenario::{
     self as scenario_exec, PayloadSource, ScenarioPayload, ScenarioRun, SCENARIO_CGROUP,
 };
-use super::scheduler::{self, Scheduler};
+use super::scheduler::Scheduler;
+use super::stream::{Streams, CHUNK};
 use super::{mounts, out_files, sched_ext, Channel};
 use crate::check::{evaluate, evaluate_with, CheckResult, Evidence};
 use crate::extract::{extract_metrics, Captured, Extracted};
@@ -21,9 +22,6 @@ use crate::protocol::{Message, OutputSource, SchedulerFailure, PROTOCOL_VERSION}
 use crate::scenario::{metrics as scenario_metrics, Progress, StepResult};
 use crate::topology::Topology;
 
-/// Output is forwarded in chunks no bigger than this.
-const CHUNK: usize = 32 << 10;
-
 pub fn run(ch: &mut Channel) -> anyhow::Result<()> {
     ch.send(&Message::Hello {
         protocol: PROTOCOL_VERSION,
@@ -31,6 +29,15 @@ pub fn run(ch: &mut Channel) -> anyhow::Result<()> {
         kernel_release: read_trim("/proc/sys/kernel/osrelease"),
         cpus_online: read_trim("/sys/devices/system/cpu/online"),
     });
+    // Streamed from the start, so an early hang or crash leaves the boot's log.
+    let mut streams = Streams::open(ch);
+    streams.poll(ch);
+    let result = run_streamed(ch, &mut streams);
+    streams.finish(ch);
+    result
+}
+
+fn run_streamed(ch: &mut Channel, streams: &mut Streams) -> anyhow::Result<()> {
     ch.log(format!("data channel: {}", ch.description));
     let plan = RunPlan::from_json(
         &std::fs::read_to_string(PLAN_PATH).with_context(|| format!("read {PLAN_PATH}"))?,
@@ -43,7 +50,10 @@ pub fn run(ch: &mut Channel) -> anyhow::Result<()> {
     }
 
     let mut sched = Scheduler::start(&plan.scheduler)?;
-    match sched.wait_ready() {
+    let ready = sched.wait_ready(&mut || {
+        streams.poll(ch);
+    });
+    match ready {
         Ok(ready) => ch.send(&Message::SchedulerStarted {
             name: sched.name.clone(),
             pid: ready.pid,
@@ -52,15 +62,15 @@ pub fn run(ch: &mut Channel) -> anyhow::Result<()> {
             ready_ms: ready.waited.as_millis() as u64,
         }),
         Err(failure) => {
-            send_scheduler_log(ch);
-            ch.send(&Message::SchedulerFailed(failure));
             sched.stop();
+            streams.finish(ch);
+            ch.send(&Message::SchedulerFailed(failure));
             return Ok(());
         }
     }
     let outcome = match (&plan.payload, &plan.scenario) {
-        (Some(payload), _) => run_payload(ch, &plan, payload, &mut sched),
-        (None, Some(scenario)) => run_scenario(ch, &plan, scenario, &mut sched),
+        (Some(payload), _) => run_payload(ch, streams, &plan, payload, &mut sched),
+        (None, Some(scenario)) => run_scenario(ch, streams, &plan, scenario, &mut sched),
         (None, None) => Err(anyhow::anyhow!("the run plan names neither a payload nor a scenario")),
     };
     // Whatever happened, the scheduler stops and its log reaches the host.
@@ -70,18 +80,18 @@ pub fn run(ch: &mut Channel) -> anyhow::Result<()> {
         }
         Ok(Finished::SchedulerFailed(failure)) => {
             sched.stop();
-            send_scheduler_log(ch);
+            streams.finish(ch);
             ch.send(&Message::SchedulerFailed(failure));
             return Ok(());
         }
         Err(e) => {
             sched.stop();
-            send_scheduler_log(ch);
+            streams.finish(ch);
             return Err(e);
         }
     };
     sched.stop();
-    send_scheduler_log(ch);
+    streams.finish(ch);
     ch.send(&Message::Metrics { metrics, notes, extractor, error });
     ch.send(&Message::Checks { results });
     Ok(())
@@ -102,6 +112,7 @@ enum Finished {
 
 fn run_payload(
     ch: &mut Channel,
+    streams: &mut Streams,
     plan: &RunPlan,
     payload: &PayloadPlan,
     sched: &mut Scheduler,
@@ -118,7 +129,7 @@ fn run_payload(
             Program::Inline { plugin: &payload.plugin, context, args, env }
         }
     };
-    let mut watch = Watcher { ch, sched, failure: None, name: &payload.name };
+    let mut watch = Watcher { ch, streams, sched, failure: None, name: &payload.name };
     let outcome =
         payload::run(&program, &cgroup_dir, payload.own_process_group, timeout, &mut watch)?;
     let failure = watch.failure.take();
@@ -160,6 +171,7 @@ fn run_payload(
 
 fn run_scenario(
     ch: &mut Channel,
+    streams: &mut Streams,
     plan: &RunPlan,
     sp: &ScenarioPlan,
     sched: &mut Scheduler,
@@ -186,7 +198,7 @@ fn run_scenario(
         payloads,
         payload_limit: duration,
     };
-    let mut reporter = ScenarioReporter { ch, sched, failure: None };
+    let mut reporter = ScenarioReporter { ch, streams, sched, failure: None };
     let result = scenario_exec::run(&input, &mut reporter)?;
     let failure = reporter.failure.take();
     for p in &sp.payloads {
@@ -216,6 +228,7 @@ fn run_scenario(
 /// Forwards a scenario's progress and watches the scheduler.
 struct ScenarioReporter<'a> {
     ch: &'a mut Channel,
+    streams: &'a mut Streams,
     sched: &'a mut Scheduler,
     failure: Option<SchedulerFailure>,
 }
@@ -256,6 +269,7 @@ impl scenario_exec::Reporter for ScenarioReporter<'_> {
     }
 
     fn keep_going(&mut self) -> bool {
+        self.streams.poll(self.ch);
         scheduler_alive(self.sched, &mut self.failure)
     }
 }
@@ -274,6 +288,7 @@ fn scheduler_alive(sched: &mut Scheduler, failure: &mut Option<SchedulerFailure>
 /// Forwards output and watches the scheduler while the payload runs.
 struct Watcher<'a> {
     ch: &'a mut Channel,
+    streams: &'a mut Streams,
     sched: &'a mut Scheduler,
     failure: Option<SchedulerFailure>,
     name: &'a str,
@@ -296,13 +311,8 @@ impl payload::Watch for Watcher<'_> {
     }
 
     fn keep_going(&mut self) -> bool {
+        self.streams.poll(self.ch);
         scheduler_alive(self.sched, &mut self.failure)
-    }
-}
-
-fn send_scheduler_log(ch: &mut Channel) {
-    for part in scheduler::log_bytes().chunks(CHUNK) {
-        ch.send(&Message::Output { source: OutputSource::Scheduler, data: part.to_vec() });
     }
 }
 

@@ -72,8 +72,9 @@ impl Scheduler {
     }
 
     /// Waits until sched_ext is enabled with the expected ops, or fails with
-    /// the evidence when the scheduler exits or the wait runs out.
-    pub fn wait_ready(&mut self) -> Result<Ready, SchedulerFailure> {
+    /// the evidence when the scheduler exits or the wait runs out; `tick`
+    /// runs between checks (it streams the logs).
+    pub fn wait_ready(&mut self, tick: &mut dyn FnMut()) -> Result<Ready, SchedulerFailure> {
         let start = Instant::now();
         let pid = self.child.as_ref().map(Child::id);
         if !self.sched_ext {
@@ -105,6 +106,7 @@ impl Scheduler {
                     self.ready_timeout
                 )));
             }
+            tick();
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -176,13 +178,8 @@ fn judge(state: &str, disabling_for: Option<Duration>) -> Result<(), String> {
     }
 }
 
-/// The scheduler log, whole (for the host's artifacts).
-pub fn log_bytes() -> Vec<u8> {
-    std::fs::read(LOG_PATH).unwrap_or_default()
-}
-
 fn log_tail() -> String {
-    let b = log_bytes();
+    let b = std::fs::read(LOG_PATH).unwrap_or_default();
     String::from_utf8_lossy(&b[b.len().saturating_sub(TAIL)..]).into_owned()
 }
 

@@ -8,8 +8,9 @@ use crate::check::CheckResult;
 use crate::metrics::Metric;
 use crate::scenario::{Progress, StepResult};
 
-/// 4: `Metrics` and `Checks` may come in several parts (the host appends), `Truncated`.
-pub const PROTOCOL_VERSION: u16 = 4;
+/// 4: `Metrics` and `Checks` may come in several parts (the host appends),
+/// `Truncated`; 5: kernel log and sched_ext dump streamed as output sources.
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// How the init's reason for a scheduler stuck disabling begins (the host
 /// classes the failure by it).
@@ -22,6 +23,11 @@ pub enum OutputSource {
     PayloadStderr,
     /// The scheduler's stdout and stderr, interleaved as written.
     Scheduler,
+    /// The kernel log (`/dev/kmsg`), one `[secs] text` line per record.
+    Kernel,
+    /// The `sched_ext_dump` tracepoint's lines: the kernel's dump of a
+    /// failing sched_ext scheduler.
+    SchedExtDump,
 }
 
 impl OutputSource {
@@ -31,6 +37,16 @@ impl OutputSource {
             OutputSource::PayloadStdout => "payload.stdout",
             OutputSource::PayloadStderr => "payload.stderr",
             OutputSource::Scheduler => "scheduler.log",
+            OutputSource::Kernel => "kmsg.log",
+            OutputSource::SchedExtDump => "sched_ext_dump.txt",
+        }
+    }
+
+    /// Most bytes of this stream either side keeps; the rest is dropped.
+    pub fn cap(self) -> usize {
+        match self {
+            OutputSource::SchedExtDump => 256 << 10,
+            _ => 16 << 20,
         }
     }
 }

@@ -39,6 +39,12 @@ pub struct Record {
     pub payload_stdout: Vec<u8>,
     pub payload_stderr: Vec<u8>,
     pub scheduler_log: Vec<u8>,
+    /// The guest's kernel log, `[secs] text` lines.
+    pub kernel_log: Vec<u8>,
+    /// The kernel's sched_ext dump (the `sched_ext_dump` tracepoint's lines).
+    pub sched_ext_dump: Vec<u8>,
+    /// Output bytes past a stream's cap, dropped (the guest caps them too).
+    pub dropped_bytes: usize,
     pub skipped_bytes: usize,
     /// Scenario runs: each step's results as it ended (the backdrop last).
     pub scenario_steps: Vec<StepResult>,
@@ -101,11 +107,24 @@ impl Record {
                 self.payload_pid = Some(pid);
                 return Some(format!("payload {name} started (pid {pid}, cgroup {cgroup})"));
             }
-            Message::Output { source, data } => match source {
-                OutputSource::PayloadStdout => self.payload_stdout.extend(data),
-                OutputSource::PayloadStderr => self.payload_stderr.extend(data),
-                OutputSource::Scheduler => self.scheduler_log.extend(data),
-            },
+            Message::Output { source, data } => {
+                let buf = match source {
+                    OutputSource::PayloadStdout => &mut self.payload_stdout,
+                    OutputSource::PayloadStderr => &mut self.payload_stderr,
+                    OutputSource::Scheduler => &mut self.scheduler_log,
+                    OutputSource::Kernel => &mut self.kernel_log,
+                    OutputSource::SchedExtDump => &mut self.sched_ext_dump,
+                };
+                let dropped = append_capped(buf, &data, source.cap());
+                if dropped > 0 && self.dropped_bytes == 0 {
+                    self.dropped_bytes += dropped;
+                    return Some(format!(
+                        "{} is over its cap; the rest is dropped",
+                        source.file_name()
+                    ));
+                }
+                self.dropped_bytes += dropped;
+            }
             Message::PayloadEnded {
                 exit_code,
                 signal,
@@ -200,6 +219,13 @@ impl Record {
     }
 }
 
+/// Appends what fits under `cap`; returns how many bytes did not.
+fn append_capped(buf: &mut Vec<u8>, data: &[u8], cap: usize) -> usize {
+    let room = cap.saturating_sub(buf.len()).min(data.len());
+    buf.extend_from_slice(&data[..room]);
+    data.len() - room
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,5 +270,24 @@ mod tests {
         let names: Vec<&str> = r.metrics.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!((r.notes.len(), r.extract_error.as_deref()), (1, Some("e")));
+    }
+
+    fn output(source: OutputSource, data: &[u8]) -> DecodeEvent {
+        DecodeEvent::Message(Message::Output { source, data: data.to_vec() })
+    }
+
+    #[test]
+    fn streams_are_kept_apart_and_capped() {
+        let mut r = Record::default();
+        r.apply(output(OutputSource::Kernel, b"[ 0.1] booted\n"));
+        r.apply(output(OutputSource::Scheduler, b"stats\n"));
+        let cap = OutputSource::SchedExtDump.cap();
+        assert!(r.apply(output(OutputSource::SchedExtDump, &vec![b'x'; cap - 1])).is_none());
+        let line = r.apply(output(OutputSource::SchedExtDump, b"yz")).unwrap();
+        assert!(line.contains("sched_ext_dump.txt"), "{line}");
+        assert_eq!(r.kernel_log, b"[ 0.1] booted\n");
+        assert_eq!(r.scheduler_log, b"stats\n");
+        assert_eq!(r.sched_ext_dump.len(), cap);
+        assert_eq!(r.dropped_bytes, 1);
     }
 }

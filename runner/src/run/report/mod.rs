@@ -162,7 +162,10 @@ impl Outcome<'_> {
                 "ready": r.scheduler_ready.as_ref().map(|s| json!({"pid": s.pid, "sched_ext_state": s.state, "ops": s.ops, "ready_ms": s.ready_ms})),
                 "during_payload": r.sched_ext_during_payload.as_ref().map(|(s, o)| json!({"sched_ext_state": s, "ops": o})),
                 "failure": r.scheduler_failure,
+                "log_tail": text_tail(&r.scheduler_log, LOG_TAIL_LINES),
+                "sched_ext_dump": (!r.sched_ext_dump.is_empty()).then(|| String::from_utf8_lossy(&r.sched_ext_dump)),
             },
+            "kernel_log_tail": text_tail(&r.kernel_log, LOG_TAIL_LINES),
             "payload": {
                 "command": self.payload,
                 "pid": r.payload_pid,
@@ -210,9 +213,18 @@ fn better(p: Polarity) -> &'static str {
     }
 }
 
+/// Lines of the scheduler's and the kernel's log `--json` carries (the whole
+/// streams are in the artifacts).
+const LOG_TAIL_LINES: usize = 40;
+
 /// The last `n` lines of a text file (lossy), for evidence.
 pub fn tail_lines(path: &Path, n: usize) -> Vec<String> {
-    let text = String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned();
+    text_tail(&std::fs::read(path).unwrap_or_default(), n)
+}
+
+/// The last `n` lines of captured text (lossy).
+fn text_tail(data: &[u8], n: usize) -> Vec<String> {
+    let text = String::from_utf8_lossy(data);
     let lines: Vec<String> = text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
     lines[lines.len().saturating_sub(n)..].to_vec()
 }
@@ -223,6 +235,12 @@ pub fn write_artifacts(dir: &Path, record: &Record) -> std::io::Result<()> {
     std::fs::write(dir.join(OutputSource::PayloadStdout.file_name()), &record.payload_stdout)?;
     std::fs::write(dir.join(OutputSource::PayloadStderr.file_name()), &record.payload_stderr)?;
     std::fs::write(dir.join(OutputSource::Scheduler.file_name()), &record.scheduler_log)?;
+    std::fs::write(dir.join(OutputSource::Kernel.file_name()), &record.kernel_log)?;
+    // Only a run whose scheduler was dumped has one: its presence is evidence.
+    if !record.sched_ext_dump.is_empty() {
+        let dump = dir.join(OutputSource::SchedExtDump.file_name());
+        std::fs::write(dump, &record.sched_ext_dump)?;
+    }
     for (name, (out, err)) in &record.scenario_outputs {
         // Instance names are validated to be plain (no `/`); be safe anyway.
         let safe: String = name

@@ -11,6 +11,8 @@ use super::{Outcome, Record, Verdict};
 pub const MAX_METRICS: usize = 40;
 /// Lines of the payload's own output a timed-out run shows.
 const OUTPUT_TAIL_LINES: usize = 10;
+/// Lines of the sched_ext dump shown (its head: the reason and backtrace).
+const DUMP_HEAD_LINES: usize = 40;
 
 /// Console reports the summary shows (all kept ones are in the JSON).
 const SHOWN_REPORTS: usize = 3;
@@ -94,6 +96,7 @@ impl Outcome<'_> {
             s.push_str(&format!("  LOST IN TRANSIT: the guest cut a {what} message: {note}\n"));
         }
         s.push_str(&self.console_section());
+        s.push_str(&self.streamed_evidence());
         if matches!(self.verdict, Verdict::Timeout | Verdict::GuestCrash | Verdict::InitError)
             && !self.console_tail.is_empty()
         {
@@ -110,6 +113,44 @@ impl Outcome<'_> {
             ));
         }
         s.push_str(&format!("  artifacts  {}\n", self.artifacts.display()));
+        s
+    }
+
+    /// The sched_ext dump's head; when the guest never reported a failure,
+    /// the tails of what the scheduler and the kernel wrote before it ended.
+    fn streamed_evidence(&self) -> String {
+        let r = self.record;
+        let mut s = String::new();
+        if !r.sched_ext_dump.is_empty() {
+            let text = String::from_utf8_lossy(&r.sched_ext_dump);
+            let lines: Vec<&str> = text.lines().collect();
+            let head = lines[..lines.len().min(DUMP_HEAD_LINES)].join("\n");
+            let more = match lines.len().saturating_sub(DUMP_HEAD_LINES) {
+                0 => String::new(),
+                n => format!("\n      … {n} more lines"),
+            };
+            s.push_str(&format!(
+                "  sched_ext dump (whole in {}):\n{}{more}\n",
+                self.artifacts.join("sched_ext_dump.txt").display(),
+                indent(&head)
+            ));
+        }
+        let unreported = matches!(
+            self.verdict,
+            Verdict::Timeout | Verdict::GuestCrash | Verdict::InitError | Verdict::Interrupted
+        );
+        if unreported && r.scheduler_failure.is_none() {
+            for (what, data) in
+                [("scheduler output", &r.scheduler_log), ("kernel log", &r.kernel_log)]
+            {
+                let text = String::from_utf8_lossy(data);
+                let lines: Vec<&str> = text.lines().collect();
+                if !lines.is_empty() {
+                    let tail = lines[lines.len().saturating_sub(OUTPUT_TAIL_LINES)..].join("\n");
+                    s.push_str(&format!("  {what} (tail):\n{}\n", indent(&tail)));
+                }
+            }
+        }
         s
     }
 
