@@ -58,3 +58,30 @@ fn a_million_metrics_reach_the_host_whole() {
     let doc = std::fs::read_to_string(artifacts.path().join("result.json")).expect("result.json");
     assert_eq!(doc.matches("\"name\": \"m").count(), 1_000_000);
 }
+
+/// A kernel panic in the middle of a payload (sysrq `c`, from the forker
+/// fixture's `crasher`): GUEST_CRASH naming the panic, and what the payload
+/// and the scheduler wrote before it is in the artifacts.
+#[test]
+fn a_kernel_panic_mid_payload_is_guest_crash_with_the_panic_and_what_came_before() {
+    if !vm_tests_enabled("a_kernel_panic_mid_payload") {
+        return;
+    }
+    let built = build_out_of_tree(&workspace_root().join("tests/fixtures/plugins/forker"));
+    let dir = plugin_dir_with(&built, &["libforker_plugins.so"]);
+    let d = dir.path().to_str().unwrap();
+    let (code, doc, out) =
+        ktstr_run(&["--plugin-dir", d, "--plugin", "crasher", "--scheduler", "scx_qmap"]);
+    let why = format!("{doc:#}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(code, 4, "{why}");
+    assert_eq!(doc["verdict"], "GUEST_CRASH", "{why}");
+    assert_eq!(doc["kernel_panic"], "sysrq triggered crash", "{why}");
+    assert!(doc["reason"].as_str().unwrap().contains("the guest kernel panicked"), "{why}");
+    let artifacts = std::path::PathBuf::from(doc["artifacts"].as_str().unwrap());
+    let stdout = std::fs::read_to_string(artifacts.join("payload.stdout")).unwrap();
+    assert_eq!(stdout, "before the crash\n", "the payload's output before the panic is kept");
+    let sched = std::fs::read_to_string(artifacts.join("scheduler.log")).unwrap();
+    assert!(!sched.is_empty(), "the scheduler's output before the panic is kept");
+    let kmsg = std::fs::read_to_string(artifacts.join("kmsg.log")).unwrap();
+    assert!(kmsg.contains("sched_ext: BPF scheduler \"qmap\" enabled"), "{kmsg}");
+}

@@ -129,6 +129,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         artifacts: artifacts.clone(),
         wall_ms: wall.elapsed().as_millis(),
         console_tail: report::tail_lines(&spec.console_log, 25),
+        kernel_panic: report::kernel_panic(&spec.console_log),
         timing: prepared.timing,
         hints: prepared.hints.clone(),
     };

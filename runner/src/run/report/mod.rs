@@ -48,6 +48,8 @@ pub struct Outcome<'a> {
     pub wall_ms: u128,
     /// The last console lines, shown when the guest did not finish.
     pub console_tail: Vec<String>,
+    /// The kernel's own panic line (`Kernel panic - not syncing: …`), if any.
+    pub kernel_panic: Option<String>,
     /// The payload's duration and time limit (not for scenarios).
     pub timing: Option<Timing>,
     /// The payload's metric hints: units and which way is better.
@@ -87,9 +89,10 @@ impl Outcome<'_> {
             }
             Verdict::Timeout if self.vm_end == VmEnd::Stalled => self.console_reason(),
             Verdict::Timeout => "the guest did not finish before the watchdog fired".into(),
-            Verdict::GuestCrash => match &self.engine.end_detail {
-                Some(d) => format!("the guest stopped without reporting a result: {d}"),
-                None => {
+            Verdict::GuestCrash => match (&self.kernel_panic, &self.engine.end_detail) {
+                (Some(p), _) => format!("the guest kernel panicked: {p}"),
+                (None, Some(d)) => format!("the guest stopped without reporting a result: {d}"),
+                (None, None) => {
                     "the guest stopped without reporting a result (kernel panic or crash?)".into()
                 }
             },
@@ -188,6 +191,7 @@ impl Outcome<'_> {
             "out_skipped": r.out_skipped.iter().map(|(p, why)| json!({"path": p, "reason": why})).collect::<Vec<_>>(),
             "guest_log": r.logs,
             "console_tail": self.console_tail,
+            "kernel_panic": self.kernel_panic,
             "artifacts": self.artifacts,
             "wall_ms": self.wall_ms,
         })
@@ -216,6 +220,14 @@ fn better(p: Polarity) -> &'static str {
 /// Lines of the scheduler's and the kernel's log `--json` carries (the whole
 /// streams are in the artifacts).
 const LOG_TAIL_LINES: usize = 40;
+
+/// What follows the kernel's first `Kernel panic - not syncing:` on the
+/// console, e.g. `sysrq triggered crash`.
+pub fn kernel_panic(console: &Path) -> Option<String> {
+    let text = String::from_utf8_lossy(&std::fs::read(console).ok()?).into_owned();
+    let line = text.lines().find_map(|l| l.split_once("Kernel panic - not syncing:"))?.1;
+    Some(line.trim().to_string())
+}
 
 /// The last `n` lines of a text file (lossy), for evidence.
 pub fn tail_lines(path: &Path, n: usize) -> Vec<String> {
