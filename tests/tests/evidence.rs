@@ -26,7 +26,7 @@ fn read(dir: &std::path::Path, name: &str) -> String {
 }
 
 #[test]
-fn a_scheduler_error_brings_the_sched_ext_dump_and_the_kernel_log() {
+fn a_scheduler_that_dies_mid_run_is_scheduler_failed_with_its_dump_and_the_kernel_log() {
     if !vm_tests_enabled("sched_ext_dump") {
         return;
     }
@@ -49,6 +49,11 @@ fn a_scheduler_error_brings_the_sched_ext_dump_and_the_kernel_log() {
     );
     assert_eq!(code, 3, "{doc:#}\n{progress}");
     assert_eq!(doc["verdict"], "SCHEDULER_FAILED");
+    let failure = &doc["scheduler"]["failure"];
+    assert!(!failure["reason"].as_str().unwrap().is_empty());
+    let evidence =
+        format!("{}{:?}", failure["output_tail"].as_str().unwrap(), failure["kernel_log"]);
+    assert!(evidence.contains("qmap") || evidence.contains("sched_ext"), "{failure:#}");
     let dump = doc["scheduler"]["sched_ext_dump"].as_str().unwrap_or_else(|| panic!("{doc:#}"));
     // The dump's head names the exit and its reason, then the CPU states.
     assert!(dump.contains("triggered exit kind"), "{dump}");

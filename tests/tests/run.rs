@@ -124,34 +124,6 @@ fn a_failing_check_exits_1_and_names_metric_value_and_bound() {
 }
 
 #[test]
-fn a_scheduler_that_dies_mid_run_gives_the_scheduler_failure_verdict() {
-    if !vm_tests_enabled("a_scheduler_that_dies") {
-        return;
-    }
-    // scx_qmap -e N calls scx_bpf_error() after N enqueues: the BPF scheduler
-    // aborts while the payload generates wake-ups.
-    let (code, doc, out) = ktstr_run(&[
-        "--plugin",
-        "workers",
-        "--scheduler",
-        "scx_qmap",
-        "--sched-arg=-e",
-        "--sched-arg=20000",
-        "--arg=--work",
-        "--arg=yield,futex,sleep",
-        "--arg=--duration",
-        "--arg=30",
-    ]);
-    assert_eq!(code, 3, "{doc:#}\n{}", explain(&out));
-    assert_eq!(doc["verdict"], "SCHEDULER_FAILED");
-    let failure = &doc["scheduler"]["failure"];
-    assert!(!failure["reason"].as_str().unwrap().is_empty());
-    let evidence =
-        format!("{}{:?}", failure["output_tail"].as_str().unwrap(), failure["kernel_log"]);
-    assert!(evidence.contains("qmap") || evidence.contains("sched_ext"), "{failure:#}");
-}
-
-#[test]
 fn a_guest_that_never_answers_is_ended_by_the_watchdog() {
     if !vm_tests_enabled("watchdog") {
         return;
