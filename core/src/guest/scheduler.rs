@@ -157,9 +157,25 @@ impl Scheduler {
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = child.kill();
-        let _ = child.wait();
+        // A task stuck in the kernel (a wedged sched_ext disable) survives
+        // SIGKILL: never wait for it without end, the results must go out.
+        let deadline = Instant::now() + KILL_WAIT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!(
+            "ktstr-init: scheduler pid {} did not exit {} s after SIGKILL (stuck in the kernel?); going on without it",
+            child.id(),
+            KILL_WAIT.as_secs()
+        );
     }
 }
+
+/// How long a killed scheduler gets to be reaped before the init moves on.
+const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// sched_ext's state while the scheduler runs: `enabled` is fine, and so is
 /// `disabling` for a moment (the kernel is ending it; `disabled` follows
