@@ -3,7 +3,7 @@
 //! it requires. Decided on the host, before boot.
 
 use ktstr_core::plugin::{PayloadSpec, Requirements, RunContext, SchedulerNeed};
-use ktstr_core::topology::Topology;
+use ktstr_core::topology::{format_cpulist, Topology};
 
 /// The run length of a payload that declares none.
 pub const DEFAULT_DURATION_S: u64 = 10;
@@ -36,7 +36,7 @@ pub fn context(name: &str, duration_s: u64, topology: &Topology, memory_mib: u64
     RunContext {
         duration_ms: Some(duration_s * 1000),
         nr_cpus: cpus,
-        cpu_list: if cpus == 1 { "0".into() } else { format!("0-{}", cpus - 1) },
+        cpu_list: format_cpulist(&(0..cpus).collect::<Vec<u32>>()),
         memory_mib: memory_mib as u32,
         out_dir: format!("{OUT_ROOT}/{name}"),
     }

@@ -190,31 +190,39 @@ impl Outcome<'_> {
         if r.metrics.is_empty() {
             return String::new();
         }
-        let marks = |name: &str| -> Vec<&CheckResult> {
-            r.checks.iter().filter(|c| check_names_metric(&c.check, name)).collect()
-        };
+        // Each check parsed once, then each metric judged once: a result
+        // may hold a million metrics.
+        let read: Vec<(String, bool)> =
+            r.checks.iter().filter_map(|c| Some((check_metric(&c.check)?, c.passed))).collect();
+        let verdicts: Vec<Option<bool>> = r
+            .metrics
+            .iter()
+            .map(|m| {
+                let mut on_it = read.iter().filter(|(g, _)| glob_matches(g, &m.name)).peekable();
+                on_it.peek().is_some().then(|| on_it.all(|(_, passed)| *passed))
+            })
+            .collect();
         let mut order: Vec<usize> = (0..r.metrics.len()).collect();
-        order.sort_by_key(|&i| marks(&r.metrics[i].name).is_empty());
+        order.sort_by_key(|&i| verdicts[i].is_none());
         let shown = &order[..order.len().min(MAX_METRICS)];
         let width = shown.iter().map(|&i| r.metrics[i].name.len()).max().unwrap_or(0);
         let mut s = String::from("  metrics\n");
         for &i in shown {
             let m = &r.metrics[i];
-            let checks = marks(&m.name);
-            let mark = match checks.iter().all(|c| c.passed) {
-                _ if checks.is_empty() => "  ",
-                true => "✓ ",
-                false => "✗ ",
+            let mark = match verdicts[i] {
+                None => "  ",
+                Some(true) => "✓ ",
+                Some(false) => "✗ ",
             };
-            let better = match self.hint(&m.name).map(|h| h.polarity) {
+            let hint = self.hint(&m.name);
+            let better = match hint.map(|h| h.polarity) {
                 Some(Polarity::HigherIsBetter) => " ↑",
                 Some(Polarity::LowerIsBetter) => " ↓",
                 _ => "",
             };
-            let unit = if m.unit.is_empty() {
-                self.hint(&m.name).map(|h| h.unit.clone()).unwrap_or_default()
-            } else {
-                m.unit.clone()
+            let unit = match hint {
+                Some(h) if m.unit.is_empty() => h.unit.clone(),
+                _ => m.unit.clone(),
             };
             s.push_str(&format!(
                 "    {mark}{:<width$}  {:>14} {unit}{better}\n",
@@ -296,11 +304,10 @@ fn scenario_summary(r: &Record) -> String {
     s
 }
 
-/// Whether a check's text form reads this metric (`name>=…`, `exists(name)`,
-/// `all(glob)>=…`).
-fn check_names_metric(check: &str, metric: &str) -> bool {
-    let parsed = ktstr_core::check::Check::parse(check).ok();
-    parsed.is_some_and(|c| c.metric().is_some_and(|m| glob_matches(m, metric)))
+/// The metric name or glob a check's text form reads (`name>=…`,
+/// `exists(name)`, `all(glob)>=…`); `None` for `exit==N`.
+fn check_metric(check: &str) -> Option<String> {
+    ktstr_core::check::Check::parse(check).ok()?.metric().map(String::from)
 }
 
 fn indent(text: &str) -> String {
