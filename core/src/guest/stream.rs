@@ -44,7 +44,7 @@ pub struct Streams {
 impl Streams {
     /// Opens `/dev/kmsg` (from its first record) and arms the sched_ext dump.
     pub fn open(ch: &mut Channel) -> Streams {
-        let kmsg_file = open_nonblocking("/dev/kmsg");
+        let kmsg_file = kmsg::open();
         if let Err(e) = &kmsg_file {
             ch.log(format!("kernel log not streamed: /dev/kmsg: {e}"));
         }
@@ -134,28 +134,12 @@ fn read_plain(f: &mut File, out: &mut Vec<u8>) -> bool {
     true
 }
 
-/// Appends `/dev/kmsg` records as `[secs] text` lines; each read is one record.
+/// Appends `/dev/kmsg` records as `[secs] text` lines, within the budget.
 fn read_kmsg(f: &mut File, out: &mut Vec<u8>) -> bool {
-    let mut buf = vec![0u8; 8192];
-    while out.len() < BUDGET {
-        match f.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(n) => {
-                if let Some(line) = kmsg::format_record(&String::from_utf8_lossy(&buf[..n])) {
-                    out.extend_from_slice(line.as_bytes());
-                    out.push(b'\n');
-                }
-            }
-            // The ring buffer overwrote records before they were read; go on.
-            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => {
-                out.extend_from_slice(b"[ktstr: kernel log records were lost here]\n");
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
-    true
+    kmsg::read_lines(f, BUDGET.saturating_sub(out.len()), |line| {
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    })
 }
 
 /// Takes the complete lines out of `partial`, keeping only the dump's text.
@@ -199,7 +183,7 @@ fn arm_dump() -> std::io::Result<File> {
     open_nonblocking(&inst.join("trace_pipe").to_string_lossy())
 }
 
-fn open_nonblocking(path: &str) -> std::io::Result<File> {
+pub(super) fn open_nonblocking(path: &str) -> std::io::Result<File> {
     OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
 }
 
