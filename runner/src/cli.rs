@@ -131,6 +131,10 @@ pub struct NestedArgs {
     /// Keep the L1 console log and outputs here.
     #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
+    /// More kernel command-line arguments for L1, e.g. `kvm_amd.npt=0` to
+    /// study how L1's KVM settings change the L2 guests' behaviour.
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    pub l1_cmdline: Option<String>,
     /// The ktstr command line to run inside L1 (after `--`).
     #[arg(last = true, value_name = "KTSTR_ARGS")]
     pub args: Vec<String>,

@@ -22,12 +22,13 @@ pub use channel::Channel;
 
 /// Runs the whole guest side and powers off; never returns.
 pub fn main() -> ! {
+    let started = since_boot();
     install_panic_hook();
     if let Err(e) = mounts::mount_all() {
         eprintln!("ktstr-init: mounting failed: {e:#}");
     }
     let mut channel = Channel::open();
-    let init_error = match run::run(&mut channel) {
+    let init_error = match run::run(&mut channel, started) {
         Ok(()) => None,
         Err(e) => {
             eprintln!("ktstr-init: {e:#}");
@@ -36,6 +37,13 @@ pub fn main() -> ! {
     };
     channel.send(&crate::protocol::Message::Finish(crate::protocol::Finish { init_error }));
     power_off()
+}
+
+/// Seconds since the kernel started (CLOCK_BOOTTIME: no /proc needed).
+pub fn since_boot() -> f64 {
+    use nix::time::{clock_gettime, ClockId};
+    clock_gettime(ClockId::CLOCK_BOOTTIME)
+        .map_or(0.0, |t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
 }
 
 /// PID 1 must not die: a panic in the init goes to the console and, as the

@@ -22,13 +22,19 @@ use crate::protocol::{Message, OutputSource, SchedulerFailure, PROTOCOL_VERSION}
 use crate::scenario::{metrics as scenario_metrics, Progress, StepResult};
 use crate::topology::Topology;
 
-pub fn run(ch: &mut Channel) -> anyhow::Result<()> {
+/// `started`: when the init began, in seconds since the kernel's start.
+pub fn run(ch: &mut Channel, started: f64) -> anyhow::Result<()> {
     ch.send(&Message::Hello {
         protocol: PROTOCOL_VERSION,
         init_version: env!("CARGO_PKG_VERSION").into(),
         kernel_release: read_trim("/proc/sys/kernel/osrelease"),
         cpus_online: read_trim("/sys/devices/system/cpu/online"),
     });
+    // Where the guest's boot time goes: kernel, then the init's own start.
+    ch.log(format!(
+        "the kernel started the init {started:.2} s after boot; it is ready {:.2} s after boot",
+        super::since_boot()
+    ));
     // Streamed from the start, so an early hang or crash leaves the boot's log.
     let mut streams = Streams::open(ch);
     streams.poll(ch);

@@ -190,6 +190,7 @@ fn build_in(source: &Source, tmp: &Path, out: &Path, log: &Path, jobs: usize) ->
     stage("building the sched_ext example schedulers…");
     let schedulers =
         schedulers::build(&src, &vmlinux, &tmp.join("scx"), &out.join("schedulers"), jobs, log)?;
+    super::boot_elf::ensure(out, &vmlinux)?;
     Ok(Built { version, config_hash: cache::sha256_hex(config_text.as_bytes()), schedulers })
 }
 

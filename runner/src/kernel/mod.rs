@@ -5,11 +5,13 @@
 //! Layout under [`cache_dir`]`/kernels`:
 //! - `<key>/` one finished entry: `bzImage`, `vmlinux`, `config`,
 //!   `schedulers/`, `build.log`, `metadata.json`. It appears by rename only,
-//!   so an entry that exists is complete.
+//!   so an entry that exists is complete. `vmlinux.boot` (see `boot_elf`)
+//!   is made in it when first needed.
 //! - `.tmp-<key>-<pid>/` a build in progress (or killed); ignored by `list`.
 //! - `.locks/<key>.lock` flock(2) files serialising builds of one key.
 //! - `failed-<key>.log` the log of the last failed build of a key.
 
+pub mod boot_elf;
 mod build;
 mod cache;
 mod cli;

@@ -17,6 +17,10 @@ pub struct KernelEntry {
     pub bzimage: PathBuf,
     /// With BTF; what BPF programs are built against.
     pub vmlinux: Option<PathBuf>,
+    /// The kernel uncompressed, for a VMM to load directly: the entry's
+    /// `vmlinux.boot`, else its vmlinux (cache entries only: their vmlinux
+    /// is known to be the bzImage's own).
+    pub boot_elf: Option<PathBuf>,
     pub config: Option<PathBuf>,
     /// e.g. `6.12.117`; `unknown` when it cannot be read.
     pub version: String,
@@ -50,9 +54,14 @@ impl KernelEntry {
     }
 
     fn from_cache(dir: PathBuf, meta: &Metadata) -> Self {
+        let vmlinux = meta.paths.vmlinux.as_ref().map(|p| dir.join(p)).filter(|p| p.is_file());
+        let boot_elf = Some(dir.join(super::boot_elf::BOOT_ELF))
+            .filter(|p| p.is_file())
+            .or_else(|| vmlinux.clone());
         KernelEntry {
             bzimage: dir.join(&meta.paths.bzimage),
-            vmlinux: meta.paths.vmlinux.as_ref().map(|p| dir.join(p)).filter(|p| p.is_file()),
+            vmlinux,
+            boot_elf,
             config: meta.paths.config.as_ref().map(|p| dir.join(p)).filter(|p| p.is_file()),
             version: meta.kernel_version.clone(),
             key: Some(meta.key.clone()),
@@ -76,6 +85,7 @@ impl KernelEntry {
         };
         KernelEntry {
             vmlinux: near(&["vmlinux"]),
+            boot_elf: None,
             config: near(&["config", ".config"]),
             version: bzimage_version(&bzimage).unwrap_or_else(|| "unknown".into()),
             key: None,

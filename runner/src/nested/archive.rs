@@ -98,7 +98,8 @@ pub fn l1_archive(
     Ok(a)
 }
 
-/// The entry as L1's kernel cache sees it, without the 100 MB vmlinux.
+/// The entry as L1's kernel cache sees it: the 100 MB vmlinux only as its
+/// loadable 15 MB (`vmlinux.boot`, which ktstr-vmm boots in L1).
 fn add_kernel_entry(a: &mut ArchiveSpec, kernel: &KernelEntry) -> Result<()> {
     let key = kernel.key.as_deref().context(
         "the L2 kernel must be a cache entry (`ktstr kernel build`), not a bare bzImage",
@@ -109,6 +110,10 @@ fn add_kernel_entry(a: &mut ArchiveSpec, kernel: &KernelEntry) -> Result<()> {
         if host.is_file() {
             a.add_file(&host, format!("{guest}/{name}"), 0o644);
         }
+    }
+    if let Some(vmlinux) = &kernel.vmlinux {
+        let boot = crate::kernel::boot_elf::ensure(&kernel.dir, vmlinux)?;
+        a.add_file(&boot, format!("{guest}/{}", crate::kernel::boot_elf::BOOT_ELF), 0o644);
     }
     for (name, path) in kernel.schedulers() {
         a.add_elf_with_deps(&path, format!("{guest}/schedulers/{name}"))?;

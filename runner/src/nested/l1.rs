@@ -38,6 +38,8 @@ pub struct L1Host<'a> {
     pub topology: ktstr_core::topology::Topology,
     pub memory_mib: u64,
     pub watchdog: Duration,
+    /// `--l1-cmdline`, appended to L1's kernel command line.
+    pub extra_cmdline: String,
 }
 
 /// How one L1 ended.
@@ -75,8 +77,9 @@ impl L1Host<'_> {
         write_newc(&spec, &mut std::fs::File::create(&initramfs)?)?;
         let vm = VmSpec {
             kernel: self.kernel.bzimage.clone(),
+            vmlinux: None,
             initramfs: vec![initramfs.clone()],
-            cmdline: L1_CMDLINE.into(),
+            cmdline: format!("{L1_CMDLINE} {}", self.extra_cmdline).trim_end().into(),
             topology: self.topology.clone(),
             memory_mib: self.memory_mib,
             console_log: dir.join("l1-console.log"),

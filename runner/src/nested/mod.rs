@@ -51,6 +51,7 @@ pub fn execute(args: &NestedArgs, discovery: &Discovery) -> Result<i32> {
         topology,
         memory_mib,
         watchdog: Duration::from_secs(args.watchdog),
+        extra_cmdline: args.l1_cmdline.clone().unwrap_or_default(),
     };
     let work = tempfile::Builder::new()
         .prefix("ktstr-nested-")

@@ -9,6 +9,7 @@ mod record;
 mod report;
 mod scheduler;
 mod session;
+mod timeline;
 mod verdict;
 
 use std::path::PathBuf;
@@ -47,7 +48,11 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         .prefix("ktstr-run-")
         .tempdir()
         .context("create a temporary directory")?;
-    progress(&format!("kernel {} ({})", kernel.version, kernel.bzimage.display()));
+    let image = match &kernel.boot_elf {
+        Some(elf) if engine.name() == "kvm" => elf,
+        _ => &kernel.bzimage,
+    };
+    progress(&format!("kernel {} ({})", kernel.version, image.display()));
     progress(&format!("engine {engine_line}"));
     progress("packing the initramfs…");
     let base = BaseArchiveCache::new(crate::kernel::cache_dir().join("initramfs"))
@@ -60,6 +65,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     write_newc(&plan_archive, &mut std::fs::File::create(&plan_cpio)?)?;
     let spec = VmSpec {
         kernel: kernel.bzimage.clone(),
+        vmlinux: kernel.boot_elf.clone(),
         // The cached base archive as it is, then this run's plan.
         initramfs: vec![base, plan_cpio],
         cmdline: "panic=-1 rdinit=/init".into(),
@@ -86,12 +92,19 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         watchdog.as_secs()
     ));
     let mut record = Record::default();
+    let mut timeline = timeline::Timeline::new(wall);
+    timeline.mark(timeline::Mark::Prepared);
     let limits = session::Limits { watchdog, stall_grace: Duration::from_secs(args.stall_grace) };
     let mut console = ConsoleWatch::new(prepared.plan.scheduler.launch.sched_ext);
-    let ended =
-        session::run_vm(engine.as_ref(), &spec, &limits, &mut console, &mut record, &mut |l| {
-            progress(&format!("[guest] {l}"))
-        })?;
+    let ended = session::run_vm(
+        engine.as_ref(),
+        &spec,
+        &limits,
+        &mut console,
+        &mut record,
+        &mut timeline,
+        &mut |l| progress(&format!("[guest] {l}")),
+    )?;
     report::write_artifacts(&artifacts, &record)?;
     if let Some(why) = &record.protocol_mismatch {
         anyhow::bail!("{why} (artifacts in {})", artifacts.display());
@@ -114,7 +127,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         console: &console,
         stall_grace_s: args.stall_grace,
         record: &record,
-        kernel: format!("{} ({})", kernel.version, kernel.bzimage.display()),
+        kernel: format!("{} ({})", kernel.version, image.display()),
         engine: report::EngineInfo {
             name: engine.name(),
             description: engine_line,
@@ -128,6 +141,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         payload: prepared.job_desc.clone(),
         artifacts: artifacts.clone(),
         wall_ms: wall.elapsed().as_millis(),
+        timeline: &timeline,
         console_tail: report::tail_lines(&spec.console_log, 25),
         kernel_panic: report::kernel_panic(&spec.console_log),
         timing: prepared.timing,

@@ -10,6 +10,7 @@ use ktstr_core::protocol::Decoder;
 
 use super::console_watch::ConsoleWatch;
 use super::record::Record;
+use super::timeline::{Mark, Timeline};
 use super::verdict::VmEnd;
 use crate::interrupt;
 use crate::vm::{RunningVm, VmEngine, VmSpec};
@@ -111,9 +112,11 @@ pub fn run_vm(
     limits: &Limits,
     watch: &mut ConsoleWatch,
     record: &mut Record,
+    timeline: &mut Timeline,
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Ended> {
     let mut vm = engine.boot(spec)?;
+    timeline.mark(Mark::Booted);
     let started = Instant::now();
     let mut peak_rss_kib = None;
     let mut channels = [Tail::new(&spec.data_out), Tail::new(&spec.data_fallback_out)];
@@ -125,6 +128,7 @@ pub fn run_vm(
         for ch in &mut channels {
             ch.read_new(record, progress);
         }
+        timeline.observe(record);
         if let Some(line) = console.read_new(watch) {
             if first_report.is_none() && record.finished.is_none() {
                 first_report = Some(Instant::now());
@@ -179,12 +183,14 @@ pub fn run_vm(
         // Ends early when the VM does (at once for the in-process VMM).
         vm.wait_timeout(POLL)?;
     };
+    timeline.mark(Mark::VmEnded);
     if let Some(ms) = stop_ms {
         progress(&format!("the VM stopped in {ms} ms"));
     }
     for ch in &mut channels {
         ch.finish(record, progress);
     }
+    timeline.observe(record);
     console.read_new(watch);
     Ok(Ended { end, peak_rss_kib, detail: vm.end_detail(), stop_ms })
 }

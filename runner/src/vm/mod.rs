@@ -18,7 +18,11 @@ use ktstr_core::topology::Topology;
 /// `ktstr_vmm::VmConfig` for the KVM engine).
 #[derive(Clone, Debug)]
 pub struct VmSpec {
+    /// The bzImage.
     pub kernel: PathBuf,
+    /// The same kernel uncompressed (an ELF vmlinux), for engines that boot
+    /// it directly and so skip the guest's decompression (ktstr-vmm).
+    pub vmlinux: Option<PathBuf>,
     /// The initramfs, as parts the kernel unpacks in order (concatenated cpio
     /// archives): e.g. a cached base archive and a small per-run one.
     pub initramfs: Vec<PathBuf>,
@@ -40,7 +44,8 @@ impl VmSpec {
     /// Fails, naming the file, when the kernel or an initramfs part is missing.
     pub fn check_files(&self) -> anyhow::Result<()> {
         let parts = self.initramfs.iter().map(|p| ("initramfs", p));
-        for (what, p) in std::iter::once(("kernel", &self.kernel)).chain(parts) {
+        let vmlinux = self.vmlinux.iter().map(|p| ("vmlinux", p));
+        for (what, p) in std::iter::once(("kernel", &self.kernel)).chain(vmlinux).chain(parts) {
             if !p.is_file() {
                 anyhow::bail!("the {what} {} does not exist", p.display());
             }

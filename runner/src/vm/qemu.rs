@@ -268,6 +268,7 @@ mod tests {
         };
         let spec = VmSpec {
             kernel: dir.join("bzImage"),
+            vmlinux: None,
             initramfs: vec![dir.join("initrd")],
             cmdline: String::new(),
             topology: "1n1l1c1t".parse().unwrap(),

@@ -188,6 +188,7 @@ mod tests {
     fn spec(topo: &str, mem: u64) -> VmSpec {
         VmSpec {
             kernel: PathBuf::from("/k/bzImage"),
+            vmlinux: None,
             initramfs: vec![PathBuf::from("/i/initrd.cpio")],
             cmdline: "rdinit=/init panic=-1".into(),
             topology: topo.parse().unwrap(),

@@ -143,6 +143,7 @@ fn boot_and_check(engine: &QemuEngine, kernel: &Path, initramfs: &Path, topo: &s
     std::fs::create_dir_all(&out).unwrap();
     let spec = VmSpec {
         kernel: kernel.to_path_buf(),
+        vmlinux: None,
         initramfs: vec![initramfs.to_path_buf()],
         // Keep printk from splitting the lines the init prints.
         cmdline: "rdinit=/init panic=-1 loglevel=1".into(),

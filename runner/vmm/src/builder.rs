@@ -14,7 +14,7 @@ use kvm_ioctls::{Cap, Kvm, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use crate::arch::x86_64::{acpi, boot, cpuid, layout::*, regs, topo};
+use crate::arch::x86_64::{acpi, boot, cpuid, kernel, layout::*, regs, topo};
 use crate::devices::bus::Bus;
 use crate::devices::i8042::I8042;
 use crate::devices::serial::Serial;
@@ -100,7 +100,8 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
         unsafe { vm.set_user_memory_region(r) }.context("KVM_SET_USER_MEMORY_REGION")?;
     }
 
-    let kernel = boot::load_kernel(&mem, &cfg.kernel)?;
+    let kernel = kernel::load_kernel(&mem, &cfg.kernel)?;
+    tracing::debug!("kernel {} loaded as {:?}", cfg.kernel.display(), kernel.kind);
     let initrd: Vec<&std::path::Path> = cfg.initramfs.iter().map(|p| p.as_path()).collect();
     boot::setup_boot(&mem, &kernel, mem_bytes, &initrd, &kernel_cmdline(&cfg.cmdline))?;
     regs::write_boot_tables(&mem)?;

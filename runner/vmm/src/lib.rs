@@ -1,6 +1,6 @@
-//! ktstr's own small KVM VMM, on the rust-vmm crates: boots a bzImage and an
-//! initramfs with an exact CPU topology and the devices ktstr's guest expects
-//! (the same ones the QEMU engine gives it):
+//! ktstr's own small KVM VMM, on the rust-vmm crates: boots a bzImage or an
+//! uncompressed vmlinux, and an initramfs, with an exact CPU topology and the
+//! devices ktstr's guest expects (the same ones the QEMU engine gives it):
 //! - COM1 (0x3f8, IRQ 4): the kernel console, appended to `console_log`;
 //! - COM2 (0x2f8, IRQ 3): the fallback data channel, to `data_fallback_out`;
 //! - a virtio-mmio virtio-console (multiport) whose port 0 is named `ktstr`:

@@ -12,6 +12,7 @@ use serde_json::json;
 use super::console_watch::{Class, ConsoleWatch, Kind};
 use super::payload_run::Timing;
 use super::record::Record;
+use super::timeline::Timeline;
 use super::verdict::{Verdict, VmEnd};
 
 /// Which VM engine ran the guest, and what it cost.
@@ -46,6 +47,8 @@ pub struct Outcome<'a> {
     pub payload: String,
     pub artifacts: PathBuf,
     pub wall_ms: u128,
+    /// When each stage of the run was reached.
+    pub timeline: &'a Timeline,
     /// The last console lines, shown when the guest did not finish.
     pub console_tail: Vec<String>,
     /// The kernel's own panic line (`Kernel panic - not syncing: …`), if any.
@@ -194,6 +197,7 @@ impl Outcome<'_> {
             "kernel_panic": self.kernel_panic,
             "artifacts": self.artifacts,
             "wall_ms": self.wall_ms,
+            "timeline": self.timeline.to_json(),
         })
     }
 }

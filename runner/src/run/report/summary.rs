@@ -52,6 +52,7 @@ impl Outcome<'_> {
             .map(|k| format!("; peak RSS {} MiB", k / 1024))
             .unwrap_or_default();
         row("engine", format!("{}{rss}", self.engine.description));
+        row("timeline", self.timeline.line());
         let topo = if r.topology_json.is_none() {
             "(not reported by the guest)".to_string()
         } else if self.topology_mismatches.is_empty() {

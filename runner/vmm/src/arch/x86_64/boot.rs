@@ -1,6 +1,6 @@
-//! The Linux x86 boot protocol, 64-bit entry: load the bzImage with
-//! linux-loader, place the initrd as high as the kernel allows, and fill the
-//! zero page (setup header, e820 map, command line pointer).
+//! The Linux x86 boot protocol, 64-bit entry: place the initrd as high as
+//! the kernel allows, and fill the zero page (setup header, e820 map, command
+//! line pointer). The kernel itself is loaded by `kernel`.
 
 use std::fs::File;
 use std::path::Path;
@@ -9,9 +9,10 @@ use anyhow::{bail, Context};
 use linux_loader::configurator::linux::LinuxBootConfigurator;
 use linux_loader::configurator::{BootConfigurator, BootParams};
 use linux_loader::loader::bootparam::{boot_e820_entry, boot_params, setup_header};
-use linux_loader::loader::{self, BzImage, Cmdline, KernelLoader};
+use linux_loader::loader::{self, Cmdline};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
+use super::kernel::KernelEntry;
 use super::layout::*;
 
 pub const E820_RAM: u32 = 1;
@@ -20,40 +21,7 @@ pub const E820_RESERVED: u32 = 2;
 const KERNEL_BOOT_FLAG_MAGIC: u16 = 0xaa55;
 const KERNEL_HDR_MAGIC: u32 = 0x5372_6448;
 const KERNEL_LOADER_OTHER: u8 = 0xff;
-/// xloadflags: the kernel has a 64-bit entry point at `code32_start + 0x200`.
-const XLF_KERNEL_64: u16 = 1 << 0;
 const LOADED_HIGH: u8 = 1 << 0;
-/// Boot protocol 2.06 introduced `cmdline_size`.
-const MIN_PROTOCOL: u16 = 0x0206;
-
-/// What the vCPU needs to start the kernel.
-#[derive(Clone, Copy, Debug)]
-pub struct KernelEntry {
-    pub entry: GuestAddress,
-    pub header: setup_header,
-}
-
-/// Loads a bzImage at `HIMEM_START` and checks it supports the 64-bit entry.
-pub fn load_kernel(mem: &GuestMemoryMmap, kernel: &Path) -> anyhow::Result<KernelEntry> {
-    let mut f = File::open(kernel).with_context(|| format!("open kernel {}", kernel.display()))?;
-    let res = BzImage::load(mem, None, &mut f, Some(GuestAddress(HIMEM_START)))
-        .map_err(|e| anyhow::anyhow!("load bzImage {}: {e}", kernel.display()))?;
-    let header = res.setup_header.context("bzImage without a setup header")?;
-    check_header(&header)?;
-    // The 64-bit entry point is 0x200 past the 32-bit one.
-    Ok(KernelEntry { entry: GuestAddress(res.kernel_load.0 + 0x200), header })
-}
-
-pub fn check_header(h: &setup_header) -> anyhow::Result<()> {
-    let (version, xloadflags) = (h.version, h.xloadflags);
-    if version < MIN_PROTOCOL {
-        bail!("boot protocol {version:#x} is too old: need {MIN_PROTOCOL:#x}");
-    }
-    if xloadflags & XLF_KERNEL_64 == 0 {
-        bail!("the kernel has no 64-bit entry point (xloadflags {xloadflags:#x})");
-    }
-    Ok(())
-}
 
 /// Where an initrd of `size` bytes goes: page-aligned, as high as both RAM
 /// below the gap and the kernel's `initrd_addr_max` allow, above `kernel_end`.
@@ -151,9 +119,7 @@ pub fn setup_boot(
         files.push((f, size, p));
     }
     let (offsets, initrd_size) = initrd_layout(&files.iter().map(|f| f.1).collect::<Vec<_>>());
-    let kernel_end =
-        u64::from(kernel.header.code32_start) + u64::from(kernel.header.init_size).max(16 << 20);
-    let addr = initrd_addr(&kernel.header, mem_bytes.min(MMIO_GAP_START), kernel_end, initrd_size)?;
+    let addr = initrd_addr(&kernel.header, mem_bytes.min(MMIO_GAP_START), kernel.end, initrd_size)?;
     for ((mut f, size, p), off) in files.into_iter().zip(offsets) {
         mem.read_exact_volatile_from(GuestAddress(addr + off), &mut f, size as usize)
             .with_context(|| format!("read initramfs {} into guest memory", p.display()))?;
@@ -179,8 +145,8 @@ pub fn setup_boot(
 
 #[cfg(test)]
 mod tests {
+    use super::super::kernel::ImageKind;
     use super::*;
-    use vm_memory::Bytes;
 
     fn header() -> setup_header {
         setup_header {
@@ -190,6 +156,15 @@ mod tests {
             code32_start: 0x100000,
             cmdline_size: 2047,
             ..Default::default()
+        }
+    }
+
+    fn kernel_entry() -> KernelEntry {
+        KernelEntry {
+            kind: ImageKind::BzImage,
+            entry: GuestAddress(0x100200),
+            header: header(),
+            end: 32 << 20,
         }
     }
 
@@ -239,23 +214,12 @@ mod tests {
     }
 
     #[test]
-    fn old_or_32_bit_kernels_are_refused() {
-        let mut h = header();
-        assert!(check_header(&h).is_ok());
-        h.xloadflags = 0;
-        assert!(check_header(&h).unwrap_err().to_string().contains("64-bit"));
-        h = header();
-        h.version = 0x0204;
-        assert!(check_header(&h).is_err());
-    }
-
-    #[test]
     fn setup_boot_writes_the_zero_page() {
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 64 << 20)]).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let initrd = dir.path().join("initrd");
         std::fs::write(&initrd, vec![7u8; 5000]).unwrap();
-        let k = KernelEntry { entry: GuestAddress(0x100200), header: header() };
+        let k = kernel_entry();
         setup_boot(&mem, &k, 64 << 20, &[&initrd], "console=ttyS0 quiet").unwrap();
         let p: boot_params = mem.read_obj(GuestAddress(ZERO_PAGE)).unwrap();
         let (img, size) = (p.hdr.ramdisk_image, p.hdr.ramdisk_size);
@@ -276,7 +240,7 @@ mod tests {
         let (a, b) = (dir.path().join("base"), dir.path().join("plan"));
         std::fs::write(&a, [1u8; 6]).unwrap();
         std::fs::write(&b, [2u8; 4]).unwrap();
-        let k = KernelEntry { entry: GuestAddress(0x100200), header: header() };
+        let k = kernel_entry();
         setup_boot(&mem, &k, 64 << 20, &[&a, &b], "x").unwrap();
         let p: boot_params = mem.read_obj(GuestAddress(ZERO_PAGE)).unwrap();
         let (img, size) = (u64::from(p.hdr.ramdisk_image), p.hdr.ramdisk_size);

@@ -4,6 +4,7 @@ pub mod acpi;
 pub mod aml;
 pub mod boot;
 pub mod cpuid;
+pub mod kernel;
 pub mod layout;
 pub mod regs;
 pub mod topo;
