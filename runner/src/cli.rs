@@ -230,6 +230,11 @@ pub struct RunArgs {
     /// the reports.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub stall_grace: u64,
+    /// ktstr-vmm: boot the kernel cache entry's uncompressed vmlinux instead
+    /// of its bzImage (no decompression in the guest). Off by default: under
+    /// nested TCG its L2 boots failed more often (see the README).
+    #[arg(long)]
+    pub boot_vmlinux: bool,
     /// Write the result as JSON to FILE (`-` for stdout).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -34,6 +34,9 @@ pub struct Sample {
     /// The guest kernel's uptime when it started /init, in ms (from its console).
     #[serde(default)]
     pub init_ms: Option<u64>,
+    /// The run's own timeline (`timeline` of its `--json`): where the time went.
+    #[serde(default)]
+    pub timeline: serde_json::Value,
 }
 
 /// The engines and the interleaved order of their runs.
@@ -140,6 +143,7 @@ fn one_run(exe: &Path, vmm: &str, round: usize, args: &BenchArgs, json: &Path) -
             .as_str()
             .and_then(|dir| std::fs::read_to_string(Path::new(dir).join("console.log")).ok())
             .and_then(|console| init_uptime_ms(&console)),
+        timeline: doc["timeline"].clone(),
     })
 }
 
@@ -211,6 +215,7 @@ mod tests {
             verdict: "PASS".into(),
             description: "d".into(),
             init_ms: Some(1200),
+            timeline: serde_json::json!({"booted_ms": 900}),
         };
         let console = format!(
             "[ 1.0] noise\r\n[L1] {SAMPLE_PREFIX}{}\r\n{SAMPLE_PREFIX}{{broken\n",

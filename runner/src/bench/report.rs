@@ -132,6 +132,7 @@ mod tests {
             verdict: verdict.into(),
             description: "d".into(),
             init_ms: Some(777),
+            timeline: serde_json::Value::Null,
         }
     }
 

@@ -86,6 +86,7 @@ mod tests {
             verdict: "PASS".into(),
             description: String::new(),
             init_ms: None,
+            timeline: serde_json::Value::Null,
         }
     }
 

@@ -48,10 +48,8 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         .prefix("ktstr-run-")
         .tempdir()
         .context("create a temporary directory")?;
-    let image = match &kernel.boot_elf {
-        Some(elf) if engine.name() == "kvm" => elf,
-        _ => &kernel.bzimage,
-    };
+    let vmlinux = kernel.boot_elf.clone().filter(|_| args.boot_vmlinux && engine.name() == "kvm");
+    let image = vmlinux.as_ref().unwrap_or(&kernel.bzimage);
     progress(&format!("kernel {} ({})", kernel.version, image.display()));
     progress(&format!("engine {engine_line}"));
     progress("packing the initramfs…");
@@ -65,7 +63,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     write_newc(&plan_archive, &mut std::fs::File::create(&plan_cpio)?)?;
     let spec = VmSpec {
         kernel: kernel.bzimage.clone(),
-        vmlinux: kernel.boot_elf.clone(),
+        vmlinux: vmlinux.clone(),
         // The cached base archive as it is, then this run's plan.
         initramfs: vec![base, plan_cpio],
         cmdline: "panic=-1 rdinit=/init".into(),
