@@ -60,6 +60,12 @@ pub enum Class {
     SchedulerError,
     /// A stall or lockup with sched_ext not involved.
     KernelStall,
+    /// The scheduler never loaded: the BPF verifier or the attach refused it.
+    DidNotLoad,
+    /// The scheduler process died on a signal.
+    Crashed,
+    /// The scheduler process exited on its own.
+    Exited,
 }
 
 impl Class {
@@ -69,6 +75,9 @@ impl Class {
             Class::StuckDisabling => "stuck_disabling",
             Class::SchedulerError => "scheduler_error",
             Class::KernelStall => "kernel_stall",
+            Class::DidNotLoad => "did_not_load",
+            Class::Crashed => "crashed",
+            Class::Exited => "exited",
         }
     }
 

@@ -8,6 +8,7 @@ mod prepare;
 mod record;
 mod report;
 mod scheduler;
+mod scheduler_end;
 mod session;
 mod timeline;
 mod verdict;

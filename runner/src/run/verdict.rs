@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::console_watch::Class;
 use super::record::Record;
+use super::scheduler_end;
 use crate::exit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,7 +88,12 @@ impl Verdict {
             .is_some_and(|f| f.reason.starts_with(ktstr_core::protocol::STUCK_DISABLING));
         match self {
             Verdict::SchedulerFailed if stuck => Some(Class::StuckDisabling),
-            Verdict::SchedulerFailed => console.filter(|c| c.blames_scheduler()),
+            // The kernel's words first; else what the scheduler's end says.
+            Verdict::SchedulerFailed => console.filter(|c| c.blames_scheduler()).or_else(|| {
+                let f = record.scheduler_failure.as_ref()?;
+                let log = String::from_utf8_lossy(&record.scheduler_log);
+                scheduler_end::classify(f, record.scheduler_ready.is_some(), &log)
+            }),
             Verdict::Timeout | Verdict::GuestCrash => console,
             _ => None,
         }
@@ -161,6 +167,14 @@ mod tests {
         assert_eq!(Verdict::SchedulerFailed.exit_code(), 3);
         let class = Verdict::SchedulerFailed.class(&r, Some(Class::KernelStall));
         assert_eq!(class, None, "a kernel stall does not explain a scheduler failure");
+        r.scheduler_failure.as_mut().unwrap().reason =
+            "scheduler process exited (exit status: 1)".into();
+        r.scheduler_log =
+            b"libbpf: prog 'p': BPF program load failed: Permission denied\n".to_vec();
+        let class = Verdict::SchedulerFailed.class(&r, Some(Class::KernelStall));
+        assert_eq!(class, Some(Class::DidNotLoad), "the scheduler's own end explains it");
+        let class = Verdict::SchedulerFailed.class(&r, Some(Class::Stall));
+        assert_eq!(class, Some(Class::Stall), "the kernel's report comes first");
         r.scheduler_failure.as_mut().unwrap().reason =
             format!("{} for 5 s", ktstr_core::protocol::STUCK_DISABLING);
         let class = Verdict::SchedulerFailed.class(&r, None);

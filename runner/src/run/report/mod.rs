@@ -141,6 +141,17 @@ impl Outcome<'_> {
         exact.or_else(|| self.hints.iter().find(|h| glob_matches(&h.name, name)))
     }
 
+    /// libbpf's account of why the scheduler did not load, for that class.
+    fn load_error(&self) -> Option<String> {
+        (self.class == Some(Class::DidNotLoad))
+            .then(|| {
+                super::scheduler_end::load_error(&String::from_utf8_lossy(
+                    &self.record.scheduler_log,
+                ))
+            })
+            .flatten()
+    }
+
     fn job_kind(&self) -> &'static str {
         if self.record.scenario_done.is_some() {
             "scenario"
@@ -168,6 +179,7 @@ impl Outcome<'_> {
                 "ready": r.scheduler_ready.as_ref().map(|s| json!({"pid": s.pid, "sched_ext_state": s.state, "ops": s.ops, "ready_ms": s.ready_ms})),
                 "during_payload": r.sched_ext_during_payload.as_ref().map(|(s, o)| json!({"sched_ext_state": s, "ops": o})),
                 "failure": r.scheduler_failure,
+                "load_error": self.load_error(),
                 "log_tail": text_tail(&r.scheduler_log, LOG_TAIL_LINES),
                 "sched_ext_dump": (!r.sched_ext_dump.is_empty()).then(|| String::from_utf8_lossy(&r.sched_ext_dump)),
             },

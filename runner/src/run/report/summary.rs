@@ -85,6 +85,9 @@ impl Outcome<'_> {
             }
         }
         if let Some(f) = &r.scheduler_failure {
+            if let Some(why) = self.load_error() {
+                s.push_str(&format!("  why it did not load:\n{}\n", indent(&why)));
+            }
             s.push_str(&format!("  scheduler output (tail):\n{}\n", indent(&f.output_tail)));
             if !f.kernel_log.is_empty() {
                 s.push_str(&format!(
