@@ -230,6 +230,11 @@ pub struct RunArgs {
     /// the reports.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub stall_grace: u64,
+    /// A guest kernel command-line parameter (repeatable), e.g.
+    /// `--kernel-arg nohz_full=1`; ktstr's own (rdinit, init, panic, reboot,
+    /// ktstr.*) are refused.
+    #[arg(long = "kernel-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub kernel_args: Vec<String>,
     /// ktstr-vmm: boot the kernel cache entry's uncompressed vmlinux instead
     /// of its bzImage (no decompression in the guest). Off by default: under
     /// nested TCG its L2 boots failed more often (see the README).

@@ -20,9 +20,17 @@ fn workers_under_eevdf_pass_with_work_and_wake_latency() {
         "--arg=spin,futex,sleep",
         "--arg=--duration",
         "--arg=2",
+        "--kernel-arg",
+        "printk.devkmsg=on",
     ]);
     assert_eq!(code, 0, "{doc:#}\n{}", explain(&out));
     assert_eq!(doc["verdict"], "PASS");
+    // The user's kernel argument reached the guest kernel's command line.
+    assert!(doc["kernel"].as_str().unwrap().ends_with(" with printk.devkmsg=on"), "{doc:#}");
+    let kmsg = std::path::Path::new(doc["artifacts"].as_str().unwrap()).join("kmsg.log");
+    let kmsg = std::fs::read_to_string(kmsg).unwrap();
+    let line = kmsg.lines().find(|l| l.contains("Command line:")).expect("the boot's command line");
+    assert!(line.contains(" printk.devkmsg=on"), "{line}");
     assert!(metric(&doc, "work_units").unwrap() > 0.0);
     assert!(metric(&doc, "wake_latency_p99_us").is_some());
     assert!(metric(&doc, "futex/wake_samples").unwrap() > 0.0);
@@ -167,6 +175,7 @@ fn bad_input_is_rejected_before_boot_with_exit_2() {
         (vec!["run", "--plugin", "workers", "--check", "work_units<5"], "bad check"),
         (vec!["run", "--plugin", "nope"], "no payload plugin named `nope`"),
         (vec!["run", "--plugin", "workers", "--memory", "lots"], "bad --memory"),
+        (vec!["run", "--plugin", "workers", "--kernel-arg", "rdinit=/x"], "ktstr sets `rdinit`"),
     ] {
         let out = ktstr_tests::ktstr(&args);
         let err = String::from_utf8_lossy(&out.stderr);

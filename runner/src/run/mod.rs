@@ -1,5 +1,6 @@
 //! `ktstr run`: prepare → pack → boot → follow → verdict → report.
 
+mod cmdline;
 mod console_watch;
 mod engine;
 mod pack;
@@ -40,6 +41,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     crate::interrupt::install();
     let catalog = discovery.scan();
     let valid = prepare::validate(args, &catalog)?;
+    let cmdline = cmdline::guest_cmdline(&args.kernel_args)?;
     let (engine, engine_line) = engine::select(args.vmm)?;
     let kernel = crate::kernel::resolve(args.kernel.as_deref())?;
     let prepared = prepare::prepare(args, valid, &kernel)?;
@@ -67,7 +69,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         vmlinux: vmlinux.clone(),
         // The cached base archive as it is, then this run's plan.
         initramfs: vec![base, plan_cpio],
-        cmdline: "panic=-1 rdinit=/init".into(),
+        cmdline,
         topology: prepared.topology.clone(),
         memory_mib: prepared.memory_mib,
         console_log: artifacts.join("console.log"),
@@ -126,7 +128,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         console: &console,
         stall_grace_s: args.stall_grace,
         record: &record,
-        kernel: format!("{} ({})", kernel.version, image.display()),
+        kernel: kernel_line(&kernel.version, image, &args.kernel_args),
         engine: report::EngineInfo {
             name: engine.name(),
             description: engine_line,
@@ -157,6 +159,15 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         None => print!("{}", outcome.summary()),
     }
     Ok(verdict.exit_code())
+}
+
+/// `6.12.117 (/path/bzImage)`, then the user's kernel arguments if any.
+fn kernel_line(version: &str, image: &std::path::Path, extra: &[String]) -> String {
+    let mut line = format!("{version} ({})", image.display());
+    if !extra.is_empty() {
+        line.push_str(&format!(" with {}", extra.join(" ")));
+    }
+    line
 }
 
 /// A progress line on stderr, where every `ktstr` progress line goes.

@@ -1,0 +1,61 @@
+//! The guest kernel's command line: what a run needs, then the user's
+//! `--kernel-arg`s (e.g. `nohz_full=1`, `sched_ext.slice_bypass_us=…`,
+//! `initcall_debug`), refusing those that would take the run apart.
+
+use crate::usage::UsageError;
+
+/// The init ktstr boots, and a panic that ends the VM at once.
+pub const BASE: &str = "panic=-1 rdinit=/init";
+
+/// Parameters ktstr sets itself: another value would break the run.
+const RESERVED: [&str; 4] = ["rdinit", "init", "panic", "reboot"];
+
+/// `BASE` and the user's arguments, each one word.
+pub fn guest_cmdline(extra: &[String]) -> Result<String, UsageError> {
+    let mut line = BASE.to_string();
+    for arg in extra {
+        if arg.is_empty() || arg.chars().any(char::is_whitespace) {
+            return Err(UsageError(format!(
+                "--kernel-arg {arg:?}: one parameter per flag, without spaces \
+                 (--kernel-arg a=1 --kernel-arg b)"
+            )));
+        }
+        let name = arg.split('=').next().unwrap_or_default();
+        if RESERVED.contains(&name) || name.starts_with("ktstr.") {
+            return Err(UsageError(format!(
+                "--kernel-arg {arg}: ktstr sets `{name}` itself (the guest init and how the VM \
+                 ends depend on it)"
+            )));
+        }
+        line.push(' ');
+        line.push_str(arg);
+    }
+    Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn user_arguments_follow_what_the_run_needs() {
+        assert_eq!(guest_cmdline(&[]).unwrap(), BASE);
+        let line = guest_cmdline(&args(&["nohz_full=1", "initcall_debug"])).unwrap();
+        assert_eq!(line, "panic=-1 rdinit=/init nohz_full=1 initcall_debug");
+    }
+
+    #[test]
+    fn arguments_that_would_break_the_run_are_refused_by_name() {
+        for bad in ["rdinit=/bin/sh", "init=/x", "panic=10", "reboot=t", "ktstr.poweroff=off"] {
+            let err = guest_cmdline(&args(&[bad])).unwrap_err().0;
+            assert!(err.contains("ktstr sets"), "{bad}: {err}");
+        }
+        let err = guest_cmdline(&args(&["a=1 b=2"])).unwrap_err().0;
+        assert!(err.contains("one parameter per flag"), "{err}");
+        assert!(guest_cmdline(&args(&[""])).is_err());
+    }
+}
