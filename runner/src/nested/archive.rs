@@ -44,6 +44,8 @@ for p in /sys/class/virtio-ports/*; do
   out=/dev/${{p##*/}}
   [ -e $out ] || mknod $out c $(tr : ' ' < $p/dev)
 done
+# A heartbeat on the console: the host ends an L1 that falls silent.
+( while :; do sleep {HEARTBEAT_S}; echo "{HEARTBEAT} $(cut -d' ' -f1 /proc/uptime)"; done ) &
 echo "[L1] up $(cut -d' ' -f1 /proc/uptime)s; /dev/kvm: $([ -e /dev/kvm ] && echo present || echo MISSING); running: ktstr {shown}"
 {KTSTR_DIR}/ktstr {joined} > $out
 rc=$?
@@ -57,6 +59,8 @@ echo "KTSTR-NESTED-EXIT $rc" > /dev/ttyS1
 sync
 poweroff -f
 "#,
+        HEARTBEAT = super::l1::HEARTBEAT,
+        HEARTBEAT_S = super::l1::HEARTBEAT_EVERY.as_secs(),
         shown = quoted.join(" ").replace('`', "'"),
         joined = quoted.join(" "),
     )
@@ -160,6 +164,7 @@ mod tests {
         assert!(s.contains("/ktstr/ktstr 'run' '--plugin' 'work ers' > $out\n"), "{s}");
         assert!(s.contains("KTSTR-NESTED-EXIT $rc"));
         assert!(s.contains("KTSTR_CACHE_DIR=/cache"));
+        assert!(s.contains("sleep 10; echo \"KTSTR-L1-ALIVE $(cut"), "a heartbeat: {s}");
         assert!(s.trim_end().ends_with("poweroff -f"));
     }
 }

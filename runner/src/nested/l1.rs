@@ -23,6 +23,12 @@ const L1_CMDLINE: &str = "panic=-1 oops=panic softlockup_panic=1 rdinit=/init qu
 /// oops or panic, before the host stops it.
 const CRASH_GRACE: Duration = Duration::from_secs(5);
 const EXIT_MARKER: &str = "KTSTR-NESTED-EXIT ";
+/// L1's init prints this line every `HEARTBEAT_EVERY`; when nothing reaches
+/// its console for `SILENCE_LIMIT`, L1 hung (seen under nested TCG: a
+/// silent L1 that would otherwise hold the run until the 900 s watchdog).
+pub const HEARTBEAT: &str = "KTSTR-L1-ALIVE";
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+const SILENCE_LIMIT: Duration = Duration::from_secs(90);
 
 /// How the end of L1 itself is reported: the emulated host, not what runs
 /// inside it, failed (callers may retry on it). Nested SVM under TCG is
@@ -58,6 +64,11 @@ impl L1Outcome {
         match self.end {
             End::Watchdog => format!("L1 did not finish within {}s; its console: {console}", watchdog.as_secs()),
             End::Interrupted => "interrupted".into(),
+            End::Hung => format!(
+                "{L1_CRASHED}: it hung (its console, its {}s heartbeat included, was silent for {}s); its console: {console}",
+                HEARTBEAT_EVERY.as_secs(),
+                SILENCE_LIMIT.as_secs()
+            ),
             End::Exited => match l1_kernel_crash(&std::fs::read_to_string(&self.console_log).unwrap_or_default()) {
                 Some(line) => format!("{L1_CRASHED}: its kernel says `{line}`; its console: {console}"),
                 None => format!(
@@ -105,6 +116,8 @@ pub enum End {
     Exited,
     Watchdog,
     Interrupted,
+    /// Its console fell silent, heartbeat included, for `SILENCE_LIMIT`.
+    Hung,
 }
 
 /// Boots L1 and waits for it, echoing the inner ktstr's progress lines.
@@ -130,6 +143,14 @@ fn follow(engine: &QemuEngine, vm: &VmSpec, watchdog: Duration) -> Result<End> {
             running.kill()?;
             break End::Interrupted;
         }
+        if console.last_line.unwrap_or(started).elapsed() > SILENCE_LIMIT {
+            progress(&format!(
+                "L1 has been silent for {}s, heartbeat included: it hung; ending it",
+                SILENCE_LIMIT.as_secs()
+            ));
+            running.kill()?;
+            break End::Hung;
+        }
         if started.elapsed() > watchdog {
             progress(&format!(
                 "watchdog: L1 still running after {}s; stopping it",
@@ -150,6 +171,8 @@ fn follow(engine: &QemuEngine, vm: &VmSpec, watchdog: Duration) -> Result<End> {
 struct ConsoleTail {
     pos: u64,
     crash: Option<String>,
+    /// When the last whole line arrived.
+    last_line: Option<Instant>,
 }
 
 impl ConsoleTail {
@@ -166,6 +189,7 @@ impl ConsoleTail {
                 break;
             }
             self.pos += n as u64;
+            self.last_line = Some(Instant::now());
             let text = String::from_utf8_lossy(&line);
             let text = text.trim_end();
             if ["[ktstr]", "[bench]", "[L1]", "error:"].iter().any(|p| text.starts_with(p)) {
