@@ -27,6 +27,9 @@ pub struct RunPlan {
     pub checks: Vec<Check>,
     /// The topology string the host asked for (`1n2l2c1t`), reported back.
     pub topology: String,
+    /// The run-queue monitor, while a payload runs; `None`: off.
+    #[serde(default)]
+    pub monitor: Option<MonitorPlan>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,4 +109,12 @@ impl RunPlan {
         }
         Ok(plan)
     }
+}
+
+/// The run-queue monitor the host asks for (`--monitor-interval-ms`,
+/// `--monitor-stall-ms`; see `guest::monitor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MonitorPlan {
+    pub interval_ms: u64,
+    pub stall_ms: u64,
 }

@@ -230,6 +230,16 @@ pub struct RunArgs {
     /// the reports.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub stall_grace: u64,
+    /// The run-queue monitor samples every thread's state this often while
+    /// the payload runs (monitor.jsonl in the artifacts); 0 turns it off.
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    pub monitor_interval_ms: u64,
+    /// A thread runnable this long without running, while the others ran,
+    /// fails the run as a stall (SCHEDULER_FAILED, class stall), naming it.
+    /// Keep it below the scheduler's own watchdog (sched_ext: 30 s by
+    /// default, scx_qmap 5 s) to catch stalls first.
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    pub monitor_stall_ms: u64,
     /// A guest kernel command-line parameter (repeatable), e.g.
     /// `--kernel-arg nohz_full=1`; ktstr's own (rdinit, init, panic, reboot,
     /// ktstr.*) are refused.

@@ -23,6 +23,9 @@ fn a_stalling_scheduler_is_scheduler_failed_with_its_class_and_reports() {
         "qemu",
         "--duration",
         "40",
+        // The console's reports are what this test is about, not the monitor's.
+        "--monitor-interval-ms",
+        "0",
     ]);
     let why = format!("{doc:#}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(code, 3, "{why}");
@@ -34,6 +37,48 @@ fn a_stalling_scheduler_is_scheduler_failed_with_its_class_and_reports() {
     let first = reports[0]["lines"][0].as_str().unwrap_or_default();
     assert!(first.contains("sched_ext") || first.contains("rcu"), "{first}");
     assert_ne!(doc["ended_by"], "watchdog", "{why}");
+}
+
+/// The run-queue monitor, with a threshold below scx_qmap's 5 s watchdog,
+/// finds the task qmap stalls first and names it.
+#[test]
+fn the_monitor_finds_a_stalled_task_before_the_kernel_does() {
+    if !vm_tests_enabled("monitor_stall") {
+        return;
+    }
+    let artifacts = tempfile::tempdir().unwrap();
+    let dir = artifacts.path().to_str().unwrap();
+    let (code, doc, out) = ktstr_run(&[
+        "--plugin",
+        "workers",
+        "--scheduler",
+        "scx_qmap",
+        "--sched-arg=-t",
+        "--sched-arg=4",
+        "--vmm",
+        "qemu",
+        "--duration",
+        "20",
+        "--monitor-stall-ms",
+        "1500",
+        "--artifacts",
+        dir,
+    ]);
+    let why = format!("{doc:#}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(code, 3, "{why}");
+    assert_eq!(doc["verdict"], "SCHEDULER_FAILED", "{why}");
+    assert_eq!(doc["class"], "stall", "{why}");
+    let reason = doc["reason"].as_str().unwrap();
+    assert!(reason.starts_with("the run-queue monitor saw a stall: `"), "{why}");
+    let stall = &doc["monitor"]["stall"];
+    assert!(stall["waited_ms"].as_u64().unwrap() >= 1500, "{why}");
+    assert!(!stall["comm"].as_str().unwrap().is_empty(), "{why}");
+    assert!(doc["monitor"]["samples"].as_u64().unwrap() > 0, "{why}");
+    let series = std::fs::read_to_string(artifacts.path().join("monitor.jsonl")).unwrap();
+    for line in series.lines() {
+        let sample: serde_json::Value = serde_json::from_str(line).expect("one JSON object a line");
+        assert!(sample["runnable_per_cpu"].is_array(), "{line}");
+    }
 }
 
 /// A JSON object of a million keys is a million metrics, several frames'

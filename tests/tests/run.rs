@@ -31,6 +31,11 @@ fn workers_under_eevdf_pass_with_work_and_wake_latency() {
     let kmsg = std::fs::read_to_string(kmsg).unwrap();
     let line = kmsg.lines().find(|l| l.contains("Command line:")).expect("the boot's command line");
     assert!(line.contains(" printk.devkmsg=on"), "{line}");
+    // The monitor sampled throughout and found nobody starved under EEVDF.
+    let monitor = &doc["monitor"];
+    assert!(monitor["samples"].as_u64().unwrap() > 1, "{monitor:#}");
+    assert!(monitor["stall"].is_null(), "{monitor:#}");
+    assert_eq!(monitor["max_runnable_per_cpu"].as_array().unwrap().len(), 4, "{monitor:#}");
     assert!(metric(&doc, "work_units").unwrap() > 0.0);
     assert!(metric(&doc, "wake_latency_p99_us").is_some());
     assert!(metric(&doc, "futex/wake_samples").unwrap() > 0.0);

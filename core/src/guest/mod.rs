@@ -7,6 +7,7 @@
 
 mod channel;
 mod kmsg;
+pub mod monitor;
 mod mounts;
 mod out_files;
 mod payload;
@@ -27,7 +28,11 @@ pub fn main() -> ! {
     if let Err(e) = mounts::mount_all() {
         eprintln!("ktstr-init: mounting failed: {e:#}");
     }
+    let observer = observe_from_above();
     let mut channel = Channel::open();
+    if let Err(e) = observer {
+        channel.log(format!("the init stays SCHED_OTHER ({e}): a scheduler can starve it"));
+    }
     let init_error = match run::run(&mut channel, started) {
         Ok(()) => None,
         Err(e) => {
@@ -37,6 +42,24 @@ pub fn main() -> ! {
     };
     channel.send(&crate::protocol::Message::Finish(crate::protocol::Finish { init_error }));
     power_off()
+}
+
+/// The init watches the scheduler under test, so that scheduler must not be
+/// able to starve it: SCHED_FIFO (sched_ext and EEVDF only schedule
+/// SCHED_OTHER tasks), with SCHED_RESET_ON_FORK so that the scheduler, the
+/// payload and every other child start as ordinary tasks. It sleeps in poll
+/// between its ~100 ms ticks; RT throttling bounds it anyway.
+fn observe_from_above() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: plain syscall on ourselves with a valid parameter struct.
+    let rc = unsafe {
+        libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Seconds since the kernel started (CLOCK_BOOTTIME: no /proc needed).

@@ -236,6 +236,12 @@ fn child(
                 libc::_exit(127);
             }
             (Program::Inline { plugin, context, args, env }, _) => {
+                // Named after the payload, not `init`, in ps, the monitor
+                // and the kernel's stall reports (15 bytes at most).
+                let name: Vec<u8> = plugin.name.bytes().filter(|&b| b != 0).take(15).collect();
+                if let Ok(name) = std::ffi::CString::new(name) {
+                    libc::prctl(libc::PR_SET_NAME, name.as_ptr());
+                }
                 for (k, v) in *env {
                     std::env::set_var(k, v);
                 }

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::monitor::{self, Monitor};
 use super::payload::{self, Interrupt, Program};
 use super::scenario::{
     self as scenario_exec, PayloadSource, ScenarioPayload, ScenarioRun, SCENARIO_CGROUP,
@@ -18,7 +19,7 @@ use crate::check::{evaluate, evaluate_with, CheckResult, Evidence};
 use crate::extract::{extract_metrics, Captured, Extracted};
 use crate::metrics::Metric;
 use crate::plan::{PayloadPlan, RunPlan, ScenarioPlan, PAYLOAD_CGROUP, PLAN_PATH};
-use crate::protocol::{Message, OutputSource, SchedulerFailure, PROTOCOL_VERSION};
+use crate::protocol::{Message, OutputSource, SchedulerFailure, MONITOR_STALL, PROTOCOL_VERSION};
 use crate::scenario::{metrics as scenario_metrics, Progress, StepResult};
 use crate::topology::Topology;
 
@@ -135,10 +136,14 @@ fn run_payload(
             Program::Inline { plugin: &payload.plugin, context, args, env }
         }
     };
-    let mut watch = Watcher { ch, streams, sched, failure: None, name: &payload.name };
+    let monitor = plan.monitor.map(|p| Monitor::new(p, Instant::now()));
+    let mut watch = Watcher { ch, streams, sched, failure: None, name: &payload.name, monitor };
     let outcome =
         payload::run(&program, &cgroup_dir, payload.own_process_group, timeout, &mut watch)?;
     let failure = watch.failure.take();
+    if let Some(m) = watch.monitor.take() {
+        ch.send(&Message::Monitor(m.summary));
+    }
 
     ch.send(&Message::SchedExtDuringPayload { state: sched_ext::state(), ops: sched_ext::ops() });
     ch.send(&Message::PayloadEnded {
@@ -298,6 +303,31 @@ struct Watcher<'a> {
     sched: &'a mut Scheduler,
     failure: Option<SchedulerFailure>,
     name: &'a str,
+    monitor: Option<Monitor>,
+}
+
+impl Watcher<'_> {
+    /// One monitor sample when due; false once it found a stall.
+    fn sample(&mut self) -> bool {
+        let Some(m) = self.monitor.as_mut() else { return true };
+        let now = Instant::now();
+        if !m.due(now) {
+            return true;
+        }
+        let threads = monitor::read_threads();
+        let mut line = m.observe(now, &threads, &sched_ext::state());
+        line.push('\n');
+        m.spent(now.elapsed());
+        self.ch.send(&Message::Output { source: OutputSource::Monitor, data: line.into_bytes() });
+        let Some(s) = m.summary.stall.clone() else { return true };
+        let stall_ms = m.summary.stall_ms;
+        self.failure = Some(self.sched.failure(format!(
+            "{MONITOR_STALL}: `{}` (tid {}) was runnable on CPU {} for {} ms without running, \
+             while the other threads got {} ms of CPU (threshold {stall_ms} ms)",
+            s.comm, s.tid, s.cpu, s.waited_ms, s.others_ms
+        )));
+        false
+    }
 }
 
 impl payload::Watch for Watcher<'_> {
@@ -318,7 +348,7 @@ impl payload::Watch for Watcher<'_> {
 
     fn keep_going(&mut self) -> bool {
         self.streams.poll(self.ch);
-        scheduler_alive(self.sched, &mut self.failure)
+        scheduler_alive(self.sched, &mut self.failure) && self.sample()
     }
 }
 

@@ -9,12 +9,16 @@ use crate::metrics::Metric;
 use crate::scenario::{Progress, StepResult};
 
 /// 4: `Metrics` and `Checks` may come in several parts (the host appends),
-/// `Truncated`; 5: kernel log and sched_ext dump streamed as output sources.
-pub const PROTOCOL_VERSION: u16 = 5;
+/// `Truncated`; 5: kernel log and sched_ext dump streamed as output sources;
+/// 6: the run-queue monitor (`Monitor`, its samples as an output source).
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// How the init's reason for a scheduler stuck disabling begins (the host
 /// classes the failure by it).
 pub const STUCK_DISABLING: &str = "sched_ext stuck in `disabling`";
+
+/// How the init's reason for a stall the monitor found begins.
+pub const MONITOR_STALL: &str = "the run-queue monitor saw a stall";
 
 /// Which captured output a chunk belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +32,8 @@ pub enum OutputSource {
     /// The `sched_ext_dump` tracepoint's lines: the kernel's dump of a
     /// failing sched_ext scheduler.
     SchedExtDump,
+    /// The run-queue monitor's samples, one JSON line each.
+    Monitor,
 }
 
 impl OutputSource {
@@ -39,6 +45,7 @@ impl OutputSource {
             OutputSource::Scheduler => "scheduler.log",
             OutputSource::Kernel => "kmsg.log",
             OutputSource::SchedExtDump => "sched_ext_dump.txt",
+            OutputSource::Monitor => "monitor.jsonl",
         }
     }
 
@@ -59,6 +66,37 @@ pub struct SchedulerFailure {
     pub output_tail: String,
     /// Kernel log lines about sched_ext.
     pub kernel_log: Vec<String>,
+}
+
+/// A thread that waited too long: the run fails with this.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stall {
+    pub tid: u32,
+    pub comm: String,
+    pub cpu: usize,
+    pub waited_ms: u64,
+    /// CPU time the other threads got meanwhile.
+    pub others_ms: u64,
+}
+
+/// The run-queue monitor's summary (see `guest::monitor`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MonitorSummary {
+    pub samples: u64,
+    pub interval_ms: u64,
+    /// How often it really sampled (its cost bound can space samples out).
+    pub mean_interval_ms: u64,
+    pub stall_ms: u64,
+    /// The most runnable threads seen at once on each CPU.
+    pub max_runnable_per_cpu: Vec<u32>,
+    /// The longest a thread waited runnable without running, and who.
+    pub max_wait_ms: u64,
+    pub max_wait_thread: Option<String>,
+    /// Time the monitor itself spent sampling, in µs (its cost).
+    pub cost_us: u64,
+    /// Gaps between samples long enough to mean the guest was not running.
+    pub pauses: u64,
+    pub stall: Option<Stall>,
 }
 
 /// The guest's last word before it powers off.
@@ -155,4 +193,6 @@ pub enum Message {
         what: String,
         note: String,
     },
+    /// The run-queue monitor's summary, once the payload ended.
+    Monitor(MonitorSummary),
 }

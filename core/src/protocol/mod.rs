@@ -8,5 +8,6 @@ mod message;
 
 pub use frame::{encode, DecodeEvent, Decoder, HEADER_LEN, MAGIC, MAX_PAYLOAD};
 pub use message::{
-    Finish, Message, OutputSource, SchedulerFailure, PROTOCOL_VERSION, STUCK_DISABLING,
+    Finish, Message, MonitorSummary, OutputSource, SchedulerFailure, Stall, MONITOR_STALL,
+    PROTOCOL_VERSION, STUCK_DISABLING,
 };

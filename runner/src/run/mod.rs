@@ -191,6 +191,13 @@ fn artifacts_dir(args: &RunArgs, job_name: &str) -> anyhow::Result<PathBuf> {
     };
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("create the artifacts directory {}", dir.display()))?;
+    // The engines append to the console log; an earlier run's in a reused
+    // --artifacts directory would be read as this run's (its stall reports too).
+    let console = dir.join("console.log");
+    if console.exists() {
+        std::fs::remove_file(&console)
+            .with_context(|| format!("remove the earlier run's {}", console.display()))?;
+    }
     Ok(dir)
 }
 

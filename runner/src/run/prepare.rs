@@ -263,6 +263,10 @@ pub fn prepare(
         },
         checks,
         topology: topology.to_string(),
+        monitor: (args.monitor_interval_ms > 0).then_some(ktstr_core::plan::MonitorPlan {
+            interval_ms: args.monitor_interval_ms,
+            stall_ms: args.monitor_stall_ms,
+        }),
     };
     let scheduler_desc = match &sched_binary {
         Some(p) => format!("{} ({}, launcher {})", args.scheduler, p.display(), launcher.info.name),

@@ -6,7 +6,7 @@ use ktstr_core::metrics::Metric;
 use std::collections::BTreeMap;
 
 use ktstr_core::protocol::{
-    DecodeEvent, Message, OutputSource, SchedulerFailure, PROTOCOL_VERSION,
+    DecodeEvent, Message, MonitorSummary, OutputSource, SchedulerFailure, PROTOCOL_VERSION,
 };
 use ktstr_core::scenario::StepResult;
 
@@ -43,6 +43,9 @@ pub struct Record {
     pub kernel_log: Vec<u8>,
     /// The kernel's sched_ext dump (the `sched_ext_dump` tracepoint's lines).
     pub sched_ext_dump: Vec<u8>,
+    /// The run-queue monitor's samples (JSON lines) and its summary.
+    pub monitor_log: Vec<u8>,
+    pub monitor: Option<MonitorSummary>,
     /// Output bytes past a stream's cap, dropped (the guest caps them too).
     pub dropped_bytes: usize,
     pub skipped_bytes: usize,
@@ -114,6 +117,7 @@ impl Record {
                     OutputSource::Scheduler => &mut self.scheduler_log,
                     OutputSource::Kernel => &mut self.kernel_log,
                     OutputSource::SchedExtDump => &mut self.sched_ext_dump,
+                    OutputSource::Monitor => &mut self.monitor_log,
                 };
                 let dropped = append_capped(buf, &data, source.cap());
                 if dropped > 0 && self.dropped_bytes == 0 {
@@ -206,6 +210,7 @@ impl Record {
                 self.truncated.push((what, note));
                 return Some(line);
             }
+            Message::Monitor(summary) => self.monitor = Some(summary),
             Message::ScenarioDone { name, error } => {
                 let line = match &error {
                     None => format!("scenario {name} done"),
@@ -281,6 +286,13 @@ mod tests {
         let mut r = Record::default();
         r.apply(output(OutputSource::Kernel, b"[ 0.1] booted\n"));
         r.apply(output(OutputSource::Scheduler, b"stats\n"));
+        r.apply(output(OutputSource::Monitor, b"{\"t_ms\":0}\n"));
+        let summary = MonitorSummary { samples: 1, ..Default::default() };
+        r.apply(DecodeEvent::Message(Message::Monitor(summary.clone())));
+        assert_eq!(
+            (r.monitor_log.as_slice(), r.monitor.as_ref()),
+            (&b"{\"t_ms\":0}\n"[..], Some(&summary))
+        );
         let cap = OutputSource::SchedExtDump.cap();
         assert!(r.apply(output(OutputSource::SchedExtDump, &vec![b'x'; cap - 1])).is_none());
         let line = r.apply(output(OutputSource::SchedExtDump, b"yz")).unwrap();

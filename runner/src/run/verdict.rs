@@ -82,12 +82,14 @@ impl Verdict {
     /// The class this verdict shows: the guest's stuck-disabling report, else
     /// the console's, where it explains a failure.
     pub fn class(self, record: &Record, console: Option<Class>) -> Option<Class> {
-        let stuck = record
-            .scheduler_failure
-            .as_ref()
-            .is_some_and(|f| f.reason.starts_with(ktstr_core::protocol::STUCK_DISABLING));
+        let says = |prefix: &str| {
+            record.scheduler_failure.as_ref().is_some_and(|f| f.reason.starts_with(prefix))
+        };
+        let stuck = says(ktstr_core::protocol::STUCK_DISABLING);
+        let monitor_stall = says(ktstr_core::protocol::MONITOR_STALL);
         match self {
             Verdict::SchedulerFailed if stuck => Some(Class::StuckDisabling),
+            Verdict::SchedulerFailed if monitor_stall => Some(Class::Stall),
             // The kernel's words first; else what the scheduler's end says.
             Verdict::SchedulerFailed => console.filter(|c| c.blames_scheduler()).or_else(|| {
                 let f = record.scheduler_failure.as_ref()?;
@@ -179,5 +181,9 @@ mod tests {
             format!("{} for 5 s", ktstr_core::protocol::STUCK_DISABLING);
         let class = Verdict::SchedulerFailed.class(&r, None);
         assert_eq!(class, Some(Class::StuckDisabling));
+        r.scheduler_failure.as_mut().unwrap().reason =
+            format!("{}: `worker` (tid 40) was runnable…", ktstr_core::protocol::MONITOR_STALL);
+        let class = Verdict::SchedulerFailed.class(&r, Some(Class::SchedulerError));
+        assert_eq!(class, Some(Class::Stall), "the monitor saw it first");
     }
 }

@@ -184,6 +184,7 @@ impl Outcome<'_> {
                 "sched_ext_dump": (!r.sched_ext_dump.is_empty()).then(|| String::from_utf8_lossy(&r.sched_ext_dump)),
             },
             "kernel_log_tail": text_tail(&r.kernel_log, LOG_TAIL_LINES),
+            "monitor": r.monitor,
             "payload": {
                 "command": self.payload,
                 "pid": r.payload_pid,
@@ -264,6 +265,9 @@ pub fn write_artifacts(dir: &Path, record: &Record) -> std::io::Result<()> {
     std::fs::write(dir.join(OutputSource::PayloadStderr.file_name()), &record.payload_stderr)?;
     std::fs::write(dir.join(OutputSource::Scheduler.file_name()), &record.scheduler_log)?;
     std::fs::write(dir.join(OutputSource::Kernel.file_name()), &record.kernel_log)?;
+    if !record.monitor_log.is_empty() {
+        std::fs::write(dir.join(OutputSource::Monitor.file_name()), &record.monitor_log)?;
+    }
     // Only a run whose scheduler was dumped has one: its presence is evidence.
     if !record.sched_ext_dump.is_empty() {
         let dump = dir.join(OutputSource::SchedExtDump.file_name());

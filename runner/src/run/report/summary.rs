@@ -64,6 +64,9 @@ impl Outcome<'_> {
         row("scheduler", self.scheduler_line());
         if r.scenario_done.is_none() {
             row("payload", format!("{}{}", self.payload, self.payload_end()));
+            if let Some(m) = &r.monitor {
+                row("monitor", monitor_line(m));
+            }
         } else {
             s.push_str(&scenario_summary(r));
         }
@@ -316,4 +319,20 @@ fn check_metric(check: &str) -> Option<String> {
 
 fn indent(text: &str) -> String {
     text.trim_end().lines().map(|l| format!("      {l}")).collect::<Vec<_>>().join("\n")
+}
+/// `52 samples every 100 ms (cost 31 ms); most runnable per CPU 1 2; …`
+fn monitor_line(m: &ktstr_core::protocol::MonitorSummary) -> String {
+    let per_cpu: Vec<String> = m.max_runnable_per_cpu.iter().map(u32::to_string).collect();
+    let wait = match &m.max_wait_thread {
+        Some(who) => format!("longest runnable wait {} ms ({who})", m.max_wait_ms),
+        None => "no thread waited runnable".into(),
+    };
+    format!(
+        "{} samples, one every {} ms (asked {}; cost {} ms); most runnable per CPU {}; {wait}",
+        m.samples,
+        m.mean_interval_ms,
+        m.interval_ms,
+        m.cost_us / 1000,
+        per_cpu.join(" ")
+    )
 }
