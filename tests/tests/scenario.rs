@@ -137,6 +137,9 @@ fn two_equal_cgroups_are_fair_under_eevdf_and_scx_simple() {
             doc["checks"]
         );
         assert!(passed_checks(&doc, "starvation[") >= 2, "{sched}");
+        // The run-queue monitor watches scenarios too, and saw no stall.
+        assert!(doc["monitor"]["samples"].as_u64().unwrap() > 0, "{sched}: {:#}", doc["monitor"]);
+        assert!(doc["monitor"]["stall"].is_null(), "{sched}: {:#}", doc["monitor"]);
         if sched == "scx_simple" {
             assert_eq!(doc["scheduler"]["during_payload"]["ops"], "simple");
         }

@@ -209,9 +209,13 @@ fn run_scenario(
         payloads,
         payload_limit: duration,
     };
-    let mut reporter = ScenarioReporter { ch, streams, sched, failure: None };
+    let monitor = plan.monitor.map(|p| Monitor::new(p, Instant::now()));
+    let mut reporter = ScenarioReporter { ch, streams, sched, failure: None, monitor };
     let result = scenario_exec::run(&input, &mut reporter)?;
     let failure = reporter.failure.take();
+    if let Some(m) = reporter.monitor.take() {
+        ch.send(&Message::Monitor(m.summary));
+    }
     for p in &sp.payloads {
         out_files::send(ch, Path::new(&p.context.out_dir), &p.name);
     }
@@ -242,6 +246,7 @@ struct ScenarioReporter<'a> {
     streams: &'a mut Streams,
     sched: &'a mut Scheduler,
     failure: Option<SchedulerFailure>,
+    monitor: Option<Monitor>,
 }
 
 impl scenario_exec::Reporter for ScenarioReporter<'_> {
@@ -282,6 +287,7 @@ impl scenario_exec::Reporter for ScenarioReporter<'_> {
     fn keep_going(&mut self) -> bool {
         self.streams.poll(self.ch);
         scheduler_alive(self.sched, &mut self.failure)
+            && monitor_ok(&mut self.monitor, self.ch, self.sched, &mut self.failure)
     }
 }
 
@@ -306,27 +312,44 @@ struct Watcher<'a> {
     monitor: Option<Monitor>,
 }
 
-impl Watcher<'_> {
-    /// One monitor sample when due; false once it found a stall.
-    fn sample(&mut self) -> bool {
-        let Some(m) = self.monitor.as_mut() else { return true };
-        let now = Instant::now();
-        if !m.due(now) {
-            return true;
+/// One monitor sample when due; the failure once it found a stall.
+fn sample_monitor(
+    monitor: &mut Option<Monitor>,
+    ch: &mut Channel,
+    sched: &Scheduler,
+) -> Option<SchedulerFailure> {
+    let m = monitor.as_mut()?;
+    let now = Instant::now();
+    if !m.due(now) {
+        return None;
+    }
+    let threads = monitor::read_threads();
+    let mut line = m.observe(now, &threads, &sched_ext::state());
+    line.push('\n');
+    m.spent(now.elapsed());
+    ch.send(&Message::Output { source: OutputSource::Monitor, data: line.into_bytes() });
+    let s = m.summary.stall.clone()?;
+    let stall_ms = m.summary.stall_ms;
+    Some(sched.failure(format!(
+        "{MONITOR_STALL}: `{}` (tid {}) was runnable on CPU {} for {} ms without running, \
+         while the other threads got {} ms of CPU (threshold {stall_ms} ms)",
+        s.comm, s.tid, s.cpu, s.waited_ms, s.others_ms
+    )))
+}
+
+/// Runs the monitor's sampling; false (the failure kept) once it saw a stall.
+fn monitor_ok(
+    monitor: &mut Option<Monitor>,
+    ch: &mut Channel,
+    sched: &Scheduler,
+    failure: &mut Option<SchedulerFailure>,
+) -> bool {
+    match sample_monitor(monitor, ch, sched) {
+        Some(f) => {
+            *failure = Some(f);
+            false
         }
-        let threads = monitor::read_threads();
-        let mut line = m.observe(now, &threads, &sched_ext::state());
-        line.push('\n');
-        m.spent(now.elapsed());
-        self.ch.send(&Message::Output { source: OutputSource::Monitor, data: line.into_bytes() });
-        let Some(s) = m.summary.stall.clone() else { return true };
-        let stall_ms = m.summary.stall_ms;
-        self.failure = Some(self.sched.failure(format!(
-            "{MONITOR_STALL}: `{}` (tid {}) was runnable on CPU {} for {} ms without running, \
-             while the other threads got {} ms of CPU (threshold {stall_ms} ms)",
-            s.comm, s.tid, s.cpu, s.waited_ms, s.others_ms
-        )));
-        false
+        None => true,
     }
 }
 
@@ -348,7 +371,8 @@ impl payload::Watch for Watcher<'_> {
 
     fn keep_going(&mut self) -> bool {
         self.streams.poll(self.ch);
-        scheduler_alive(self.sched, &mut self.failure) && self.sample()
+        scheduler_alive(self.sched, &mut self.failure)
+            && monitor_ok(&mut self.monitor, self.ch, self.sched, &mut self.failure)
     }
 }
 

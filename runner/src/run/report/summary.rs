@@ -64,10 +64,11 @@ impl Outcome<'_> {
         row("scheduler", self.scheduler_line());
         if r.scenario_done.is_none() {
             row("payload", format!("{}{}", self.payload, self.payload_end()));
-            if let Some(m) = &r.monitor {
-                row("monitor", monitor_line(m));
-            }
-        } else {
+        }
+        if let Some(m) = &r.monitor {
+            row("monitor", monitor_line(m));
+        }
+        if r.scenario_done.is_some() {
             s.push_str(&scenario_summary(r));
         }
         s.push_str(&self.metrics_section());
