@@ -157,6 +157,21 @@ pub fn ktstr_run(args: &[&str]) -> (i32, serde_json::Value, Output) {
     (code, doc, out)
 }
 
+/// `ktstr run ARGS --artifacts DIR --json DIR/doc.json`: the exit code, the
+/// document, the human summary (stdout) and the progress (stderr).
+pub fn ktstr_run_into(dir: &Path, args: &[&str]) -> (i32, serde_json::Value, String, String) {
+    let json = dir.join("doc.json");
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--artifacts", dir.to_str().unwrap()]);
+    all.extend_from_slice(&["--json", json.to_str().unwrap()]);
+    let out = ktstr(&all);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let doc = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no result document ({e}):\n{}", text(&out.stderr)));
+    (out.status.code().unwrap_or(-1), doc, text(&out.stdout), text(&out.stderr))
+}
+
 /// The value of metric `name` in a result document.
 pub fn metric(doc: &serde_json::Value, name: &str) -> Option<f64> {
     doc["metrics"].as_array()?.iter().find(|m| m["name"] == name)?["value"].as_f64()

@@ -2,22 +2,7 @@
 //! the host: the scheduler's output and the kernel log streamed as written,
 //! and the kernel's sched_ext dump.
 
-use ktstr_tests::vm_tests_enabled;
-
-/// `ktstr run ARGS --artifacts DIR --json DIR/doc.json`: the exit code, the
-/// document, the human summary (stdout) and the progress (stderr).
-fn run_into(dir: &std::path::Path, args: &[&str]) -> (i32, serde_json::Value, String, String) {
-    let json = dir.join("doc.json");
-    let mut all = vec!["run"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--artifacts", dir.to_str().unwrap()]);
-    all.extend_from_slice(&["--json", json.to_str().unwrap()]);
-    let out = ktstr_tests::ktstr(&all);
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    let doc = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
-        .unwrap_or_else(|e| panic!("no result document ({e}):\n{}", text(&out.stderr)));
-    (out.status.code().unwrap_or(-1), doc, text(&out.stdout), text(&out.stderr))
-}
+use ktstr_tests::{ktstr_run_into as run_into, vm_tests_enabled};
 
 fn read(dir: &std::path::Path, name: &str) -> String {
     let path = dir.join(name);

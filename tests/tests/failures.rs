@@ -2,7 +2,8 @@
 //! reports as evidence; and the guest init survives a result over the frame limit.
 
 use ktstr_tests::{
-    build_out_of_tree, ktstr, ktstr_run, plugin_dir_with, vm_tests_enabled, workspace_root,
+    build_out_of_tree, ktstr, ktstr_run, ktstr_run_into, plugin_dir_with, vm_tests_enabled,
+    workspace_root,
 };
 
 /// scx_qmap stalling every 4th user task: the kernel's sched_ext watchdog
@@ -47,24 +48,24 @@ fn the_monitor_finds_a_stalled_task_before_the_kernel_does() {
         return;
     }
     let artifacts = tempfile::tempdir().unwrap();
-    let dir = artifacts.path().to_str().unwrap();
-    let (code, doc, out) = ktstr_run(&[
-        "--plugin",
-        "workers",
-        "--scheduler",
-        "scx_qmap",
-        "--sched-arg=-t",
-        "--sched-arg=4",
-        "--vmm",
-        "qemu",
-        "--duration",
-        "20",
-        "--monitor-stall-ms",
-        "1500",
-        "--artifacts",
-        dir,
-    ]);
-    let why = format!("{doc:#}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    let (code, doc, _, progress) = ktstr_run_into(
+        artifacts.path(),
+        &[
+            "--plugin",
+            "workers",
+            "--scheduler",
+            "scx_qmap",
+            "--sched-arg=-t",
+            "--sched-arg=4",
+            "--vmm",
+            "qemu",
+            "--duration",
+            "20",
+            "--monitor-stall-ms",
+            "1500",
+        ],
+    );
+    let why = format!("{doc:#}\nstderr:\n{progress}");
     assert_eq!(code, 3, "{why}");
     assert_eq!(doc["verdict"], "SCHEDULER_FAILED", "{why}");
     assert_eq!(doc["class"], "stall", "{why}");

@@ -10,6 +10,7 @@ mod kmsg;
 pub mod monitor;
 mod mounts;
 mod out_files;
+mod overseer;
 mod payload;
 mod run;
 pub mod scenario;

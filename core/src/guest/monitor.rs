@@ -17,7 +17,7 @@
 //! moves between two samples count once).
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::plan::MonitorPlan;
 use crate::protocol::{MonitorSummary, Stall};
@@ -53,7 +53,7 @@ pub struct Monitor {
     plan: MonitorPlan,
     started: Instant,
     last: Option<Instant>,
-    last_cost: std::time::Duration,
+    last_cost: Duration,
     tracks: HashMap<u32, Track>,
     pub summary: MonitorSummary,
 }
@@ -65,19 +65,18 @@ impl Monitor {
             stall_ms: plan.stall_ms,
             ..Default::default()
         };
-        let last_cost = std::time::Duration::ZERO;
+        let last_cost = Duration::ZERO;
         Monitor { plan, started: now, last: None, last_cost, tracks: HashMap::new(), summary }
     }
 
     /// Whether a sample is due at `now`.
     pub fn due(&self, now: Instant) -> bool {
-        let gap = std::time::Duration::from_millis(self.plan.interval_ms)
-            .max(self.last_cost * COST_SHARE);
+        let gap = Duration::from_millis(self.plan.interval_ms).max(self.last_cost * COST_SHARE);
         self.last.is_none_or(|t| now.duration_since(t) >= gap)
     }
 
     /// What the sample just taken cost (reading /proc, encoding).
-    pub fn spent(&mut self, cost: std::time::Duration) {
+    pub fn spent(&mut self, cost: Duration) {
         self.last_cost = cost;
         self.summary.cost_us += cost.as_micros() as u64;
         let span = self.last.map_or(0, |t| t.duration_since(self.started).as_millis() as u64);

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 
-use super::monitor::{self, Monitor};
+use super::overseer::Overseer;
 use super::payload::{self, Interrupt, Program};
 use super::scenario::{
     self as scenario_exec, PayloadSource, ScenarioPayload, ScenarioRun, SCENARIO_CGROUP,
@@ -19,7 +19,7 @@ use crate::check::{evaluate, evaluate_with, CheckResult, Evidence};
 use crate::extract::{extract_metrics, Captured, Extracted};
 use crate::metrics::Metric;
 use crate::plan::{PayloadPlan, RunPlan, ScenarioPlan, PAYLOAD_CGROUP, PLAN_PATH};
-use crate::protocol::{Message, OutputSource, SchedulerFailure, MONITOR_STALL, PROTOCOL_VERSION};
+use crate::protocol::{Message, OutputSource, SchedulerFailure, PROTOCOL_VERSION};
 use crate::scenario::{metrics as scenario_metrics, Progress, StepResult};
 use crate::topology::Topology;
 
@@ -136,14 +136,11 @@ fn run_payload(
             Program::Inline { plugin: &payload.plugin, context, args, env }
         }
     };
-    let monitor = plan.monitor.map(|p| Monitor::new(p, Instant::now()));
-    let mut watch = Watcher { ch, streams, sched, failure: None, name: &payload.name, monitor };
+    let overseer = Overseer::new(ch, streams, sched, plan.monitor);
+    let mut watch = Watcher { o: overseer, name: &payload.name };
     let outcome =
         payload::run(&program, &cgroup_dir, payload.own_process_group, timeout, &mut watch)?;
-    let failure = watch.failure.take();
-    if let Some(m) = watch.monitor.take() {
-        ch.send(&Message::Monitor(m.summary));
-    }
+    let failure = watch.o.finish();
 
     ch.send(&Message::SchedExtDuringPayload { state: sched_ext::state(), ops: sched_ext::ops() });
     ch.send(&Message::PayloadEnded {
@@ -209,13 +206,9 @@ fn run_scenario(
         payloads,
         payload_limit: duration,
     };
-    let monitor = plan.monitor.map(|p| Monitor::new(p, Instant::now()));
-    let mut reporter = ScenarioReporter { ch, streams, sched, failure: None, monitor };
+    let mut reporter = ScenarioReporter(Overseer::new(ch, streams, sched, plan.monitor));
     let result = scenario_exec::run(&input, &mut reporter)?;
-    let failure = reporter.failure.take();
-    if let Some(m) = reporter.monitor.take() {
-        ch.send(&Message::Monitor(m.summary));
-    }
+    let failure = reporter.0.finish();
     for p in &sp.payloads {
         out_files::send(ch, Path::new(&p.context.out_dir), &p.name);
     }
@@ -240,26 +233,20 @@ fn run_scenario(
     Ok(Finished::Measured { metrics, notes, results, extractor: "scenario".into(), error: None })
 }
 
-/// Forwards a scenario's progress and watches the scheduler.
-struct ScenarioReporter<'a> {
-    ch: &'a mut Channel,
-    streams: &'a mut Streams,
-    sched: &'a mut Scheduler,
-    failure: Option<SchedulerFailure>,
-    monitor: Option<Monitor>,
-}
+/// Forwards a scenario's progress; its overseer watches the scheduler.
+struct ScenarioReporter<'a>(Overseer<'a>);
 
 impl scenario_exec::Reporter for ScenarioReporter<'_> {
     fn step_started(&mut self, step: &str) {
-        self.ch.log(format!("scenario step `{step}`"));
+        self.0.ch.log(format!("scenario step `{step}`"));
     }
 
     fn log(&mut self, text: String) {
-        self.ch.log(text);
+        self.0.ch.log(text);
     }
 
     fn payload_started(&mut self, name: &str, pid: u32, cgroup: &str) {
-        self.ch.send(&Message::PayloadStarted {
+        self.0.ch.send(&Message::PayloadStarted {
             name: name.to_string(),
             pid,
             cgroup: cgroup.to_string(),
@@ -268,7 +255,7 @@ impl scenario_exec::Reporter for ScenarioReporter<'_> {
 
     fn payload_output(&mut self, name: &str, stdout: bool, chunk: &[u8]) {
         for part in chunk.chunks(CHUNK) {
-            self.ch.send(&Message::ScenarioOutput {
+            self.0.ch.send(&Message::ScenarioOutput {
                 name: name.to_string(),
                 stdout,
                 data: part.to_vec(),
@@ -277,85 +264,27 @@ impl scenario_exec::Reporter for ScenarioReporter<'_> {
     }
 
     fn progress(&mut self, progress: &Progress) {
-        self.ch.send(&Message::ScenarioProgress(progress.clone()));
+        self.0.ch.send(&Message::ScenarioProgress(progress.clone()));
     }
 
     fn step_finished(&mut self, result: &StepResult) {
-        self.ch.send(&Message::ScenarioStep(result.clone()));
+        self.0.ch.send(&Message::ScenarioStep(result.clone()));
     }
 
     fn keep_going(&mut self) -> bool {
-        self.streams.poll(self.ch);
-        scheduler_alive(self.sched, &mut self.failure)
-            && monitor_ok(&mut self.monitor, self.ch, self.sched, &mut self.failure)
+        self.0.keep_going()
     }
 }
 
-/// Whether the scheduler still runs; its failure is kept in `failure` if not.
-fn scheduler_alive(sched: &mut Scheduler, failure: &mut Option<SchedulerFailure>) -> bool {
-    match sched.check() {
-        Ok(()) => true,
-        Err(f) => {
-            *failure = Some(f);
-            false
-        }
-    }
-}
-
-/// Forwards output and watches the scheduler while the payload runs.
+/// Forwards output while the payload runs; its overseer watches the scheduler.
 struct Watcher<'a> {
-    ch: &'a mut Channel,
-    streams: &'a mut Streams,
-    sched: &'a mut Scheduler,
-    failure: Option<SchedulerFailure>,
+    o: Overseer<'a>,
     name: &'a str,
-    monitor: Option<Monitor>,
-}
-
-/// One monitor sample when due; the failure once it found a stall.
-fn sample_monitor(
-    monitor: &mut Option<Monitor>,
-    ch: &mut Channel,
-    sched: &Scheduler,
-) -> Option<SchedulerFailure> {
-    let m = monitor.as_mut()?;
-    let now = Instant::now();
-    if !m.due(now) {
-        return None;
-    }
-    let threads = monitor::read_threads();
-    let mut line = m.observe(now, &threads, &sched_ext::state());
-    line.push('\n');
-    m.spent(now.elapsed());
-    ch.send(&Message::Output { source: OutputSource::Monitor, data: line.into_bytes() });
-    let s = m.summary.stall.clone()?;
-    let stall_ms = m.summary.stall_ms;
-    Some(sched.failure(format!(
-        "{MONITOR_STALL}: `{}` (tid {}) was runnable on CPU {} for {} ms without running, \
-         while the other threads got {} ms of CPU (threshold {stall_ms} ms)",
-        s.comm, s.tid, s.cpu, s.waited_ms, s.others_ms
-    )))
-}
-
-/// Runs the monitor's sampling; false (the failure kept) once it saw a stall.
-fn monitor_ok(
-    monitor: &mut Option<Monitor>,
-    ch: &mut Channel,
-    sched: &Scheduler,
-    failure: &mut Option<SchedulerFailure>,
-) -> bool {
-    match sample_monitor(monitor, ch, sched) {
-        Some(f) => {
-            *failure = Some(f);
-            false
-        }
-        None => true,
-    }
 }
 
 impl payload::Watch for Watcher<'_> {
     fn started(&mut self, pid: u32) {
-        self.ch.send(&Message::PayloadStarted {
+        self.o.ch.send(&Message::PayloadStarted {
             name: self.name.to_string(),
             pid,
             cgroup: format!("/{PAYLOAD_CGROUP}"),
@@ -365,14 +294,12 @@ impl payload::Watch for Watcher<'_> {
     fn output(&mut self, stdout: bool, chunk: &[u8]) {
         let source = if stdout { OutputSource::PayloadStdout } else { OutputSource::PayloadStderr };
         for part in chunk.chunks(CHUNK) {
-            self.ch.send(&Message::Output { source, data: part.to_vec() });
+            self.o.ch.send(&Message::Output { source, data: part.to_vec() });
         }
     }
 
     fn keep_going(&mut self) -> bool {
-        self.streams.poll(self.ch);
-        scheduler_alive(self.sched, &mut self.failure)
-            && monitor_ok(&mut self.monitor, self.ch, self.sched, &mut self.failure)
+        self.o.keep_going()
     }
 }
 

@@ -43,10 +43,10 @@ pub struct KernelEntry {
 /// Loads a bzImage at `HIMEM_START`, or a vmlinux at its physical addresses,
 /// telling them apart by the ELF magic.
 pub fn load_kernel(mem: &GuestMemoryMmap, kernel: &Path) -> anyhow::Result<KernelEntry> {
-    let open = || File::open(kernel).with_context(|| format!("open kernel {}", kernel.display()));
+    let mut f = File::open(kernel).with_context(|| format!("open kernel {}", kernel.display()))?;
     let mut magic = [0u8; 4];
-    let is_elf = open()?.read_exact(&mut magic).is_ok() && magic == ELF_MAGIC;
-    let mut f = open()?;
+    // Both loaders seek to what they read first, so the file is not rewound.
+    let is_elf = f.read_exact(&mut magic).is_ok() && magic == ELF_MAGIC;
     if is_elf {
         let res = Elf::load(mem, None, &mut f, Some(GuestAddress(HIMEM_START)))
             .map_err(|e| anyhow::anyhow!("load vmlinux {}: {e}", kernel.display()))?;
