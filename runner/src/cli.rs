@@ -53,6 +53,9 @@ pub enum Command {
     /// Time-to-verdict and peak RSS of a trivial run, per VM engine.
     #[command(after_help = BENCH_HELP)]
     Bench(BenchArgs),
+    /// Run a matrix of topologies × schedulers × payloads, in parallel, for people and CI.
+    #[command(after_help = crate::gauntlet::args::GAUNTLET_HELP)]
+    Gauntlet(Box<crate::gauntlet::args::GauntletArgs>),
     /// Run ktstr itself inside an L1 VM (QEMU) that has a real /dev/kvm.
     #[command(after_help = NESTED_HELP)]
     Nested(NestedArgs),
@@ -162,9 +165,10 @@ Every run keeps its console log, scheduler log and payload output: in --artifact
 DIR, or else under $KTSTR_CACHE_DIR/runs/ (the path is printed).";
 
 /// Which VM engine boots the guest.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum VmmArg {
     /// Our KVM VMM where /dev/kvm runs full-virtualisation guests, else QEMU.
+    #[default]
     Auto,
     /// QEMU (-M microvm): KVM acceleration where it works, TCG otherwise.
     Qemu,
@@ -193,10 +197,15 @@ pub struct RunArgs {
     /// An argument for the scheduler (repeatable).
     #[arg(long = "sched-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub sched_args: Vec<String>,
-    /// CPU topology of the guest, NnNlNcNt [default: 1n1l2c1t; for a
-    /// scenario, the smallest one it fits].
+    /// CPU topology of the guest, NnNlNcNt, or `host` for this machine's
+    /// shape [default: 1n1l2c1t; for a scenario, the smallest one it fits].
     #[arg(long)]
     pub topology: Option<String>,
+    /// Another machine's topology: `lscpu -p=CPU,CORE,SOCKET,NODE,CACHE`
+    /// output, or a tarball of its /sys/devices/system/{cpu,node}; what the
+    /// guest cannot copy (uneven levels, CPU numbering) is said.
+    #[arg(long, value_name = "FILE", conflicts_with = "topology")]
+    pub topology_from: Option<PathBuf>,
     /// Guest memory in MiB (or with a suffix: 512M, 2G).
     #[arg(long, default_value = "1024")]
     pub memory: String,

@@ -10,6 +10,7 @@
 
 mod compare;
 mod cpulist;
+mod machine;
 mod model;
 mod sysfs;
 #[cfg(test)]
@@ -17,5 +18,6 @@ mod test_util;
 
 pub use compare::compare;
 pub use cpulist::{format_cpulist, parse_cpulist};
+pub use machine::{Approximation, Machine, MachineCpu};
 pub use model::{Topology, TopologyError, MAX_CPUS};
 pub use sysfs::{GuestCpu, GuestNode, GuestTopology};

@@ -100,7 +100,8 @@ fn last_level_cache(cache: &Path) -> anyhow::Result<Option<(Vec<u32>, Option<u32
 /// The file's content, or None when it does not exist.
 fn read_opt(path: &Path) -> anyhow::Result<Option<String>> {
     match std::fs::read_to_string(path) {
-        Ok(s) => Ok(Some(s)),
+        // A tarball of sysfs pads files with NULs (sysfs says they are 4096 bytes).
+        Ok(s) => Ok(Some(s.trim_end_matches('\0').to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
     }

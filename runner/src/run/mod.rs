@@ -84,7 +84,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         "booting {} CPUs ({}{}), {} MiB; watchdog {}s",
         prepared.topology.cpus(),
         prepared.topology,
-        if args.topology.is_none() && args.scenario.is_some() {
+        if args.topology.is_none() && args.topology_from.is_none() && args.scenario.is_some() {
             ": the smallest the scenario fits; --topology chooses"
         } else {
             ""

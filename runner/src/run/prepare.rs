@@ -64,9 +64,11 @@ enum Job<'c> {
 
 /// Checks the user's input (usage errors, exit 2) before any host work.
 pub fn validate<'c>(args: &RunArgs, catalog: &'c Catalog) -> anyhow::Result<Validated<'c>> {
-    let mut topology = match &args.topology {
-        Some(t) => t.parse().map_err(|e| UsageError(format!("{e}")))?,
-        None => DEFAULT_TOPOLOGY.parse().expect("the default topology parses"),
+    let mut topology = match (&args.topology, &args.topology_from) {
+        (_, Some(file)) => machine_shape(crate::machine::from_file(file)?),
+        (Some(t), _) if t == "host" => machine_shape(crate::machine::host()?),
+        (Some(t), _) => t.parse().map_err(|e| UsageError(format!("{e}")))?,
+        (None, None) => DEFAULT_TOPOLOGY.parse().expect("the default topology parses"),
     };
     let memory_mib = parse_memory(&args.memory).map_err(UsageError)?;
     if args.duration == Some(0) {
@@ -89,7 +91,7 @@ pub fn validate<'c>(args: &RunArgs, catalog: &'c Catalog) -> anyhow::Result<Vali
         }
         (None, Some(spec)) => {
             let scenario = load_scenario(spec)?;
-            if args.topology.is_none() {
+            if args.topology.is_none() && args.topology_from.is_none() {
                 topology = fitting_topology(&scenario)?;
             }
             scenario
@@ -124,6 +126,12 @@ pub fn validate<'c>(args: &RunArgs, catalog: &'c Catalog) -> anyhow::Result<Vali
         }
     }
     Ok(Validated { topology, memory_mib, job, checks, launcher, launch })
+}
+
+/// A real machine's shape, its approximations said.
+fn machine_shape(shape: crate::machine::Shape) -> Topology {
+    shape.report_notes();
+    shape.topology
 }
 
 /// The topology of a run that names none.

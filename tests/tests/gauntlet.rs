@@ -1,0 +1,195 @@
+//! `ktstr gauntlet` end to end: real cells (QEMU VMs), their JUnit parsed
+//! back, shards that together run each cell once, a failing cell and its
+//! rerun; and `--topology-from` a real two-socket machine's capture.
+//!
+//! One test at a time: a gauntlet takes the whole host by design.
+
+use std::path::Path;
+use std::process::Output;
+use std::sync::Mutex;
+
+use ktstr_tests::{ktstr, vm_tests_enabled, workspace_root};
+use quick_junit::{NonSuccessKind, Report, TestCaseStatus};
+
+static HOST: Mutex<()> = Mutex::new(());
+
+/// `ktstr gauntlet ARGS --out DIR --junit DIR/junit.xml --json DIR/all.json`.
+fn gauntlet(dir: &Path, args: &[&str]) -> (i32, Report, serde_json::Value, Output) {
+    let (junit, json) = (dir.join("junit.xml"), dir.join("all.json"));
+    let mut all = vec!["gauntlet"];
+    all.extend_from_slice(args);
+    all.extend(["--out", dir.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
+    all.extend(["--json", json.to_str().unwrap()]);
+    let out = ktstr(&all);
+    let explain = || format!("stdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
+    let xml =
+        std::fs::read_to_string(&junit).unwrap_or_else(|e| panic!("no JUnit ({e})\n{}", explain()));
+    let report =
+        Report::deserialize_from_str(&xml).unwrap_or_else(|e| panic!("bad JUnit ({e}):\n{xml}"));
+    let doc = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (out.status.code().unwrap_or(-1), report, doc, out)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn case_names(report: &Report) -> Vec<String> {
+    report.test_suites.iter().flat_map(|s| &s.test_cases).map(|c| c.name.to_string()).collect()
+}
+
+#[test]
+fn a_matrix_of_three_topologies_passes_with_a_testcase_per_cell() {
+    if !vm_tests_enabled("gauntlet_matrix") {
+        return;
+    }
+    let _host = HOST.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--scheduler", "scx_simple", "--plugin", "workers"];
+    let (code, report, doc, out) = gauntlet(
+        dir.path(),
+        &[&args[..], &["--topology", "1n1l2c1t,1n2l2c1t,2n1l1c2t", "-j", "2"]].concat(),
+    );
+    assert_eq!(code, 0, "{doc:#}\n{}", text(&out.stderr));
+    assert_eq!(
+        case_names(&report),
+        [
+            "1n1l2c1t-scx_simple-workers",
+            "1n2l2c1t-scx_simple-workers",
+            "2n1l1c2t-scx_simple-workers"
+        ]
+    );
+    let cases = &report.test_suites[0].test_cases;
+    for case in cases {
+        assert!(matches!(case.status, TestCaseStatus::Success { .. }), "{case:?}");
+        let summary = case.system_out.as_ref().expect("the run's summary").to_string();
+        assert!(
+            summary.contains("ktstr: PASS") && summary.contains("guest sees exactly this"),
+            "{summary}"
+        );
+    }
+    // Each cell is an ordinary run with its own artifacts and verdict.
+    for cell in doc["cells"].as_array().unwrap() {
+        let dir = Path::new(cell["dir"].as_str().unwrap());
+        let result: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("result.json")).unwrap())
+                .unwrap();
+        assert_eq!(result["topology"]["requested"], cell["cell"]["topology"]);
+        assert_eq!(result["scheduler"]["ready"]["ops"], "simple", "{result:#}");
+        assert!(dir.join("artifacts/console.log").is_file());
+        assert!(
+            cell["headline"].as_array().unwrap().iter().any(|m| m[0] == "work_units"),
+            "{cell:#}"
+        );
+    }
+    let table = text(&out.stdout);
+    assert!(table.contains("3 cells: 3 passed, 0 did not pass, 0 not run"), "{table}");
+}
+
+#[test]
+fn a_failing_cell_fails_the_gauntlet_and_rerun_failed_runs_only_it() {
+    if !vm_tests_enabled("gauntlet_failing_cell") {
+        return;
+    }
+    let _host = HOST.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    // One worker thread per CPU, and a check only a one-CPU guest meets.
+    let args = [
+        "--topology",
+        "1n1l1c1t,1n1l2c1t",
+        "--plugin",
+        "workers",
+        "--arg=--work",
+        "--arg=spin",
+        "--arg=--threads",
+        "--arg={nr_cpus}",
+        "--arg=--duration",
+        "--arg=1",
+        "--check",
+        "threads<=1",
+    ];
+    let (code, report, doc, out) = gauntlet(dir.path(), &args);
+    assert_eq!(code, 1, "{doc:#}\n{}", text(&out.stderr));
+    let cases = &report.test_suites[0].test_cases;
+    assert_eq!(case_names(&report), ["1n1l1c1t-eevdf-workers", "1n1l2c1t-eevdf-workers"]);
+    assert!(matches!(cases[0].status, TestCaseStatus::Success { .. }), "{:?}", cases[0]);
+    match &cases[1].status {
+        TestCaseStatus::NonSuccess { kind: NonSuccessKind::Failure, message, ty, .. } => {
+            let message = message.as_ref().unwrap().to_string();
+            assert!(
+                message.starts_with("CHECK_FAILED: ") && message.contains("threads<=1"),
+                "{message}"
+            );
+            assert_eq!(ty.as_ref().unwrap().as_str(), "CHECK_FAILED");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(doc["cells"][1]["exit_code"], 1, "the cell's own exit code");
+
+    let again = tempfile::tempdir().unwrap();
+    let from = dir.path().to_str().unwrap();
+    let (code, report, _, out) = gauntlet(again.path(), &["--rerun-failed", from]);
+    assert_eq!(code, 1, "{}", text(&out.stderr));
+    assert_eq!(case_names(&report), ["1n1l2c1t-eevdf-workers"], "only the failed cell ran again");
+}
+
+#[test]
+fn shards_together_run_every_cell_exactly_once() {
+    if !vm_tests_enabled("gauntlet_shards") {
+        return;
+    }
+    let _host = HOST.lock().unwrap_or_else(|e| e.into_inner());
+    let matrix = [
+        "--topology",
+        "1n1l1c1t",
+        "--scheduler",
+        "eevdf,scx_simple,scx_qmap",
+        "--plugin",
+        "workers",
+        "--arg=--work",
+        "--arg=spin",
+        "--arg=--duration",
+        "--arg=1",
+    ];
+    let plan = ktstr(&[&["gauntlet", "--dry-run"][..], &matrix].concat());
+    let mut all: Vec<String> =
+        text(&plan.stdout).lines().map(|l| l.split('\t').next().unwrap().to_string()).collect();
+    assert_eq!(all.len(), 3, "{}", text(&plan.stdout));
+    let mut ran = Vec::new();
+    for shard in ["1/2", "2/2"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (code, report, doc, out) =
+            gauntlet(dir.path(), &[&matrix[..], &["--shard", shard]].concat());
+        assert_eq!(code, 0, "{doc:#}\n{}", text(&out.stderr));
+        assert_eq!(doc["shard"], shard);
+        ran.extend(case_names(&report));
+    }
+    assert_eq!(ran.len(), 3, "{ran:?}");
+    ran.sort();
+    all.sort();
+    assert_eq!(ran, all);
+}
+
+#[test]
+fn topology_from_a_two_socket_smt_machine_boots_that_shape() {
+    if !vm_tests_enabled("topology_from") {
+        return;
+    }
+    let _host = HOST.lock().unwrap_or_else(|e| e.into_inner());
+    let capture = workspace_root().join("tests/fixtures/machines/xeon-e5-2687w-v4-2s-smt.lscpu");
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--plugin", "workers", "--arg=--work", "--arg=spin", "--arg=--duration", "--arg=1"];
+    let from = ["--topology-from", capture.to_str().unwrap()];
+    let (code, doc, _, stderr) =
+        ktstr_tests::ktstr_run_into(dir.path(), &[&args[..], &from].concat());
+    assert_eq!(code, 0, "{doc:#}\n{stderr}");
+    // Two nodes of twelve SMT-2 cores, 48 CPUs, each where the capture has it
+    // (the guest's own sysfs compared, as for every run).
+    assert_eq!(doc["topology"]["requested"], "2n1l12c2t", "{doc:#}");
+    assert_eq!(doc["topology"]["mismatches"], serde_json::json!([]), "{doc:#}");
+    assert_eq!(doc["topology"]["seen"]["online"].as_array().unwrap().len(), 48);
+    assert!(
+        stderr.contains("approximated: CPU numbers differ"),
+        "the renumbering is said:\n{stderr}"
+    );
+}
