@@ -193,3 +193,31 @@ fn topology_from_a_two_socket_smt_machine_boots_that_shape() {
         "the renumbering is said:\n{stderr}"
     );
 }
+
+#[test]
+fn bad_input_is_a_usage_error_before_any_cell_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.txt");
+    std::fs::write(&junk, "not a topology").unwrap();
+    let junk = junk.to_str().unwrap();
+    let missing = dir.path().join("nothing-here");
+    for (args, needle) in [
+        (vec!["--plugin", "workers", "--topology", "1n2x"], "a preset or set"),
+        (
+            vec!["--plugin", "workers", "--topology", "tiny", "--shard", "3/2"],
+            "--shard 3/2: expected I/N",
+        ),
+        (vec!["--topology", "tiny"], "no job: give --plugin or --scenario"),
+        (vec!["--plugin", "workers"], "no topology"),
+        (vec!["--plugin", "workers", "--topology-from", junk], "neither `lscpu -p"),
+        (vec!["--rerun-failed", missing.to_str().unwrap()], "is it a gauntlet's --out?"),
+    ] {
+        let out = ktstr(&[&["gauntlet"][..], &args].concat());
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let out = ktstr(&["gauntlet", "--list-presets"]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("numa-smt-16  2n2l2c2t   16 CPUs"), "{}", text(&out.stdout));
+}

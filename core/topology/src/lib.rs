@@ -19,5 +19,5 @@ mod test_util;
 pub use compare::compare;
 pub use cpulist::{format_cpulist, parse_cpulist};
 pub use machine::{Approximation, Machine, MachineCpu};
-pub use model::{Topology, TopologyError, MAX_CPUS};
+pub use model::{Topology, TopologyError, MAX_APIC_ID, MAX_CPUS};
 pub use sysfs::{GuestCpu, GuestNode, GuestTopology};

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{Topology, MAX_CPUS};
+use crate::model::{Topology, MAX_APIC_ID, MAX_CPUS};
 use crate::sysfs::GuestTopology;
 
 /// One online CPU: the ids of the core, node and LLC it belongs to (ids are
@@ -159,11 +159,10 @@ impl Machine {
                 topology.cpus()
             ));
         }
-        if topology.cpus() > MAX_CPUS {
-            return Err(format!(
-                "the machine's shape is {topology}, {} CPUs; the test kernel supports at most {MAX_CPUS} (NR_CPUS)",
-                topology.cpus()
-            ));
+        // Whatever the guest cannot have (too many CPUs, APIC ids) is refused as for --topology.
+        if topology.cpus() > MAX_CPUS || topology.max_apic_id() > MAX_APIC_ID {
+            let err = topology.to_string().parse::<Topology>().expect_err("out of range");
+            return Err(format!("the machine's shape is {topology}: {err}"));
         }
         if !self.numbered_like_ktstr() {
             notes.push(

@@ -8,8 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::cpulist::format_cpulist;
 
-/// The test kernel is built with `NR_CPUS=64`.
-pub const MAX_CPUS: u32 = 64;
+/// The test kernel is built with `NR_CPUS=512`.
+pub const MAX_CPUS: u32 = 512;
+
+/// The largest xAPIC id (0xff is the broadcast id): our VM engines give
+/// guests no interrupt remapping, without which Linux uses no x2APIC ids.
+pub const MAX_APIC_ID: u32 = 254;
 
 const SYNTAX_HINT: &str =
     "expected NnNlNcNt, e.g. 1n2l2c1t (nodes, LLCs per node, cores per LLC, threads per core)";
@@ -31,6 +35,8 @@ pub enum TopologyError {
     Zero { spec: String, level: &'static str },
     #[error("topology \"{spec}\" has {cpus} CPUs; at most {MAX_CPUS} are supported (the test kernel is built with NR_CPUS={MAX_CPUS})")]
     TooManyCpus { spec: String, cpus: u64 },
+    #[error("topology \"{spec}\" needs APIC id {apic_id}; guests get 8-bit xAPIC ids (at most {MAX_APIC_ID}), since our VM engines set up no interrupt remapping for x2APIC: use powers of two for cores and threads, or fewer LLCs")]
+    ApicIds { spec: String, apic_id: u32 },
 }
 
 impl FromStr for Topology {
@@ -60,7 +66,13 @@ impl FromStr for Topology {
             return Err(TopologyError::TooManyCpus { spec: s.to_string(), cpus });
         }
         let [nodes, llcs_per_node, cores_per_llc, threads_per_core] = counts;
-        Ok(Topology { nodes, llcs_per_node, cores_per_llc, threads_per_core })
+        let t = Topology { nodes, llcs_per_node, cores_per_llc, threads_per_core };
+        match t.max_apic_id() {
+            id if id > MAX_APIC_ID => {
+                Err(TopologyError::ApicIds { spec: s.to_string(), apic_id: id })
+            }
+            _ => Ok(t),
+        }
     }
 }
 
@@ -77,6 +89,16 @@ impl fmt::Display for Topology {
 impl Topology {
     pub fn cpus(&self) -> u32 {
         self.nodes * self.llcs_per_node * self.cores_per_llc * self.threads_per_core
+    }
+
+    /// The last CPU's APIC id as both engines number them: each LLC a
+    /// package, `(llc << (core_bits + thread_bits)) | (core << thread_bits) | thread`.
+    pub fn max_apic_id(&self) -> u32 {
+        let bits = |n: u32| if n <= 1 { 0 } else { 32 - (n - 1).leading_zeros() };
+        let (core_bits, thread_bits) = (bits(self.cores_per_llc), bits(self.threads_per_core));
+        ((self.llcs() - 1) << (core_bits + thread_bits))
+            | ((self.cores_per_llc - 1) << thread_bits)
+            | (self.threads_per_core - 1)
     }
 
     pub fn llcs(&self) -> u32 {
@@ -189,9 +211,16 @@ mod tests {
             "1n0l2c1t".parse::<Topology>().unwrap_err(),
             TopologyError::Zero { spec: "1n0l2c1t".into(), level: "LLC" }
         );
-        let err = "2n4l4c4t".parse::<Topology>().unwrap_err();
-        assert_eq!(err, TopologyError::TooManyCpus { spec: "2n4l4c4t".into(), cpus: 128 });
-        assert!(err.to_string().contains("NR_CPUS=64"), "{err}");
+        let err = "4n16l4c4t".parse::<Topology>().unwrap_err();
+        assert_eq!(err, TopologyError::TooManyCpus { spec: "4n16l4c4t".into(), cpus: 1024 });
+        assert!(err.to_string().contains("NR_CPUS=512"), "{err}");
+        // 252 CPUs in 14 LLCs of 9 cores: ids with holes past the xAPIC range.
+        let err = "2n7l9c2t".parse::<Topology>().unwrap_err();
+        assert_eq!(err, TopologyError::ApicIds { spec: "2n7l9c2t".into(), apic_id: 433 });
+        assert!(err.to_string().contains("at most 254"), "{err}");
+        assert_eq!(t("2n4l8c2t").max_apic_id(), 127);
+        assert_eq!(t("3n5l8c2t").max_apic_id(), 239);
+        assert_eq!(t("1n2l3c1t").max_apic_id(), 6, "three cores take two bits");
         // Counts that overflow u32 products are still rejected, not wrapped.
         assert!(matches!(
             "65536n65536l1c1t".parse::<Topology>(),

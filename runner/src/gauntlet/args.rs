@@ -77,6 +77,9 @@ pub struct GauntletArgs {
     /// with the arguments they had.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["topologies", "topology_from", "schedulers", "plugins", "scenarios"])]
     pub rerun_failed: Option<PathBuf>,
+    /// Run every cell N times (ids get `-r2`, `-r3`…): does it hold, run after run?
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub repeat: usize,
     /// Start no new cell after the first one that does not pass.
     #[arg(long)]
     pub fail_fast: bool,

@@ -110,11 +110,15 @@ fn plan_cells(args: &GauntletArgs, max_cpus: u32) -> Result<(Vec<Cell>, String)>
             UsageError("no job: give --plugin or --scenario (each repeatable)".into()).into()
         );
     }
+    if args.repeat == 0 {
+        return Err(UsageError("--repeat must be at least 1".into()).into());
+    }
     let memory_mib = crate::run::parse_memory(&args.memory).map_err(UsageError)?;
     let entry = crate::kernel::resolve(args.kernel.as_deref())?;
     let kernel = entry.key.clone().unwrap_or_else(|| entry.bzimage.display().to_string());
     let common = args.common_run_args(&kernel);
-    Ok((plan::matrix(&topologies, &schedulers, &jobs, &common, memory_mib), kernel))
+    let cells = plan::matrix(&topologies, &schedulers, &jobs, &common, memory_mib);
+    Ok((plan::repeat(cells, args.repeat), kernel))
 }
 
 /// The cells of an earlier gauntlet that did not pass, with their arguments.

@@ -80,6 +80,16 @@ pub fn matrix(
     cells
 }
 
+/// Every cell `n` times, the copies after the first suffixed `-r2`, `-r3`…,
+/// each repetition of the whole matrix after the previous one.
+pub fn repeat(cells: Vec<Cell>, n: usize) -> Vec<Cell> {
+    let copies = (2..=n).flat_map(|k| {
+        cells.iter().map(move |c| Cell { id: format!("{}-r{k}", c.id), ..c.clone() })
+    });
+    let all: Vec<Cell> = copies.collect();
+    cells.into_iter().chain(all).collect()
+}
+
 pub fn job_name(job: &Job) -> &str {
     match job {
         Job::Plugin(n) | Job::Scenario(n) => n,
@@ -221,6 +231,16 @@ mod tests {
             Shard { index: 2, count: 5 }.select(cells()),
             Shard { index: 2, count: 5 }.select(cells())
         );
+    }
+
+    #[test]
+    fn repeats_copy_the_matrix_with_their_own_ids() {
+        let cells = repeat(cells(), 3);
+        assert_eq!(cells.len(), 36);
+        assert_eq!(cells[12].id, format!("{}-r2", cells[0].id));
+        assert_eq!(cells[35].id, format!("{}-r3", cells[11].id));
+        assert_eq!(cells[35].run_args, cells[11].run_args);
+        assert_eq!(repeat(vec![test_cell("a")], 1).len(), 1);
     }
 
     #[test]

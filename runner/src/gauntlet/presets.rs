@@ -1,7 +1,7 @@
 //! Named topologies and named sets of them: the shapes where schedulers
 //! break (one LLC, several, SMT, NUMA), from 2 up to 252 CPUs.
 
-use ktstr_core::topology::MAX_CPUS;
+use ktstr_core::topology::Topology;
 
 pub struct Preset {
     pub name: &'static str,
@@ -26,6 +26,7 @@ pub const PRESETS: &[Preset] = &[
     Preset { name: "numa4-32", topology: "4n2l2c2t", what: "four nodes, two LLCs each, SMT-2" },
     Preset { name: "big-64", topology: "2n4l4c2t", what: "two sockets of 32 CPUs" },
     Preset { name: "big-128", topology: "2n4l8c2t", what: "two sockets of 64 CPUs" },
+    Preset { name: "big-240", topology: "3n5l8c2t", what: "three nodes of 80 CPUs (5 LLCs)" },
     Preset { name: "big-252", topology: "2n7l9c2t", what: "two sockets of 126 CPUs (7 LLCs)" },
 ];
 
@@ -52,6 +53,7 @@ pub const SETS: &[PresetSet] = &[
             "numa4-32",
             "big-64",
             "big-128",
+            "big-240",
             "big-252",
         ],
     },
@@ -86,8 +88,9 @@ pub fn preset(name: &str) -> Option<&'static Preset> {
     PRESETS.iter().find(|p| p.name == name)
 }
 
-/// A preset's or a set's topologies, the ones over `max_cpus` left out and
-/// returned apart; `None` when `name` names neither.
+/// A preset's or a set's topologies, and apart the names of those left out:
+/// over `max_cpus`, or not a shape our engines can give a guest; `None`
+/// when `name` names neither.
 pub fn expand(name: &str, max_cpus: u32) -> Option<(Vec<&'static str>, Vec<&'static str>)> {
     let members: Vec<&Preset> = match (preset(name), SETS.iter().find(|s| s.name == name)) {
         (Some(p), _) => vec![p],
@@ -97,8 +100,13 @@ pub fn expand(name: &str, max_cpus: u32) -> Option<(Vec<&'static str>, Vec<&'sta
         (None, None) => return None,
     };
     let (fit, over): (Vec<&Preset>, Vec<&Preset>) =
-        members.into_iter().partition(|p| cpus_of(p.topology) <= max_cpus);
+        members.into_iter().partition(|p| cpus_of(p.topology) <= max_cpus && unusable(p).is_none());
     Some((fit.iter().map(|p| p.topology).collect(), over.iter().map(|p| p.name).collect()))
+}
+
+/// Why no guest can have this preset's shape, if none can.
+fn unusable(p: &Preset) -> Option<String> {
+    p.topology.parse::<Topology>().err().map(|e| e.to_string())
 }
 
 /// `--list-presets`: every preset and set, with what this host and kernel can run.
@@ -106,12 +114,10 @@ pub fn listing(max_cpus: u32) -> String {
     let mut out = String::from("PRESETS\n");
     for p in PRESETS {
         let cpus = cpus_of(p.topology);
-        let note = if cpus > MAX_CPUS {
-            format!("  (needs a kernel with NR_CPUS>={cpus}; the test kernel has {MAX_CPUS})")
-        } else if cpus > max_cpus {
-            format!("  (over --max-cpus {max_cpus})")
-        } else {
-            String::new()
+        let note = match unusable(p) {
+            Some(why) => format!("\n               (cannot run: {why})"),
+            None if cpus > max_cpus => format!("  (over --max-cpus {max_cpus})"),
+            None => String::new(),
         };
         out.push_str(&format!(
             "  {:<12} {:<9} {:>3} CPUs  {}{note}\n",
@@ -123,7 +129,7 @@ pub fn listing(max_cpus: u32) -> String {
         let (fit, over) = expand(s.name, max_cpus).expect("sets expand");
         out.push_str(&format!("  {:<12} {} ({} runnable", s.name, s.what, fit.len()));
         if !over.is_empty() {
-            out.push_str(&format!(", {} over {max_cpus} CPUs", over.len()));
+            out.push_str(&format!(", {} left out", over.len()));
         }
         out.push_str(&format!("): {}\n", s.members.join(" ")));
     }
@@ -134,14 +140,12 @@ pub fn listing(max_cpus: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ktstr_core::topology::Topology;
 
     #[test]
     fn presets_are_well_formed_and_span_2_to_252_cpus() {
         for p in PRESETS {
             let cpus = cpus_of(p.topology);
-            if cpus <= MAX_CPUS {
-                let t: Topology = p.topology.parse().unwrap();
+            if let Ok(t) = p.topology.parse::<Topology>() {
                 assert_eq!(t.cpus(), cpus, "{}", p.name);
             }
             assert_ne!(p.name, "host");
@@ -155,13 +159,21 @@ mod tests {
     }
 
     #[test]
-    fn sets_expand_and_leave_out_what_is_too_big() {
+    fn sets_expand_and_leave_out_what_is_too_big_or_cannot_run() {
         let (fit, over) = expand("default", 64).unwrap();
         assert!(fit.contains(&"2n4l4c2t") && !fit.contains(&"2n4l8c2t"));
-        assert_eq!(over, ["big-128", "big-252"]);
+        assert_eq!(over, ["big-128", "big-240", "big-252"]);
+        let (fit, over) = expand("default", 512).unwrap();
+        assert!(fit.contains(&"3n5l8c2t"));
+        assert_eq!(over, ["big-252"], "its APIC ids do not fit in 8 bits");
         assert_eq!(expand("smt-4", 64).unwrap(), (vec!["1n1l2c2t"], vec![]));
         assert_eq!(expand("small", 2).unwrap().0, ["1n1l2c1t", "2n1l1c1t"]);
         assert!(expand("nope", 64).is_none());
-        assert!(listing(8).contains("over --max-cpus 8"));
+        let listing = listing(8);
+        assert!(listing.contains("over --max-cpus 8"));
+        assert!(
+            listing.contains("(cannot run: topology \"2n7l9c2t\" needs APIC id 433"),
+            "{listing}"
+        );
     }
 }
