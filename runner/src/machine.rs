@@ -10,6 +10,7 @@ use ktstr_core::topology::{GuestTopology, Machine, Topology};
 
 use crate::usage::UsageError;
 
+#[derive(Clone, Debug)]
 pub struct Shape {
     pub topology: Topology,
     /// Where it was read from, for the log.

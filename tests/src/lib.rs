@@ -172,6 +172,10 @@ pub fn ktstr_run_into(dir: &Path, args: &[&str]) -> (i32, serde_json::Value, Str
     (out.status.code().unwrap_or(-1), doc, text(&out.stdout), text(&out.stderr))
 }
 
+/// The shortest real job: the workers payload spinning for one second.
+pub const SPIN_1S: [&str; 6] =
+    ["--plugin", "workers", "--arg=--work", "--arg=spin", "--arg=--duration", "--arg=1"];
+
 /// The value of metric `name` in a result document.
 pub fn metric(doc: &serde_json::Value, name: &str) -> Option<f64> {
     doc["metrics"].as_array()?.iter().find(|m| m["name"] == name)?["value"].as_f64()

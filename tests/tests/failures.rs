@@ -131,3 +131,28 @@ fn a_kernel_panic_mid_payload_is_guest_crash_with_the_panic_and_what_came_before
     let kmsg = std::fs::read_to_string(artifacts.join("kmsg.log")).unwrap();
     assert!(kmsg.contains("sched_ext: BPF scheduler \"qmap\" enabled"), "{kmsg}");
 }
+
+/// A payload that writes 100 MiB to stdout: the init keeps the first 16 MiB
+/// (counted and said), the host gets them whole, and the run ends with a
+/// verdict, not a crash.
+#[test]
+fn a_payload_writing_100_mib_ends_with_a_verdict_and_its_output_truncated() {
+    if !vm_tests_enabled("a_payload_writing_100_mib") {
+        return;
+    }
+    let built = build_out_of_tree(&workspace_root().join("tests/fixtures/plugins/forker"));
+    let dir = plugin_dir_with(&built, &["libforker_plugins.so"]);
+    let d = dir.path().to_str().unwrap();
+    let artifacts = tempfile::tempdir().unwrap();
+    let (code, doc, summary, stderr) =
+        ktstr_run_into(artifacts.path(), &["--plugin-dir", d, "--plugin", "flood"]);
+    let why = format!("{summary}\nstderr:\n{stderr}");
+    assert_eq!((code, doc["verdict"].as_str()), (0, Some("PASS")), "{why}");
+    assert_eq!(doc["payload"]["end"]["stdout_truncated"], true, "{why}");
+    assert!(
+        summary.contains("its stdout kept to the first 16 MiB (the rest read and dropped)"),
+        "{why}"
+    );
+    let kept = std::fs::metadata(artifacts.path().join("payload.stdout")).unwrap().len();
+    assert_eq!(kept, 16 << 20, "the init's cap, whole");
+}

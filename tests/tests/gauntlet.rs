@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Output;
 use std::sync::Mutex;
 
-use ktstr_tests::{ktstr, vm_tests_enabled, workspace_root};
+use ktstr_tests::{ktstr, vm_tests_enabled, workspace_root, SPIN_1S};
 use quick_junit::{NonSuccessKind, Report, TestCaseStatus};
 
 static HOST: Mutex<()> = Mutex::new(());
@@ -139,18 +139,9 @@ fn shards_together_run_every_cell_exactly_once() {
         return;
     }
     let _host = HOST.lock().unwrap_or_else(|e| e.into_inner());
-    let matrix = [
-        "--topology",
-        "1n1l1c1t",
-        "--scheduler",
-        "eevdf,scx_simple,scx_qmap",
-        "--plugin",
-        "workers",
-        "--arg=--work",
-        "--arg=spin",
-        "--arg=--duration",
-        "--arg=1",
-    ];
+    let matrix =
+        [&["--topology", "1n1l1c1t", "--scheduler", "eevdf,scx_simple,scx_qmap"][..], &SPIN_1S]
+            .concat();
     let plan = ktstr(&[&["gauntlet", "--dry-run"][..], &matrix].concat());
     let mut all: Vec<String> =
         text(&plan.stdout).lines().map(|l| l.split('\t').next().unwrap().to_string()).collect();
@@ -178,16 +169,21 @@ fn topology_from_a_two_socket_smt_machine_boots_that_shape() {
     let _host = HOST.lock().unwrap_or_else(|e| e.into_inner());
     let capture = workspace_root().join("tests/fixtures/machines/xeon-e5-2687w-v4-2s-smt.lscpu");
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--plugin", "workers", "--arg=--work", "--arg=spin", "--arg=--duration", "--arg=1"];
     let from = ["--topology-from", capture.to_str().unwrap()];
     let (code, doc, _, stderr) =
-        ktstr_tests::ktstr_run_into(dir.path(), &[&args[..], &from].concat());
+        ktstr_tests::ktstr_run_into(dir.path(), &[&SPIN_1S[..], &from].concat());
     assert_eq!(code, 0, "{doc:#}\n{stderr}");
     // Two nodes of twelve SMT-2 cores, 48 CPUs, each where the capture has it
     // (the guest's own sysfs compared, as for every run).
     assert_eq!(doc["topology"]["requested"], "2n1l12c2t", "{doc:#}");
     assert_eq!(doc["topology"]["mismatches"], serde_json::json!([]), "{doc:#}");
     assert_eq!(doc["topology"]["seen"]["online"].as_array().unwrap().len(), 48);
+    assert!(doc["topology"]["from"].as_str().unwrap().ends_with("xeon-e5-2687w-v4-2s-smt.lscpu"));
+    let notes = doc["topology"]["approximated"].as_array().unwrap();
+    assert!(
+        notes.len() == 1 && notes[0].as_str().unwrap().starts_with("CPU numbers differ"),
+        "{notes:?}"
+    );
     assert!(
         stderr.contains("approximated: CPU numbers differ"),
         "the renumbering is said:\n{stderr}"

@@ -12,6 +12,7 @@ mod mounts;
 mod out_files;
 mod overseer;
 mod payload;
+pub use payload::CAPTURE_CAP;
 mod run;
 pub mod scenario;
 mod sched_ext;

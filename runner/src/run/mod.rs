@@ -138,6 +138,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         },
         topology: prepared.topology.to_string(),
         topology_mismatches: mismatches,
+        topology_from: prepared.topology_from.as_ref(),
         scheduler: prepared.scheduler_desc.clone(),
         payload: prepared.job_desc.clone(),
         artifacts: artifacts.clone(),

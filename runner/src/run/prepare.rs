@@ -44,11 +44,14 @@ pub struct Prepared {
     pub timing: Option<Timing>,
     /// The payload's metric hints.
     pub hints: Vec<MetricHint>,
+    /// The real machine the topology was taken from, if any.
+    pub topology_from: Option<crate::machine::Shape>,
 }
 
 /// What the command line asks for, checked before anything else happens.
 pub struct Validated<'c> {
     topology: Topology,
+    topology_from: Option<crate::machine::Shape>,
     memory_mib: u64,
     job: Job<'c>,
     checks: Vec<Check>,
@@ -64,10 +67,17 @@ enum Job<'c> {
 
 /// Checks the user's input (usage errors, exit 2) before any host work.
 pub fn validate<'c>(args: &RunArgs, catalog: &'c Catalog) -> anyhow::Result<Validated<'c>> {
-    let mut topology = match (&args.topology, &args.topology_from) {
-        (_, Some(file)) => machine_shape(crate::machine::from_file(file)?),
-        (Some(t), _) if t == "host" => machine_shape(crate::machine::host()?),
-        (Some(t), _) => t.parse().map_err(|e| UsageError(format!("{e}")))?,
+    let topology_from = match (&args.topology, &args.topology_from) {
+        (_, Some(file)) => Some(crate::machine::from_file(file)?),
+        (Some(t), _) if t == "host" => Some(crate::machine::host()?),
+        _ => None,
+    };
+    let mut topology = match (&topology_from, &args.topology) {
+        (Some(shape), _) => {
+            shape.report_notes();
+            shape.topology.clone()
+        }
+        (None, Some(t)) => t.parse().map_err(|e| UsageError(format!("{e}")))?,
         (None, None) => DEFAULT_TOPOLOGY.parse().expect("the default topology parses"),
     };
     let memory_mib = parse_memory(&args.memory).map_err(UsageError)?;
@@ -125,13 +135,7 @@ pub fn validate<'c>(args: &RunArgs, catalog: &'c Catalog) -> anyhow::Result<Vali
             return Err(UsageError(why).into());
         }
     }
-    Ok(Validated { topology, memory_mib, job, checks, launcher, launch })
-}
-
-/// A real machine's shape, its approximations said.
-fn machine_shape(shape: crate::machine::Shape) -> Topology {
-    shape.report_notes();
-    shape.topology
+    Ok(Validated { topology, topology_from, memory_mib, job, checks, launcher, launch })
 }
 
 /// The topology of a run that names none.
@@ -186,7 +190,7 @@ pub fn prepare(
     valid: Validated<'_>,
     kernel: &KernelEntry,
 ) -> anyhow::Result<Prepared> {
-    let Validated { topology, memory_mib, job, checks, launcher, launch } = valid;
+    let Validated { topology, topology_from, memory_mib, job, checks, launcher, launch } = valid;
     let sched_binary = scheduler::binary(&launch, kernel)?;
 
     let mut base = ArchiveSpec::default();
@@ -291,6 +295,7 @@ pub fn prepare(
         payload_limit_s: limit_s,
         timing: timing_of_payload,
         hints,
+        topology_from,
     })
 }
 

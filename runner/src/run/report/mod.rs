@@ -43,6 +43,8 @@ pub struct Outcome<'a> {
     pub engine: EngineInfo,
     pub topology: String,
     pub topology_mismatches: Vec<String>,
+    /// The real machine the topology was taken from, if any.
+    pub topology_from: Option<&'a crate::machine::Shape>,
     pub scheduler: String,
     pub payload: String,
     pub artifacts: PathBuf,
@@ -173,6 +175,8 @@ impl Outcome<'_> {
             "engine": { "name": self.engine.name, "description": self.engine.description, "peak_rss_kib": self.engine.peak_rss_kib, "end": self.engine.end_detail, "stop_ms": self.engine.stop_ms },
             "kernel": self.kernel,
             "topology": { "requested": self.topology, "mismatches": self.topology_mismatches,
+                          "from": self.topology_from.map(|s| &s.source),
+                          "approximated": self.topology_from.map(|s| &s.notes),
                           "seen": r.topology_json.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()) },
             "scheduler": {
                 "requested": self.scheduler,

@@ -60,7 +60,11 @@ impl Outcome<'_> {
         } else {
             format!("MISMATCH: {}", self.topology_mismatches.join("; "))
         };
-        row("topology", format!("{} — {topo}", self.topology));
+        let from = self.topology_from.map(|s| format!(" from {}", s.source)).unwrap_or_default();
+        row("topology", format!("{}{from} — {topo}", self.topology));
+        for note in self.topology_from.iter().flat_map(|s| &s.notes) {
+            row("", format!("approximated: {note}"));
+        }
         row("scheduler", self.scheduler_line());
         if r.scenario_done.is_none() {
             row("payload", format!("{}{}", self.payload, self.payload_end()));
@@ -181,14 +185,26 @@ impl Outcome<'_> {
     fn payload_end(&self) -> String {
         let Some(e) = &self.record.payload_end else { return String::new() };
         let timed_out = if e.timed_out { " (timed out)" } else { "" };
-        match (e.exit_code, e.signal) {
+        let end = match (e.exit_code, e.signal) {
             (Some(c), _) => format!(" — exit {c} after {} ms{timed_out}", e.duration_ms),
             (None, sig) => format!(
                 " — killed by signal {} after {} ms{timed_out}",
                 sig.unwrap_or(0),
                 e.duration_ms
             ),
+        };
+        let cut: Vec<&str> = [(e.stdout_truncated, "stdout"), (e.stderr_truncated, "stderr")]
+            .into_iter()
+            .filter_map(|(cut, name)| cut.then_some(name))
+            .collect();
+        if cut.is_empty() {
+            return end;
         }
+        let mib = ktstr_core::guest::CAPTURE_CAP >> 20;
+        format!(
+            "{end}; its {} kept to the first {mib} MiB (the rest read and dropped)",
+            cut.join(" and ")
+        )
     }
 
     /// The metrics, checked ones first, at most [`MAX_METRICS`] of them;
