@@ -38,6 +38,11 @@ fn a_stalling_scheduler_is_scheduler_failed_with_its_class_and_reports() {
     let first = reports[0]["lines"][0].as_str().unwrap_or_default();
     assert!(first.contains("sched_ext") || first.contains("rcu"), "{first}");
     assert_ne!(doc["ended_by"], "watchdog", "{why}");
+    if class == "stall" {
+        // The kernel's watchdog names the task it found stalled.
+        let reason = doc["reason"].as_str().unwrap();
+        assert!(reason.contains("the kernel said: BPF scheduler \"qmap\" disabled ("), "{why}");
+    }
 }
 
 /// The run-queue monitor, with a threshold below scx_qmap's 5 s watchdog,

@@ -54,6 +54,22 @@ pub fn load_error(log: &str) -> Option<String> {
     lines.iter().find(|l| LOAD_FAILED.iter().any(|m| l.contains(m))).map(|l| l.trim().to_string())
 }
 
+/// The kernel's own words when it disabled a sched_ext scheduler:
+/// `BPF scheduler "qmap" disabled (runnable task stall)` and the line after
+/// it that names what happened, `qmap: workers[40] failed to run for 7.460s`.
+pub fn kernel_disable_words(kernel_log: &str) -> Option<String> {
+    let lines: Vec<&str> = kernel_log.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("sched_ext: BPF scheduler \"") && l.contains(" disabled ("))?;
+    let said = |l: &str| l.split_once("sched_ext: ").map(|(_, w)| w.trim().to_string());
+    let head = said(lines[at])?;
+    match lines.get(at + 1).and_then(|l| said(l)) {
+        Some(detail) if !detail.starts_with("BPF scheduler") => Some(format!("{head}: {detail}")),
+        _ => Some(head),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +90,25 @@ libbpf: failed to load object 'scx_bad'
 libbpf: failed to load BPF skeleton 'scx_bad': -13
 [SCX_BUG] scx_bad.c:40 failed to load skel
 ";
+
+    #[test]
+    fn the_kernels_words_on_disabling_name_the_stalled_task() {
+        let log = "[    3.37] sched_ext: BPF scheduler \"qmap\" enabled\n\
+                   [   11.03] sched_ext: BPF scheduler \"qmap\" disabled (runnable task stall)\n\
+                   [   11.04] sched_ext: qmap: workers[40] failed to run for 7.460s\n\
+                   [   11.04]    update_curr_scx+0x12/0x37\n";
+        assert_eq!(
+            kernel_disable_words(log).as_deref(),
+            Some("BPF scheduler \"qmap\" disabled (runnable task stall): qmap: workers[40] failed to run for 7.460s")
+        );
+        let bare =
+            "[ 9.1] sched_ext: BPF scheduler \"simple\" disabled (unregistered from user space)\n";
+        assert_eq!(
+            kernel_disable_words(bare).as_deref(),
+            Some("BPF scheduler \"simple\" disabled (unregistered from user space)")
+        );
+        assert_eq!(kernel_disable_words("[ 1.0] sched_ext: BPF scheduler \"qmap\" enabled"), None);
+    }
 
     fn failure(reason: &str) -> SchedulerFailure {
         SchedulerFailure { reason: reason.into(), output_tail: String::new(), kernel_log: vec![] }

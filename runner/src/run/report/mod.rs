@@ -72,10 +72,17 @@ impl Outcome<'_> {
                     r.checks.iter().filter(|c| !c.passed).map(|c| c.check.as_str()).collect();
                 format!("failed: {}", failed.join(", "))
             }
-            Verdict::SchedulerFailed => match &r.scheduler_failure {
-                Some(f) => f.reason.clone(),
-                None => self.console_reason(),
-            },
+            Verdict::SchedulerFailed => {
+                let kernel_log = String::from_utf8_lossy(&r.kernel_log);
+                let words = super::scheduler_end::kernel_disable_words(&kernel_log);
+                match (&r.scheduler_failure, words) {
+                    (Some(f), Some(w)) if !f.reason.contains(&w) => {
+                        format!("{}; the kernel said: {w}", f.reason)
+                    }
+                    (Some(f), _) => f.reason.clone(),
+                    (None, _) => self.console_reason(),
+                }
+            }
             Verdict::PayloadTimeout => {
                 let ran = r.payload_end.as_ref().map_or(0, |e| e.duration_ms);
                 let limit = match self.timing {
