@@ -1,6 +1,9 @@
 //! Helpers for ktstr's end-to-end tests: build the workspace once, run the
 //! real `ktstr` binary, build out-of-tree plugins.
 
+mod test_scheduler;
+pub use test_scheduler::build_test_scheduler;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

@@ -161,3 +161,28 @@ fn a_payload_writing_100_mib_ends_with_a_verdict_and_its_output_truncated() {
     let kept = std::fs::metadata(artifacts.path().join("payload.stdout")).unwrap().len();
     assert_eq!(kept, 16 << 20, "the init's cap, whole");
 }
+
+/// A sched_ext scheduler the BPF verifier refuses (built by the tests from
+/// tests/fixtures/schedulers): `did_not_load`, with the verifier's words.
+#[test]
+fn a_scheduler_the_verifier_refuses_did_not_load_with_the_verifiers_message() {
+    if !vm_tests_enabled("verifier_refusal") {
+        return;
+    }
+    let scheduler = ktstr_tests::build_test_scheduler("scx_ktstr_unverifiable");
+    let artifacts = tempfile::tempdir().unwrap();
+    let args = ["--scheduler", scheduler.to_str().unwrap()];
+    let (code, doc, summary, stderr) =
+        ktstr_run_into(artifacts.path(), &[&ktstr_tests::SPIN_1S[..], &args].concat());
+    let why = format!("{summary}\nstderr:\n{stderr}");
+    assert_eq!((code, doc["verdict"].as_str()), (3, Some("SCHEDULER_FAILED")), "{why}");
+    assert_eq!(doc["class"], "did_not_load", "{why}");
+    let load_error = doc["scheduler"]["load_error"].as_str().unwrap();
+    assert!(
+        load_error.starts_with("prog 'unverifiable_enqueue' refused by the BPF verifier"),
+        "{why}"
+    );
+    assert!(load_error.contains("R0 invalid mem access 'map_value_or_null'"), "{why}");
+    assert!(summary.contains("why it did not load:"), "{why}");
+    assert!(doc["payload"]["pid"].is_null(), "no payload runs without its scheduler: {why}");
+}
