@@ -42,6 +42,9 @@ fn a_stalling_scheduler_is_scheduler_failed_with_its_class_and_reports() {
         // The kernel's watchdog names the task it found stalled.
         let reason = doc["reason"].as_str().unwrap();
         assert!(reason.contains("the kernel said: BPF scheduler \"qmap\" disabled ("), "{why}");
+        // And the kernel's dump of the scheduler's state says why it exited.
+        let dump = doc["scheduler"]["sched_ext_dump"].as_str().unwrap_or_default();
+        assert!(dump.contains("runnable task stall"), "{why}");
     }
 }
 
@@ -185,4 +188,25 @@ fn a_scheduler_the_verifier_refuses_did_not_load_with_the_verifiers_message() {
     assert!(load_error.contains("R0 invalid mem access 'map_value_or_null'"), "{why}");
     assert!(summary.contains("why it did not load:"), "{why}");
     assert!(doc["payload"]["pid"].is_null(), "no payload runs without its scheduler: {why}");
+}
+
+/// Any binary can stand in for a scheduler: one that kills itself is
+/// `crashed` (with the signal), one that exits is `exited` (with the code).
+#[test]
+fn a_scheduler_process_that_crashes_or_exits_is_classed_so() {
+    if !vm_tests_enabled("scheduler_crash_or_exit") {
+        return;
+    }
+    for (script, class, words) in [
+        ("kill -SEGV $$", "crashed", "exited (signal: 11 (SIGSEGV))"),
+        ("echo bad flag >&2; exit 7", "exited", "exited (exit status: 7)"),
+    ] {
+        let script = format!("--sched-arg={script}");
+        let args = ["--scheduler", "/bin/sh", "--sched-arg=-c", &script];
+        let (code, doc, out) = ktstr_run(&[&ktstr_tests::SPIN_1S[..], &args].concat());
+        let why = format!("{doc:#}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!((code, doc["verdict"].as_str()), (3, Some("SCHEDULER_FAILED")), "{why}");
+        assert_eq!(doc["class"], class, "{why}");
+        assert!(doc["reason"].as_str().unwrap().contains(words), "{why}");
+    }
 }

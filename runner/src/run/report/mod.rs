@@ -12,7 +12,7 @@ use serde_json::json;
 use super::console_watch::{Class, ConsoleWatch, Kind};
 use super::payload_run::Timing;
 use super::record::Record;
-use super::timeline::Timeline;
+use super::timeline::{Mark, Timeline};
 use super::verdict::{Verdict, VmEnd};
 
 /// Which VM engine ran the guest, and what it cost.
@@ -100,7 +100,12 @@ impl Outcome<'_> {
                 )
             }
             Verdict::Timeout if self.vm_end == VmEnd::Stalled => self.console_reason(),
-            Verdict::Timeout => "the guest did not finish before the watchdog fired".into(),
+            Verdict::Timeout => {
+                format!(
+                    "the guest did not finish before the watchdog fired, {}",
+                    self.waiting_for()
+                )
+            }
             Verdict::GuestCrash => match (&self.kernel_panic, &self.engine.end_detail) {
                 (Some(p), _) => format!("the guest kernel panicked: {p}"),
                 (None, Some(d)) => format!("the guest stopped without reporting a result: {d}"),
@@ -116,6 +121,33 @@ impl Outcome<'_> {
                 _ => "the guest init reported no check results".into(),
             },
             Verdict::Interrupted => "interrupted by the user".into(),
+        }
+    }
+
+    /// What the run was waiting for when the watchdog fired.
+    fn waiting_for(&self) -> String {
+        let r = self.record;
+        let at = |m: Mark| self.timeline.get(m).map(|ms| format!("{:.1} s", ms as f64 / 1e3));
+        let ended = at(Mark::VmEnded).unwrap_or_else(|| "?".into());
+        if r.hello.is_none() {
+            return format!("before the guest init said hello (the kernel never started it, or it hung; ended at {ended})");
+        }
+        if r.scheduler_ready.is_none() && r.payload_pid.is_none() {
+            return format!(
+                "while the scheduler was starting: it never reported ready (ended at {ended})"
+            );
+        }
+        match (r.payload_pid, &r.payload_end, at(Mark::PayloadStarted)) {
+            (Some(pid), None, Some(started)) => {
+                let limit = self
+                    .timing
+                    .map(|t| format!("; its own limit {} s", t.timeout_s))
+                    .unwrap_or_default();
+                format!("while the payload ran (pid {pid}, started at {started}, still running at {ended}{limit})")
+            }
+            _ => {
+                format!("after the payload, while the init finished its report (ended at {ended})")
+            }
         }
     }
 
