@@ -217,3 +217,64 @@ fn bad_input_is_a_usage_error_before_any_cell_runs() {
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("numa-smt-16  2n2l2c2t   16 CPUs"), "{}", text(&out.stdout));
 }
+
+#[test]
+fn fail_fast_stops_starting_cells_and_says_so() {
+    if !vm_tests_enabled("gauntlet_fail_fast") {
+        return;
+    }
+    let _host = HOST.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let args = [&SPIN_1S[..], &["--topology", "1n1l1c1t", "--repeat", "2", "-j", "1"]].concat();
+    let args = [&args[..], &["--check", "work_units<=0", "--fail-fast"]].concat();
+    let (code, report, doc, out) = gauntlet(dir.path(), &args);
+    assert_eq!(code, 1, "{doc:#}\n{}", text(&out.stderr));
+    let cases = &report.test_suites[0].test_cases;
+    assert!(matches!(cases[0].status, TestCaseStatus::NonSuccess { .. }), "{:?}", cases[0]);
+    assert!(matches!(cases[1].status, TestCaseStatus::Skipped { .. }), "{:?}", cases[1]);
+    assert_eq!(doc["cells"][1]["verdict"], "NOT_RUN");
+    assert!(doc["cells"][1]["reason"].as_str().unwrap().contains("--fail-fast"), "{doc:#}");
+}
+
+#[test]
+fn sigterm_stops_the_running_cells_and_still_writes_every_result() {
+    if !vm_tests_enabled("gauntlet_sigterm") {
+        return;
+    }
+    let _host = HOST.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().to_str().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let child = std::process::Command::new(ktstr_tests::ktstr_bin())
+        .args(["gauntlet", "--topology", "1n1l1c1t", "--plugin", "workers", "--repeat", "3"])
+        .args(["--arg=--work", "--arg=sleep", "--arg=--duration", "--arg=600", "--duration", "600"])
+        .args(["-j", "1", "--out", out_dir, "--junit", junit.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first cell's payload to run.
+    let progress = dir.path().join("1n1l1c1t-eevdf-workers/progress.log");
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&progress)
+        .unwrap_or_default()
+        .contains("payload workers started")
+    {
+        assert!(started.elapsed().as_secs() < 120, "the first cell never started its payload");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let term = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    assert!(term.unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("gauntlet.json")).unwrap())
+            .unwrap();
+    let verdicts: Vec<&str> =
+        doc["cells"].as_array().unwrap().iter().map(|c| c["verdict"].as_str().unwrap()).collect();
+    assert_eq!(verdicts, ["INTERRUPTED", "NOT_RUN", "NOT_RUN"], "{doc:#}");
+    let report = Report::deserialize_from_str(&std::fs::read_to_string(&junit).unwrap()).unwrap();
+    assert_eq!(report.tests, 3);
+    // The interrupted cell's own artifacts are kept.
+    assert!(dir.path().join("1n1l1c1t-eevdf-workers/artifacts/console.log").is_file());
+}
