@@ -113,6 +113,12 @@ fn a_million_metrics_reach_the_host_whole() {
     assert_eq!(doc.matches("\"name\": \"m").count(), 1_000_000);
 }
 
+/// A plugin directory with the forker fixture's payloads (crasher, flood…).
+fn forker_plugins() -> tempfile::TempDir {
+    let built = build_out_of_tree(&workspace_root().join("tests/fixtures/plugins/forker"));
+    plugin_dir_with(&built, &["libforker_plugins.so"])
+}
+
 /// A kernel panic in the middle of a payload (sysrq `c`, from the forker
 /// fixture's `crasher`): GUEST_CRASH naming the panic, and what the payload
 /// and the scheduler wrote before it is in the artifacts.
@@ -121,8 +127,7 @@ fn a_kernel_panic_mid_payload_is_guest_crash_with_the_panic_and_what_came_before
     if !vm_tests_enabled("a_kernel_panic_mid_payload") {
         return;
     }
-    let built = build_out_of_tree(&workspace_root().join("tests/fixtures/plugins/forker"));
-    let dir = plugin_dir_with(&built, &["libforker_plugins.so"]);
+    let dir = forker_plugins();
     let d = dir.path().to_str().unwrap();
     let (code, doc, out) =
         ktstr_run(&["--plugin-dir", d, "--plugin", "crasher", "--scheduler", "scx_qmap"]);
@@ -148,8 +153,7 @@ fn a_payload_writing_100_mib_ends_with_a_verdict_and_its_output_truncated() {
     if !vm_tests_enabled("a_payload_writing_100_mib") {
         return;
     }
-    let built = build_out_of_tree(&workspace_root().join("tests/fixtures/plugins/forker"));
-    let dir = plugin_dir_with(&built, &["libforker_plugins.so"]);
+    let dir = forker_plugins();
     let d = dir.path().to_str().unwrap();
     let artifacts = tempfile::tempdir().unwrap();
     let (code, doc, summary, stderr) =
