@@ -56,6 +56,9 @@ pub enum Command {
     /// Run a matrix of topologies × schedulers × payloads, in parallel, for people and CI.
     #[command(after_help = crate::gauntlet::args::GAUNTLET_HELP)]
     Gauntlet(Box<crate::gauntlet::args::GauntletArgs>),
+    /// Is B better than A? Repeated interleaved runs, statistics, a verdict per metric.
+    #[command(after_help = crate::compare::args::COMPARE_HELP)]
+    Compare(Box<crate::compare::args::CompareArgs>),
     /// Run ktstr itself inside an L1 VM (QEMU) that has a real /dev/kvm.
     #[command(after_help = NESTED_HELP)]
     Nested(NestedArgs),

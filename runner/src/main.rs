@@ -4,6 +4,7 @@
 mod bench;
 mod cli;
 mod commands;
+mod compare;
 mod exit;
 mod gauntlet;
 mod initramfs;

@@ -22,6 +22,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Kernel(cmd) => crate::kernel::run(cmd),
         Command::Bench(args) => crate::bench::execute(&args),
         Command::Gauntlet(args) => crate::gauntlet::execute(&args),
+        Command::Compare(args) => crate::compare::execute(&args),
         Command::Nested(args) => {
             crate::nested::execute(&args, &Discovery::from_env(&cli.plugin_dirs))
         }

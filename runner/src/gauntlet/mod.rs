@@ -19,9 +19,12 @@ use anyhow::{Context, Result};
 
 use crate::usage::UsageError;
 use args::GauntletArgs;
-use cell::{CellResult, Running};
-use plan::{split_lists, Cell, Job, Shard};
-use pool::{Need, Pool};
+pub use cell::CellResult;
+use cell::Running;
+use plan::{split_lists, Shard};
+pub use plan::{Cell, Job};
+use pool::Need;
+pub use pool::Pool;
 
 /// Where an earlier gauntlet's results are, for `--rerun-failed`.
 const RESULTS_FILE: &str = "gauntlet.json";
@@ -152,7 +155,7 @@ fn out_dir(args: &GauntletArgs) -> Result<PathBuf> {
 /// Runs the cells, starting each as soon as the pool holds it (in matrix
 /// order, a smaller later cell first when it fits and the next does not).
 /// Returns the results in matrix order and whether Ctrl-C or SIGTERM came.
-fn run_all(
+pub fn run_all(
     cells: Vec<Cell>,
     out: &Path,
     mut pool: Pool,
