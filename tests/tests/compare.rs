@@ -60,8 +60,8 @@ fn a_configuration_against_itself_shows_no_significant_difference() {
         "--arg=60",
         "--arg=--metrics-brief",
     ];
-    let (code, doc, why) =
-        compare(dir.path(), &[&["--a", side, "--b", side, "--"][..], &fixed].concat());
+    let ab = ["--noise-check", "--a", side, "--b", side, "--"];
+    let (code, doc, why) = compare(dir.path(), &[&ab[..], &fixed].concat());
     assert_eq!(code, 0, "{why}");
     let m = metric(&doc, "cpu/bogo_ops");
     assert_eq!(m["verdict"], "no significant difference", "{m:#}\n{why}");
@@ -69,6 +69,12 @@ fn a_configuration_against_itself_shows_no_significant_difference() {
     assert_eq!(m["a"]["median"], m["b"]["median"], "{m:#}");
     assert!(m["ci_rel"][0].as_f64().unwrap() <= 0.0 && m["ci_rel"][1].as_f64().unwrap() >= 0.0);
     assert!(dir.path().join("compare.svg").is_file());
+    // --noise-check: a second A, five runs, and A against it is no difference either.
+    assert_eq!(doc["noise"]["runs"].as_array().unwrap().len(), 5, "{why}");
+    let noise = doc["noise"]["metrics"].as_array().unwrap();
+    let bogo = noise.iter().find(|m| m["name"] == "cpu/bogo_ops").expect("the noise of bogo_ops");
+    assert_eq!(bogo["verdict"], "no significant difference", "{why}");
+    assert!(why.contains("noise floor (A against a second A, interleaved):"), "{why}");
 }
 
 #[test]

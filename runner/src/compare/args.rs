@@ -29,6 +29,7 @@ EXIT CODES:
 EXAMPLES:
     ktstr compare --a '--scheduler eevdf' --b '--scheduler scx_simple' --runs 5 -- --plugin stress-ng
     ktstr compare --a '--topology 1n1l1c1t' --b '--topology 1n1l4c1t' -- --plugin stress-ng --arg=--cpu --arg={nr_cpus}
+    ktstr compare --noise-check --a '--scheduler eevdf' --b '--scheduler scx_simple' -- --plugin workers
     ktstr compare --from ~/baseline --from ./today --gate 'bogo_ops_per_s:-5%'";
 
 #[derive(Args, Debug)]
@@ -42,6 +43,10 @@ pub struct CompareArgs {
     /// Runs per side.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// Also run A a second time, interleaved, and report A against A: the
+    /// noise floor under which a difference means nothing here.
+    #[arg(long, conflicts_with = "from")]
+    pub noise_check: bool,
     /// At most this many runs at once [default: as many as the host holds].
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,

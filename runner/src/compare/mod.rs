@@ -17,22 +17,29 @@ use crate::usage::UsageError;
 use analysis::RunSample;
 use args::{side_args, CompareArgs, Gate};
 
-/// Each side's label (its arguments or directory) and its runs.
-type Sides = ((String, String), Vec<RunSample>, Vec<RunSample>);
+/// Each side's label (its arguments or directory) and its runs, and with
+/// --noise-check a second A's runs.
+struct Sides {
+    labels: (String, String),
+    a: Vec<RunSample>,
+    b: Vec<RunSample>,
+    noise: Vec<RunSample>,
+}
 
 pub fn execute(args: &CompareArgs) -> Result<i32> {
     let gates: Vec<Gate> = args.gates.iter().map(|g| g.parse()).collect::<Result<_, _>>()?;
     let out = out_dir(args)?;
-    let (labels, a, b) = if args.from.is_empty() {
+    let Sides { labels, a, b, noise } = if args.from.is_empty() {
         run_both(args, &out)?
     } else {
         let [da, db] = args.from.as_slice() else {
             return Err(UsageError("--from takes two directories: A, then B".into()).into());
         };
         let labels = (da.display().to_string(), db.display().to_string());
-        (labels, saved_runs(da)?, saved_runs(db)?)
+        Sides { labels, a: saved_runs(da)?, b: saved_runs(db)?, noise: vec![] }
     };
     let metrics = analysis::compare(&a, &b);
+    let noise_floor = (!noise.is_empty()).then(|| analysis::compare(&a, &noise));
     let counts = (analysis::good(&a).len(), a.len(), analysis::good(&b).len(), b.len());
     let failed = report::failed_gates(&gates, &metrics);
     let doc = json!({
@@ -42,6 +49,7 @@ pub fn execute(args: &CompareArgs) -> Result<i32> {
         "test": "Mann-Whitney U, two-sided, normal approximation with tie and continuity corrections",
         "interval": "95% bootstrap of (median B - median A) / |median A|, 2000 resamples",
         "metrics": metrics,
+        "noise": noise_floor.as_ref().map(|n| json!({ "runs": runs_json(&noise), "metrics": n })),
         "gates_failed": failed,
         "out": out,
     });
@@ -49,6 +57,9 @@ pub fn execute(args: &CompareArgs) -> Result<i32> {
     std::fs::write(out.join("compare.json"), &text)?;
     std::fs::write(out.join("compare.svg"), report::svg(&metrics, &labels.0, &labels.1))?;
     let mut table = report::table(&metrics, counts);
+    if let Some(n) = &noise_floor {
+        table.push_str(&report::noise(n));
+    }
     for f in &failed {
         table.push_str(&format!("GATE FAILED {f}\n"));
     }
@@ -80,9 +91,14 @@ fn run_both(args: &CompareArgs, out: &Path) -> Result<Sides> {
     let (side_a, side_b) = (side_args("--a", a)?, side_args("--b", b)?);
     let entry = crate::kernel::resolve(None)?;
     let kernel = entry.key.clone().unwrap_or_else(|| entry.bzimage.display().to_string());
+    let mut sides = vec![("a", &side_a), ("b", &side_b)];
+    if args.noise_check {
+        // A second A, interleaved like the others: A against A is the noise floor.
+        sides.insert(1, ("n", &side_a));
+    }
     let mut cells = Vec::new();
     for k in 1..=args.runs {
-        for (side, extra) in [("a", &side_a), ("b", &side_b)] {
+        for &(side, extra) in &sides {
             let mut run_args = vec!["run".to_string(), "--kernel".into(), kernel.clone()];
             run_args.extend(args.common.iter().cloned());
             run_args.extend(extra.iter().cloned());
@@ -100,8 +116,9 @@ fn run_both(args: &CompareArgs, out: &Path) -> Result<Sides> {
         }
     }
     eprintln!(
-        "[compare] {} runs (A B interleaved); kernel {kernel}; out {}",
+        "[compare] {} runs ({} interleaved); kernel {kernel}; out {}",
         cells.len(),
+        if args.noise_check { "A A' B" } else { "A B" },
         out.display()
     );
     let (results, interrupted) = gauntlet::run_all(cells, out, Pool::of_host(args.jobs), false)?;
@@ -110,12 +127,15 @@ fn run_both(args: &CompareArgs, out: &Path) -> Result<Sides> {
     }
     let sample =
         |r: &gauntlet::CellResult| run_sample(&r.cell.id, &r.dir.join("result.json"), &r.verdict);
-    let (ra, rb): (Vec<_>, Vec<_>) = results.iter().partition(|r| r.cell.id.starts_with("a-"));
-    Ok((
-        (a.to_string(), b.to_string()),
-        ra.into_iter().map(sample).collect(),
-        rb.into_iter().map(sample).collect(),
-    ))
+    let side = |prefix: &str| -> Vec<RunSample> {
+        results.iter().filter(|r| r.cell.id.starts_with(prefix)).map(sample).collect()
+    };
+    Ok(Sides {
+        labels: (a.to_string(), b.to_string()),
+        a: side("a-"),
+        b: side("b-"),
+        noise: side("n-"),
+    })
 }
 
 /// The vCPUs and memory a run reserves, from its arguments (defaults as `ktstr run`'s).

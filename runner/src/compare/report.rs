@@ -48,6 +48,27 @@ pub fn table(metrics: &[MetricVerdict], runs: (usize, usize, usize, usize)) -> S
     out
 }
 
+/// `--noise-check`: A against A again, the judged metrics' differences.
+pub fn noise(metrics: &[MetricVerdict]) -> String {
+    let mut out = String::from("noise floor (A against a second A, interleaved):\n");
+    for m in metrics.iter().filter(|m| m.better != "neutral") {
+        out.push_str(&format!(
+            "  {:<28} {} [{}, {}]  p {:.3}  {}\n",
+            m.name,
+            pct(m.diff_rel),
+            pct(m.ci_rel.0),
+            pct(m.ci_rel.1),
+            m.p,
+            if m.significant {
+                "DIFFERS: the runs are noisier than the test assumes"
+            } else {
+                "no significant difference"
+            }
+        ));
+    }
+    out
+}
+
 /// The gates that failed, each with why.
 pub fn failed_gates(gates: &[Gate], metrics: &[MetricVerdict]) -> Vec<String> {
     let mut failed = Vec::new();
