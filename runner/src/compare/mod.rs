@@ -28,7 +28,7 @@ struct Sides {
 
 pub fn execute(args: &CompareArgs) -> Result<i32> {
     let gates: Vec<Gate> = args.gates.iter().map(|g| g.parse()).collect::<Result<_, _>>()?;
-    let out = out_dir(args)?;
+    let out = gauntlet::out_dir(args.out.as_deref(), "compare")?;
     let Sides { labels, a, b, noise } = if args.from.is_empty() {
         run_both(args, &out)?
     } else {
@@ -216,17 +216,4 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> std::io::Result<()>
 
 fn runs_json(runs: &[RunSample]) -> Vec<Value> {
     runs.iter().map(|r| json!({"id": r.id, "verdict": r.verdict})).collect()
-}
-
-fn out_dir(args: &CompareArgs) -> Result<PathBuf> {
-    let dir = match &args.out {
-        Some(d) => d.clone(),
-        None => {
-            let ms =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
-            crate::kernel::cache_dir().join("runs").join(format!("compare-{ms}"))
-        }
-    };
-    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    Ok(dir)
 }

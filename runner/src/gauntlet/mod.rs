@@ -51,7 +51,7 @@ pub fn execute(args: &GauntletArgs) -> Result<i32> {
         return Ok(crate::exit::PASS);
     }
     crate::interrupt::install();
-    let out = out_dir(args)?;
+    let out = out_dir(args.out.as_deref(), "gauntlet")?;
     let pool = Pool::of_host(args.jobs);
     eprintln!(
         "[gauntlet] {} cells{}, up to {} at once ({} CPUs, {} MiB for guests); kernel {kernel}; out {}",
@@ -139,13 +139,14 @@ fn failed_cells(dir: &Path) -> Result<(Vec<Cell>, String)> {
     Ok((cells, doc["kernel"].as_str().unwrap_or("?").to_string()))
 }
 
-fn out_dir(args: &GauntletArgs) -> Result<PathBuf> {
-    let dir = match &args.out {
-        Some(d) => d.clone(),
+/// `--out DIR`, or a fresh `$KTSTR_CACHE_DIR/runs/PREFIX-<ms>`, created.
+pub fn out_dir(explicit: Option<&Path>, prefix: &str) -> Result<PathBuf> {
+    let dir = match explicit {
+        Some(d) => d.to_path_buf(),
         None => {
             let ms =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
-            crate::kernel::cache_dir().join("runs").join(format!("gauntlet-{ms}"))
+            crate::kernel::cache_dir().join("runs").join(format!("{prefix}-{ms}"))
         }
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
