@@ -12,6 +12,7 @@ mod interrupt;
 mod kernel;
 mod machine;
 mod nested;
+mod output;
 mod plugins;
 mod run;
 mod usage;

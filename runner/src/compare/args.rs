@@ -25,6 +25,7 @@ EXIT CODES:
        gated metric that could not be judged
     2  usage error
     5  host error
+  130  interrupted (the running runs are stopped; their directories are kept)
 
 EXAMPLES:
     ktstr compare --a '--scheduler eevdf' --b '--scheduler scx_simple' --runs 5 -- --plugin stress-ng

@@ -9,7 +9,7 @@ mod stats;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::gauntlet::{self, Cell, Job, Pool};
@@ -30,7 +30,11 @@ pub fn execute(args: &CompareArgs) -> Result<i32> {
     let gates: Vec<Gate> = args.gates.iter().map(|g| g.parse()).collect::<Result<_, _>>()?;
     let out = gauntlet::out_dir(args.out.as_deref(), "compare")?;
     let Sides { labels, a, b, noise } = if args.from.is_empty() {
-        run_both(args, &out)?
+        let Some(sides) = run_both(args, &out)? else {
+            eprintln!("[compare] interrupted: the runs so far are under {}", out.display());
+            return Ok(crate::exit::INTERRUPTED);
+        };
+        sides
     } else {
         let [da, db] = args.from.as_slice() else {
             return Err(UsageError("--from takes two directories: A, then B".into()).into());
@@ -64,23 +68,13 @@ pub fn execute(args: &CompareArgs) -> Result<i32> {
         table.push_str(&format!("GATE FAILED {f}\n"));
     }
     table.push_str(&format!("picture: {}\n", out.join("compare.svg").display()));
-    match args.json.as_deref() {
-        Some(p) if p == Path::new("-") => {
-            println!("{text}");
-            eprint!("{table}");
-        }
-        other => {
-            if let Some(p) = other {
-                std::fs::write(p, &text).with_context(|| format!("write {}", p.display()))?;
-            }
-            print!("{table}");
-        }
-    }
+    crate::output::emit(args.json.as_deref(), &text, &table)?;
     Ok(if failed.is_empty() { crate::exit::PASS } else { crate::exit::CHECK_FAILED })
 }
 
-/// Runs both sides, interleaved, as gauntlet cells sharing one kernel.
-fn run_both(args: &CompareArgs, out: &Path) -> Result<Sides> {
+/// Runs both sides, interleaved, as gauntlet cells sharing one kernel;
+/// `None` when Ctrl-C or SIGTERM stopped them.
+fn run_both(args: &CompareArgs, out: &Path) -> Result<Option<Sides>> {
     if args.runs < 2 {
         return Err(UsageError(
             "--runs must be at least 2 (a side's spread needs two runs)".into(),
@@ -123,19 +117,19 @@ fn run_both(args: &CompareArgs, out: &Path) -> Result<Sides> {
     );
     let (results, interrupted) = gauntlet::run_all(cells, out, Pool::of_host(args.jobs), false)?;
     if interrupted {
-        anyhow::bail!("interrupted (the runs so far are under {})", out.display());
+        return Ok(None);
     }
     let sample =
         |r: &gauntlet::CellResult| run_sample(&r.cell.id, &r.dir.join("result.json"), &r.verdict);
     let side = |prefix: &str| -> Vec<RunSample> {
         results.iter().filter(|r| r.cell.id.starts_with(prefix)).map(sample).collect()
     };
-    Ok(Sides {
+    Ok(Some(Sides {
         labels: (a.to_string(), b.to_string()),
         a: side("a-"),
         b: side("b-"),
         noise: side("n-"),
-    })
+    }))
 }
 
 /// The vCPUs and memory a run reserves, from its arguments (defaults as `ktstr run`'s).

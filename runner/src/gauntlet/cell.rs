@@ -97,12 +97,12 @@ pub fn finish(run: Running, code: Option<i32>) -> CellResult {
         let stderr = std::fs::read_to_string(run.dir.join("progress.log")).unwrap_or_default();
         let why = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output");
         return CellResult {
+            verdict: NO_RESULT.into(),
             reason: format!("`ktstr run` wrote no result (exit {code:?}): {}", why.trim()),
             exit_code: code,
             wall_ms,
             ..CellResult::not_run(&run.cell, run.dir, "")
-        }
-        .with_verdict(NO_RESULT);
+        };
     };
     CellResult {
         verdict: doc["verdict"].as_str().unwrap_or(NO_RESULT).to_string(),
@@ -113,13 +113,6 @@ pub fn finish(run: Running, code: Option<i32>) -> CellResult {
         headline: headline(&doc),
         cell: run.cell,
         dir: run.dir,
-    }
-}
-
-impl CellResult {
-    fn with_verdict(mut self, verdict: &str) -> CellResult {
-        self.verdict = verdict.into();
-        self
     }
 }
 

@@ -50,7 +50,6 @@ pub fn execute(args: &GauntletArgs) -> Result<i32> {
         }
         return Ok(crate::exit::PASS);
     }
-    crate::interrupt::install();
     let out = out_dir(args.out.as_deref(), "gauntlet")?;
     let pool = Pool::of_host(args.jobs);
     eprintln!(
@@ -75,18 +74,7 @@ pub fn execute(args: &GauntletArgs) -> Result<i32> {
         std::fs::write(path, xml).with_context(|| format!("write {}", path.display()))?;
     }
     let table = report::table(&results, wall);
-    match args.json.as_deref() {
-        Some(p) if p == Path::new("-") => {
-            println!("{text}");
-            eprint!("{table}");
-        }
-        other => {
-            if let Some(p) = other {
-                std::fs::write(p, &text).with_context(|| format!("write {}", p.display()))?;
-            }
-            print!("{table}");
-        }
-    }
+    crate::output::emit(args.json.as_deref(), &text, &table)?;
     Ok(if interrupted {
         crate::exit::INTERRUPTED
     } else if results.iter().all(CellResult::passed) {
@@ -155,13 +143,15 @@ pub fn out_dir(explicit: Option<&Path>, prefix: &str) -> Result<PathBuf> {
 
 /// Runs the cells, starting each as soon as the pool holds it (in matrix
 /// order, a smaller later cell first when it fits and the next does not).
-/// Returns the results in matrix order and whether Ctrl-C or SIGTERM came.
+/// Returns the results in matrix order and whether Ctrl-C or SIGTERM came
+/// (they are caught here, so every caller stops its cells and reports them).
 pub fn run_all(
     cells: Vec<Cell>,
     out: &Path,
     mut pool: Pool,
     fail_fast: bool,
 ) -> Result<(Vec<CellResult>, bool)> {
+    crate::interrupt::install();
     let exe = std::env::current_exe().context("find the ktstr executable")?;
     let order: Vec<String> = cells.iter().map(|c| c.id.clone()).collect();
     let mut pending: VecDeque<Cell> = cells.into();
@@ -179,10 +169,9 @@ pub fn run_all(
             }
         }
         while stop.is_none() {
-            let fits = |c: &Cell| pool.fits(pool.need(c.cpus, c.memory_mib));
-            let Some(at) = pending.iter().position(fits) else { break };
+            let needs = pending.iter().map(|c| pool.need(c.cpus, c.memory_mib));
+            let Some((at, need)) = needs.enumerate().find(|(_, n)| pool.fits(*n)) else { break };
             let cell = pending.remove(at).expect("position is in range");
-            let need = pool.need(cell.cpus, cell.memory_mib);
             let dir = out.join(&cell.id);
             match cell::start(&exe, &cell, dir.clone()) {
                 Ok(run) => {
