@@ -15,6 +15,8 @@ PACKAGES=(
     qemu-system-x86 busybox-static
     # payloads
     fio stress-ng
+    # disks: mkfs for templates (packed into the guest) and the test's btrfs cache
+    btrfs-progs xfsprogs e2fsprogs
 )
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -2,6 +2,7 @@
 //! the wire protocol and the guest init. Knows nothing of KVM or QEMU.
 
 pub mod check;
+pub mod disk;
 pub mod extract;
 pub mod guest;
 pub mod metrics;

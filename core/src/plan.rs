@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::check::Check;
+use crate::disk::DiskPlan;
 use crate::plugin::{LaunchSpec, PluginAt, RunContext, Stream};
 use crate::scenario::Scenario;
 
@@ -30,6 +31,12 @@ pub struct RunPlan {
     /// The run-queue monitor, while a payload runs; `None`: off.
     #[serde(default)]
     pub monitor: Option<MonitorPlan>,
+    /// Disks to find (and format, and mount) before the scheduler starts.
+    #[serde(default)]
+    pub disks: Vec<DiskPlan>,
+    /// End once the disks are set up: a disk template's build.
+    #[serde(default)]
+    pub setup_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

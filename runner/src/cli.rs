@@ -47,6 +47,9 @@ pub enum Command {
     /// Build, list and clean cached sched_ext test kernels.
     #[command(subcommand)]
     Kernel(KernelCmd),
+    /// List and clean the cached disk templates (`ktstr run --disk`).
+    #[command(subcommand, after_help = crate::disk::DISK_HELP)]
+    Disk(crate::disk::DiskCmd),
     /// Boot a VM, start a scheduler, run a payload, check its metrics.
     #[command(after_help = RUN_HELP)]
     Run(Box<RunArgs>),
@@ -268,6 +271,21 @@ pub struct RunArgs {
     /// Keep every artifact (console log, scheduler log, payload output) here.
     #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
+    /// A virtio-blk disk (repeatable), fresh for this run:
+    /// SIZE[,fs=btrfs|ext4|xfs|none][,name=NAME][,ro][,mount=no][,iops=N][,bps=N].
+    /// It is /dev/vda, /dev/vdb… in the guest, mounted at /mnt/NAME (default
+    /// disk0, disk1…) before the scheduler starts; fio runs on the first.
+    /// See `ktstr disk --help` for the template cache.
+    #[arg(long = "disk", value_name = "SPEC", value_parser = parse_disk)]
+    pub disks: Vec<ktstr_core::disk::DiskSpec>,
+    /// Keep each disk's image in the artifacts (disks/NAME.img) instead of
+    /// deleting it when the run ends.
+    #[arg(long)]
+    pub keep_disks: bool,
+}
+
+fn parse_disk(s: &str) -> Result<ktstr_core::disk::DiskSpec, String> {
+    s.parse()
 }
 
 pub const PLUGIN_DISCOVERY_HELP: &str = "\

@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod commands;
 mod compare;
+mod disk;
 mod exit;
 mod gauntlet;
 mod initramfs;

@@ -6,6 +6,7 @@
 //! payload is safe (contained plugin calls join their helper threads).
 
 mod channel;
+mod disks;
 mod kmsg;
 pub mod monitor;
 mod mounts;

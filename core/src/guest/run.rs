@@ -56,6 +56,10 @@ fn run_streamed(ch: &mut Channel, streams: &mut Streams) -> anyhow::Result<()> {
         Err(e) => ch.log(format!("could not read the topology from sysfs: {e:#}")),
     }
 
+    super::disks::prepare(&plan.disks, ch)?;
+    if plan.setup_only {
+        return Ok(());
+    }
     let mut sched = Scheduler::start(&plan.scheduler)?;
     let ready = sched.wait_ready(&mut || {
         streams.poll(ch);

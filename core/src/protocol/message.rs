@@ -10,8 +10,9 @@ use crate::scenario::{Progress, StepResult};
 
 /// 4: `Metrics` and `Checks` may come in several parts (the host appends),
 /// `Truncated`; 5: kernel log and sched_ext dump streamed as output sources;
-/// 6: the run-queue monitor (`Monitor`, its samples as an output source).
-pub const PROTOCOL_VERSION: u16 = 6;
+/// 6: the run-queue monitor (`Monitor`, its samples as an output source);
+/// 7: disks (`Disk`).
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// How the init's reason for a scheduler stuck disabling begins (the host
 /// classes the failure by it).
@@ -195,4 +196,6 @@ pub enum Message {
     },
     /// The run-queue monitor's summary, once the payload ended.
     Monitor(MonitorSummary),
+    /// A disk the guest found and set up, before the scheduler started.
+    Disk(crate::disk::DiskReport),
 }

@@ -44,6 +44,9 @@ pub struct Scenario {
     /// Cgroups and ops that persist across steps, until the end of the run.
     #[serde(default)]
     pub backdrop: Backdrop,
+    /// Disks the run gets (`[[disks]]`), before any given with `--disk`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<crate::disk::DiskEntry>,
     pub steps: Vec<Step>,
 }
 

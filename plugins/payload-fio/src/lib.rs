@@ -1,5 +1,7 @@
-//! Payload adapter for fio. The default job is a short random read on the
-//! guest's tmpfs, with JSON output on stdout for the `fio` extractor.
+//! Payload adapter for fio. The default job is a short random read/write
+//! mix in the run's scratch directory: the first disk given with `--disk`
+//! (O_DIRECT, so the disk is measured and not the page cache), else the
+//! guest's tmpfs; JSON output on stdout for the `fio` extractor.
 
 use ktstr_plugin_api::{
     export_plugin, BinaryLocator, Manifest, MetricHint, PayloadSpec, Plugin, Polarity, Stream,
@@ -13,22 +15,26 @@ impl Plugin for Fio {
             BinaryLocator::new("fio", Some("KTSTR_FIO"), "install it with `apt-get install fio`");
         let spec = PayloadSpec::new(Some(bin), "fio", Stream::Stdout, "fio-json")
             .with_default_args(&[
-                "--name=randread",
-                "--rw=randread",
+                "--name=randrw",
+                "--rw=randrw",
                 "--size=16M",
                 "--bs=4k",
                 "--ioengine=psync",
                 "--runtime={duration}",
                 "--time_based",
-                "--filename=/tmp/ktstr-fio.dat",
+                "--filename={scratch_dir}/ktstr-fio.dat",
+                "--direct={scratch_direct}",
                 "--output-format=json",
             ])
             .with_default_duration(3)
-            .with_checks(&["exit==0", "exists(read/iops)"])
+            .with_checks(&["exit==0", "exists(read/iops)", "exists(write/iops)"])
             .with_hints(vec![
                 MetricHint::new("read/iops", "ops/s", Polarity::HigherIsBetter),
                 MetricHint::new("read/bw_kib", "KiB/s", Polarity::HigherIsBetter),
                 MetricHint::new("read/clat_p99_ns", "ns", Polarity::LowerIsBetter),
+                MetricHint::new("write/iops", "ops/s", Polarity::HigherIsBetter),
+                MetricHint::new("write/bw_kib", "KiB/s", Polarity::HigherIsBetter),
+                MetricHint::new("write/clat_p99_ns", "ns", Polarity::LowerIsBetter),
             ]);
         Manifest::payload(
             "fio",

@@ -20,6 +20,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Plugin(cmd) => plugin::run(&cmd, &Discovery::from_env(&cli.plugin_dirs)),
         Command::Extract(args) => extract::run(&Discovery::from_env(&cli.plugin_dirs), &args),
         Command::Kernel(cmd) => crate::kernel::run(cmd),
+        Command::Disk(cmd) => crate::disk::command(cmd),
         Command::Bench(args) => crate::bench::execute(&args),
         Command::Gauntlet(args) => crate::gauntlet::execute(&args),
         Command::Compare(args) => crate::compare::execute(&args),

@@ -66,6 +66,9 @@ pub struct CompareArgs {
     /// Write the comparison as JSON to FILE (`-` for stdout).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// A disk both sides get (repeatable; `ktstr run --disk`).
+    #[arg(long = "disk", value_name = "SPEC", value_parser = crate::gauntlet::args::parse_disk)]
+    pub disks: Vec<String>,
     /// The `ktstr run` arguments both sides share (after `--`).
     #[arg(last = true, value_name = "RUN_ARGS")]
     pub common: Vec<String>,

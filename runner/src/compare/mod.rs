@@ -94,6 +94,7 @@ fn run_both(args: &CompareArgs, out: &Path) -> Result<Option<Sides>> {
     for k in 1..=args.runs {
         for &(side, extra) in &sides {
             let mut run_args = vec!["run".to_string(), "--kernel".into(), kernel.clone()];
+            run_args.extend(args.disks.iter().map(|d| format!("--disk={d}")));
             run_args.extend(args.common.iter().cloned());
             run_args.extend(extra.iter().cloned());
             let (cpus, memory_mib) = reservation(&run_args);

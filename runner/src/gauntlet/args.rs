@@ -132,6 +132,9 @@ pub struct GauntletArgs {
     /// The VM engine of every cell.
     #[arg(long, value_enum, default_value = "auto", help_heading = "Arguments of every cell")]
     pub vmm: VmmArg,
+    /// A disk for every cell (repeatable; `ktstr run --disk`).
+    #[arg(long = "disk", value_name = "SPEC", value_parser = parse_disk, help_heading = "Arguments of every cell")]
+    pub disks: Vec<String>,
     /// `ktstr run --watchdog` of every cell.
     #[arg(long, value_name = "SECS", help_heading = "Arguments of every cell")]
     pub watchdog: Option<u64>,
@@ -158,6 +161,7 @@ impl GauntletArgs {
             ("--arg", &self.args),
             ("--sched-arg", &self.sched_args),
             ("--kernel-arg", &self.kernel_args),
+            ("--disk", &self.disks),
         ];
         for (flag, values) in repeated {
             // `--flag=value` keeps values that start with a dash values.
@@ -166,6 +170,11 @@ impl GauntletArgs {
         out.extend(self.extra.iter().cloned());
         out
     }
+}
+
+/// Checked now, kept as text for the cells' command lines.
+pub fn parse_disk(s: &str) -> Result<String, String> {
+    s.parse::<ktstr_core::disk::DiskSpec>().map(|_| s.to_string())
 }
 
 fn vmm_name(v: VmmArg) -> &'static str {

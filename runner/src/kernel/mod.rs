@@ -26,7 +26,7 @@ mod tools;
 use std::path::PathBuf;
 
 #[allow(unused_imports)] // used by the run engine
-pub use cache::cache_dir;
+pub use cache::{cache_dir, hex, sha256_hex, write_atomic};
 pub use cli::{run, KernelCmd};
 #[allow(unused_imports)]
 pub use resolve::{resolve, KernelEntry};

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use ktstr_core::disk::Filesystem;
+
 use crate::initramfs::ArchiveSpec;
 use crate::kernel::KernelEntry;
 use crate::plugins::{locate, Catalog};
@@ -96,6 +98,9 @@ pub fn l1_archive(
         }
     }
     add_kernel_entry(&mut a, kernel)?;
+    if args.iter().any(|a| a == "--disk" || a.starts_with("--disk=")) {
+        add_mkfs(&mut a)?;
+    }
     if with_qemu {
         add_qemu(&mut a)?;
     }
@@ -121,6 +126,22 @@ fn add_kernel_entry(a: &mut ArchiveSpec, kernel: &KernelEntry) -> Result<()> {
     }
     for (name, path) in kernel.schedulers() {
         a.add_elf_with_deps(&path, format!("{guest}/schedulers/{name}"))?;
+    }
+    Ok(())
+}
+
+/// The host's mkfs binaries under their own names, for the disk templates
+/// that `ktstr run --disk` builds inside L1; those missing here are left out
+/// (a run inside L1 that needs one says so).
+fn add_mkfs(a: &mut ArchiveSpec) -> Result<()> {
+    for fs in Filesystem::ALL {
+        let (Some(name), Ok(mkfs)) = (fs.mkfs(), crate::disk::template::find_mkfs(fs)) else {
+            continue;
+        };
+        a.add_elf_with_deps(&mkfs.path, format!("/usr/sbin/{name}"))?;
+    }
+    if let Ok(conf) = std::fs::read("/etc/mke2fs.conf") {
+        a.add_bytes("/etc/mke2fs.conf", conf, 0o644);
     }
     Ok(())
 }

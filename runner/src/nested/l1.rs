@@ -96,6 +96,7 @@ impl L1Host<'_> {
             console_log: dir.join("l1-console.log"),
             data_out: dir.join("l1-stdout"),
             data_fallback_out: dir.join("l1-exit"),
+            disks: Vec::new(),
         };
         let ended = follow(&self.engine, &vm, self.watchdog);
         // The archive is large and rebuilt each time; the rest is evidence.

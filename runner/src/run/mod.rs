@@ -11,6 +11,7 @@ mod report;
 mod scheduler;
 mod scheduler_end;
 mod session;
+pub(crate) mod setup_vm;
 mod timeline;
 mod verdict;
 
@@ -44,7 +45,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     let cmdline = cmdline::guest_cmdline(&args.kernel_args)?;
     let (engine, engine_line) = engine::select(args.vmm)?;
     let kernel = crate::kernel::resolve(args.kernel.as_deref())?;
-    let prepared = prepare::prepare(args, valid, &kernel)?;
+    let mut prepared = prepare::prepare(args, valid, &kernel)?;
 
     let artifacts = artifacts_dir(args, &prepared.job_name)?;
     let work = tempfile::Builder::new()
@@ -55,6 +56,12 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     let image = vmlinux.as_ref().unwrap_or(&kernel.bzimage);
     progress(&format!("kernel {} ({})", kernel.version, image.display()));
     progress(&format!("engine {engine_line}"));
+    // Templates first (a one-shot VM builds a missing one), then fresh clones.
+    let mut disks =
+        crate::disk::RunDisks::prepare(&prepared.disks, engine.as_ref(), &kernel, &mut |l| {
+            progress(l)
+        })?;
+    prepared.plan.disks = disks.plans();
     progress("packing the initramfs…");
     let base = BaseArchiveCache::new(crate::kernel::cache_dir().join("initramfs"))
         .get_or_build(&prepared.base)?;
@@ -75,6 +82,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         console_log: artifacts.join("console.log"),
         data_out: artifacts.join("data.bin"),
         data_fallback_out: artifacts.join("data-com2.bin"),
+        disks: disks.vm_disks(),
     };
     let watchdog = args
         .watchdog
@@ -107,6 +115,9 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         &mut |l| progress(&format!("[guest] {l}")),
     )?;
     report::write_artifacts(&artifacts, &record)?;
+    if args.keep_disks {
+        disks.keep_in(&artifacts.join("disks"))?;
+    }
     if let Some(why) = &record.protocol_mismatch {
         anyhow::bail!("{why} (artifacts in {})", artifacts.display());
     }
@@ -148,6 +159,12 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         kernel_panic: report::kernel_panic(&spec.console_log),
         timing: prepared.timing,
         hints: prepared.hints.clone(),
+        disks: disks.to_json(&record.disks),
+        disk_lines: disks
+            .disks
+            .iter()
+            .map(|d| (d.name.clone(), d.origin(), d.kept.clone()))
+            .collect(),
     };
     let doc = serde_json::to_string_pretty(&outcome.to_json())?;
     std::fs::write(artifacts.join("result.json"), &doc)?;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use ktstr_core::plan::{BIN_DIR, PLUGIN_DIR};
 use ktstr_core::plugin::{payload_spec, PayloadSpec, PluginAt, PluginRef, RunContext};
 
-use super::payload_run::env;
+use super::payload_run::{env, Scratch};
 use crate::initramfs::ArchiveSpec;
 use crate::plugins::locate;
 
@@ -22,11 +22,12 @@ pub struct Packer<'a> {
     base: &'a mut ArchiveSpec,
     /// The guest path of libstdbuf.so once packed (`Some(None)`: not found).
     stdbuf: Option<Option<String>>,
+    scratch: Scratch,
 }
 
 impl<'a> Packer<'a> {
-    pub fn new(base: &'a mut ArchiveSpec) -> Self {
-        Packer { base, stdbuf: None }
+    pub fn new(base: &'a mut ArchiveSpec, scratch: Scratch) -> Self {
+        Packer { base, stdbuf: None, scratch }
     }
 
     /// Packs a plugin library with its dependencies; returns where it is.
@@ -52,7 +53,7 @@ impl<'a> Packer<'a> {
     /// The payload's environment: its run context as `KTSTR_*`, and for a
     /// binary that asked for it, stdio line buffering (`stdbuf -oL -eL`).
     pub fn env(&mut self, spec: &PayloadSpec, ctx: &RunContext) -> Vec<(String, String)> {
-        let mut vars = env(ctx);
+        let mut vars = env(ctx, &self.scratch);
         if spec.binary.is_some() && spec.line_buffered {
             if let Some(lib) = self.stdbuf() {
                 vars.push(("LD_PRELOAD".into(), lib));

@@ -2,6 +2,7 @@
 //! run's context filled in, its environment, and whether the run meets what
 //! it requires. Decided on the host, before boot.
 
+use ktstr_core::disk::DiskSpec;
 use ktstr_core::plugin::{PayloadSpec, Requirements, RunContext, SchedulerNeed};
 use ktstr_core::topology::{format_cpulist, Topology};
 
@@ -42,8 +43,36 @@ pub fn context(name: &str, duration_s: u64, topology: &Topology, memory_mib: u64
     }
 }
 
+/// Where a payload keeps its files: the first writable disk that is
+/// mounted, else the guest's tmpfs. Arguments get it as `{scratch_dir}`, and
+/// `{scratch_direct}` is 1 on a disk (bypass the page cache: measure the
+/// disk) and 0 on tmpfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scratch {
+    pub dir: String,
+    pub on_disk: bool,
+}
+
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch { dir: "/tmp".into(), on_disk: false }
+    }
+}
+
+impl Scratch {
+    pub fn for_disks(disks: &[DiskSpec]) -> Scratch {
+        let names = ktstr_core::disk::names(disks).unwrap_or_default();
+        disks
+            .iter()
+            .zip(&names)
+            .filter(|(d, _)| !d.read_only)
+            .find_map(|(d, n)| d.mount_point(n))
+            .map_or_else(Scratch::default, |dir| Scratch { dir, on_disk: true })
+    }
+}
+
 /// The names `{…}` in arguments may use, with their values.
-fn variables(ctx: &RunContext) -> [(&'static str, String); 6] {
+fn variables(ctx: &RunContext, scratch: &Scratch) -> [(&'static str, String); 8] {
     let ms = ctx.duration_ms.unwrap_or(0);
     [
         ("duration", (ms / 1000).to_string()),
@@ -52,13 +81,15 @@ fn variables(ctx: &RunContext) -> [(&'static str, String); 6] {
         ("cpu_list", ctx.cpu_list.clone()),
         ("memory_mib", ctx.memory_mib.to_string()),
         ("out_dir", ctx.out_dir.clone()),
+        ("scratch_dir", scratch.dir.clone()),
+        ("scratch_direct", u8::from(scratch.on_disk).to_string()),
     ]
 }
 
 /// Fills `{duration}`, `{nr_cpus}`… into each argument; `{{` and `}}` are
 /// literal braces. An unknown name is an error that lists the known ones.
-pub fn expand(args: &[String], ctx: &RunContext) -> Result<Vec<String>, String> {
-    let vars = variables(ctx);
+pub fn expand(args: &[String], ctx: &RunContext, scratch: &Scratch) -> Result<Vec<String>, String> {
+    let vars = variables(ctx, scratch);
     args.iter().map(|a| expand_one(a, &vars)).collect()
 }
 
@@ -95,8 +126,8 @@ fn expand_one(arg: &str, vars: &[(&str, String)]) -> Result<String, String> {
 }
 
 /// The context as environment variables, for binaries and their children.
-pub fn env(ctx: &RunContext) -> Vec<(String, String)> {
-    variables(ctx)
+pub fn env(ctx: &RunContext, scratch: &Scratch) -> Vec<(String, String)> {
+    variables(ctx, scratch)
         .into_iter()
         .map(|(n, v)| (format!("KTSTR_{}", n.to_ascii_uppercase()), v))
         .collect()
@@ -158,12 +189,27 @@ mod tests {
     fn arguments_get_the_context() {
         let args = ["--timeout", "{duration}s", "-n{nr_cpus}", "{cpu_list}", "{out_dir}/x", "{{}}"];
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let got = expand(&args, &ctx()).unwrap();
+        let tmp = Scratch::default();
+        let got = expand(&args, &ctx(), &tmp).unwrap();
         assert_eq!(got, ["--timeout", "8s", "-n4", "0-3", "/tmp/ktstr-out/p/x", "{}"]);
-        let err = expand(&["{nope}".to_string()], &ctx()).unwrap_err();
+        let err = expand(&["{nope}".to_string()], &ctx(), &tmp).unwrap_err();
         assert!(err.contains("unknown `{nope}`") && err.contains("{duration}"), "{err}");
-        assert!(expand(&["a{b".to_string()], &ctx()).unwrap_err().contains("unmatched"));
-        assert!(env(&ctx()).contains(&("KTSTR_DURATION".into(), "8".into())));
+        assert!(expand(&["a{b".to_string()], &ctx(), &tmp).unwrap_err().contains("unmatched"));
+        assert!(env(&ctx(), &tmp).contains(&("KTSTR_DURATION".into(), "8".into())));
+    }
+
+    #[test]
+    fn scratch_is_the_first_writable_mounted_disk() {
+        let args =
+            vec!["--filename={scratch_dir}/f".to_string(), "--direct={scratch_direct}".into()];
+        let got = expand(&args, &ctx(), &Scratch::for_disks(&[])).unwrap();
+        assert_eq!(got, ["--filename=/tmp/f", "--direct=0"]);
+        let disks: Vec<DiskSpec> = ["64M,ro", "64M,mount=no", "64M,name=data", "64M"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let got = expand(&args, &ctx(), &Scratch::for_disks(&disks)).unwrap();
+        assert_eq!(got, ["--filename=/mnt/data/f", "--direct=1"]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use ktstr_core::check::Check;
+use ktstr_core::disk::DiskSpec;
 use ktstr_core::plan::{
     PayloadPlan, RunPlan, ScenarioPayloadPlan, ScenarioPlan, SchedulerPlan, BIN_DIR,
 };
@@ -18,7 +19,7 @@ use crate::kernel::KernelEntry;
 use crate::plugins::Catalog;
 
 use super::pack::Packer;
-use super::payload_run::{context, expand, timing, unmet, Timing};
+use super::payload_run::{context, expand, timing, unmet, Scratch, Timing};
 use super::scheduler;
 use crate::usage::UsageError;
 
@@ -46,6 +47,8 @@ pub struct Prepared {
     pub hints: Vec<MetricHint>,
     /// The real machine the topology was taken from, if any.
     pub topology_from: Option<crate::machine::Shape>,
+    /// The scenario's `[[disks]]`, then `--disk`s.
+    pub disks: Vec<DiskSpec>,
 }
 
 /// What the command line asks for, checked before anything else happens.
@@ -57,6 +60,7 @@ pub struct Validated<'c> {
     checks: Vec<Check>,
     launcher: &'c PluginRef,
     launch: LaunchSpec,
+    disks: Vec<DiskSpec>,
 }
 
 /// One payload, or a scenario and the payload plugins it names.
@@ -135,7 +139,18 @@ pub fn validate<'c>(args: &RunArgs, catalog: &'c Catalog) -> anyhow::Result<Vali
             return Err(UsageError(why).into());
         }
     }
-    Ok(Validated { topology, topology_from, memory_mib, job, checks, launcher, launch })
+    let mut disks = Vec::new();
+    if let Job::Scenario { scenario, .. } = &job {
+        for entry in &scenario.disks {
+            let spec = entry
+                .to_spec()
+                .map_err(|e| UsageError(format!("scenario `{}`: {e}", scenario.name)))?;
+            disks.push(spec);
+        }
+    }
+    disks.extend(args.disks.iter().cloned());
+    ktstr_core::disk::names(&disks).map_err(|e| UsageError(format!("--disk: {e}")))?;
+    Ok(Validated { topology, topology_from, memory_mib, job, checks, launcher, launch, disks })
 }
 
 /// The topology of a run that names none.
@@ -190,7 +205,9 @@ pub fn prepare(
     valid: Validated<'_>,
     kernel: &KernelEntry,
 ) -> anyhow::Result<Prepared> {
-    let Validated { topology, topology_from, memory_mib, job, checks, launcher, launch } = valid;
+    let Validated { topology, topology_from, memory_mib, job, checks, launcher, launch, disks } =
+        valid;
+    let scratch = Scratch::for_disks(&disks);
     let sched_binary = scheduler::binary(&launch, kernel)?;
 
     let mut base = ArchiveSpec::default();
@@ -200,7 +217,7 @@ pub fn prepare(
         Some(path) => Some(base.add_elf_in_dir(path, BIN_DIR)?),
     };
 
-    let mut packer = Packer::new(&mut base);
+    let mut packer = Packer::new(&mut base, scratch.clone());
     let (mut timing_of_payload, mut hints) = (None, Vec::new());
     let (payload, scenario, job_desc, job_name, limit_s) = match job {
         Job::Payload { name, payload, extractor } => {
@@ -210,7 +227,8 @@ pub fn prepare(
             (timing_of_payload, hints) = (Some(t), spec.metric_hints.clone());
             let context = context(&name, duration_s, &topology, memory_mib);
             let given = if args.args.is_empty() { &spec.default_args } else { &args.args };
-            let argv = expand(given, &context).map_err(|e| UsageError(format!("{name}: {e}")))?;
+            let argv = expand(given, &context, &scratch)
+                .map_err(|e| UsageError(format!("{name}: {e}")))?;
             let binary = packer.payload_binary(payload)?;
             let desc =
                 format!("{name}: {} {}", binary.as_deref().unwrap_or("(inline)"), argv.join(" "));
@@ -234,7 +252,7 @@ pub fn prepare(
             for p in payloads {
                 let (name, spec) = (p.info.name.clone(), payload_spec(p));
                 let context = context(&name, duration_s, &topology, memory_mib);
-                let default_args = expand(&spec.default_args, &context)
+                let default_args = expand(&spec.default_args, &context, &scratch)
                     .map_err(|e| UsageError(format!("{name}: {e}")))?;
                 planned.push(ScenarioPayloadPlan {
                     plugin: packer.plugin(p)?,
@@ -279,6 +297,9 @@ pub fn prepare(
             interval_ms: args.monitor_interval_ms,
             stall_ms: args.monitor_stall_ms,
         }),
+        // Filled in once the disks' images exist (see `crate::disk`).
+        disks: Vec::new(),
+        setup_only: false,
     };
     let scheduler_desc = match &sched_binary {
         Some(p) => format!("{} ({}, launcher {})", args.scheduler, p.display(), launcher.info.name),
@@ -296,6 +317,7 @@ pub fn prepare(
         timing: timing_of_payload,
         hints,
         topology_from,
+        disks,
     })
 }
 

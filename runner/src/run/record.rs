@@ -46,6 +46,8 @@ pub struct Record {
     /// The run-queue monitor's samples (JSON lines) and its summary.
     pub monitor_log: Vec<u8>,
     pub monitor: Option<MonitorSummary>,
+    /// The disks as the guest found and set them up.
+    pub disks: Vec<ktstr_core::disk::DiskReport>,
     /// Output bytes past a stream's cap, dropped (the guest caps them too).
     pub dropped_bytes: usize,
     pub skipped_bytes: usize,
@@ -211,6 +213,20 @@ impl Record {
                 return Some(line);
             }
             Message::Monitor(summary) => self.monitor = Some(summary),
+            Message::Disk(d) => {
+                let line = format!(
+                    "disk {}: {} ({} MiB){}",
+                    d.name,
+                    d.device,
+                    d.size_bytes >> 20,
+                    match (&d.mount, &d.fs) {
+                        (Some(at), Some(fs)) => format!(", {fs} on {at}"),
+                        _ => ", not mounted".into(),
+                    }
+                );
+                self.disks.push(d);
+                return Some(line);
+            }
             Message::ScenarioDone { name, error } => {
                 let line = match &error {
                     None => format!("scenario {name} done"),

@@ -52,6 +52,7 @@ fn vmm_config(spec: &VmSpec) -> VmConfig {
         console_log,
         data_out,
         data_fallback_out,
+        disks,
     } = spec.clone();
     VmConfig {
         // The uncompressed kernel where the run asked for it: no
@@ -64,6 +65,16 @@ fn vmm_config(spec: &VmSpec) -> VmConfig {
         console_log,
         data_out,
         data_fallback_out,
+        disks: disks
+            .into_iter()
+            .map(|d| ktstr_vmm::DiskConfig {
+                path: d.path,
+                read_only: d.read_only,
+                serial: d.serial,
+                iops: d.iops,
+                bps: d.bps,
+            })
+            .collect(),
     }
 }
 
@@ -166,6 +177,7 @@ mod tests {
             console_log: "/tmp/x".into(),
             data_out: "/tmp/y".into(),
             data_fallback_out: "/tmp/z".into(),
+            disks: Vec::new(),
         };
         let err = format!("{:#}", KvmEngine.boot(&spec).err().unwrap());
         assert!(err.contains("kernel") && err.contains("does not exist"), "{err}");

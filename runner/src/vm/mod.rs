@@ -1,6 +1,6 @@
 //! VM engines: boot a kernel + initramfs with an exact CPU topology and the
-//! same three devices whatever the engine (COM1 console, a virtio-console data
-//! port, COM2 as the fallback data channel).
+//! same devices whatever the engine (COM1 console, a virtio-console data
+//! port, COM2 as the fallback data channel, virtio-blk disks).
 
 mod kvm;
 mod qemu;
@@ -38,6 +38,20 @@ pub struct VmSpec {
     pub data_out: PathBuf,
     /// COM2 (the fallback data channel), truncated first.
     pub data_fallback_out: PathBuf,
+    /// virtio-blk disks over raw image files, in order.
+    pub disks: Vec<VmDisk>,
+}
+
+/// One virtio-blk disk: a raw image file, the serial the guest finds it by
+/// (`/sys/block/vdX/serial`), and optional limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmDisk {
+    pub path: PathBuf,
+    pub read_only: bool,
+    pub serial: String,
+    /// Requests a second and bytes a second; None: unlimited.
+    pub iops: Option<u64>,
+    pub bps: Option<u64>,
 }
 
 impl VmSpec {

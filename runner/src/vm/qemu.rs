@@ -276,6 +276,7 @@ mod tests {
             console_log: dir.join("console.log"),
             data_out: dir.join("data.bin"),
             data_fallback_out: dir.join("com2.bin"),
+            disks: Vec::new(),
         };
         (engine, spec)
     }

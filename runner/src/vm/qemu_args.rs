@@ -14,7 +14,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 
-use super::VmSpec;
+use super::{VmDisk, VmSpec};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accel {
@@ -168,7 +168,34 @@ pub fn build(cfg: &QemuConfig, spec: &VmSpec) -> anyhow::Result<Vec<String>> {
     ]);
     push(&["-chardev", &format!("file,id=data,path={}", chardev_path(&spec.data_out)?)]);
     push(&["-device", "virtserialport,bus=vser0.0,chardev=data,name=ktstr"]);
+    for (i, disk) in spec.disks.iter().enumerate() {
+        a.extend(disk_args(i, disk, machine)?);
+    }
     Ok(a)
+}
+
+/// A raw image as a virtio-blk device the guest finds by its serial; limits
+/// through QEMU's block throttling.
+fn disk_args(i: usize, disk: &VmDisk, machine: Machine) -> anyhow::Result<[String; 4]> {
+    let mut drive = format!("file={},if=none,id=disk{i},format=raw", chardev_path(&disk.path)?);
+    if disk.read_only {
+        drive.push_str(",readonly=on");
+    }
+    if let Some(n) = disk.iops {
+        drive.push_str(&format!(",throttling.iops-total={n}"));
+    }
+    if let Some(n) = disk.bps {
+        drive.push_str(&format!(",throttling.bps-total={n}"));
+    }
+    let model = match machine {
+        Machine::Microvm => "virtio-blk-device",
+        Machine::Q35 => "virtio-blk-pci",
+    };
+    if disk.serial.contains(',') {
+        bail!("disk serial `{}` has a comma", disk.serial);
+    }
+    let device = format!("{model},drive=disk{i},serial={}", disk.serial);
+    Ok(["-drive".into(), drive, "-device".into(), device])
 }
 
 fn path_str(p: &Path) -> anyhow::Result<&str> {
@@ -196,6 +223,7 @@ mod tests {
             console_log: PathBuf::from("/out/console.log"),
             data_out: PathBuf::from("/out/data,1.bin"),
             data_fallback_out: PathBuf::from("/out/com2.bin"),
+            disks: Vec::new(),
         }
     }
 
@@ -239,6 +267,37 @@ mod tests {
                 "virtserialport,bus=vser0.0,chardev=data,name=ktstr",
             ]
         );
+    }
+
+    #[test]
+    fn disks_are_virtio_blk_with_their_serial_and_limits() {
+        let mut s = spec("1n1l2c1t", 512);
+        let disk = |path: &str, ro, iops, bps| VmDisk {
+            path: PathBuf::from(path),
+            read_only: ro,
+            serial: "ktstr-disk0".into(),
+            iops,
+            bps,
+        };
+        s.disks = vec![
+            disk("/c/a,b.img", false, None, None),
+            disk("/c/r.img", true, Some(50), Some(1 << 20)),
+        ];
+        let args = build(&TCG, &s).unwrap();
+        assert_eq!(
+            values(&args, "-drive"),
+            [
+                "file=/c/a,,b.img,if=none,id=disk0,format=raw",
+                "file=/c/r.img,if=none,id=disk1,format=raw,readonly=on,\
+                 throttling.iops-total=50,throttling.bps-total=1048576",
+            ]
+        );
+        let devices = values(&args, "-device");
+        assert!(devices.contains(&"virtio-blk-device,drive=disk0,serial=ktstr-disk0"));
+        assert!(devices.contains(&"virtio-blk-device,drive=disk1,serial=ktstr-disk0"));
+        s.topology = "2n1l1c1t".parse().unwrap();
+        let pci = build(&TCG, &s).unwrap();
+        assert!(values(&pci, "-device").contains(&"virtio-blk-pci,drive=disk0,serial=ktstr-disk0"));
     }
 
     #[test]

@@ -28,6 +28,7 @@ fn main() -> anyhow::Result<()> {
         console_log: out.join("console.log"),
         data_out: out.join("data.bin"),
         data_fallback_out: out.join("com2.bin"),
+        disks: Vec::new(),
     };
     ktstr_vmm::kvm_check()?;
     let start = Instant::now();

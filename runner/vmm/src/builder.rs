@@ -10,7 +10,7 @@ use kvm_bindings::{
     kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES,
     KVM_PIT_SPEAKER_DUMMY,
 };
-use kvm_ioctls::{Cap, Kvm, VmFd};
+use kvm_ioctls::{Cap, IoEventAddress, Kvm, NoDatamatch, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
@@ -18,11 +18,15 @@ use crate::arch::x86_64::{acpi, boot, cpuid, kernel, layout::*, regs, topo};
 use crate::devices::bus::Bus;
 use crate::devices::i8042::I8042;
 use crate::devices::serial::Serial;
+use crate::devices::virtio::block::Block;
 use crate::devices::virtio::console::Console;
 use crate::devices::virtio::mmio::MmioTransport;
+use crate::devices::virtio::throttle::Throttle;
+use crate::devices::virtio::worker::QueueWorker;
 use crate::exit::{ExitState, ResetLine};
 use crate::vcpu::Vcpu;
-use crate::VmConfig;
+use crate::{DiskConfig, VmConfig};
+use virtio_bindings::virtio_mmio::VIRTIO_MMIO_QUEUE_NOTIFY;
 
 /// The guest finds the data port by this name (see ktstr_core::guest::channel).
 pub const DATA_PORT_NAME: &str = "ktstr";
@@ -37,6 +41,8 @@ pub struct VmResources {
 
 pub struct Built {
     pub vcpus: Vec<Vcpu>,
+    /// One per disk: serves its queue off the vCPU threads.
+    pub workers: Vec<QueueWorker>,
     pub resources: VmResources,
     pub exit: Arc<ExitState>,
 }
@@ -71,6 +77,9 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
         if !p.is_file() {
             bail!("the {what} {} does not exist", p.display());
         }
+    }
+    if cfg.disks.len() > MAX_DISKS {
+        bail!("{} disks asked for; ktstr-vmm has room for {MAX_DISKS}", cfg.disks.len());
     }
     let mem_bytes = cfg.memory_mib << 20;
 
@@ -114,7 +123,7 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
             span
         })
         .collect();
-    acpi::write(&mem, &acpi::build(&cpu_topo, &nodes)?)?;
+    acpi::write(&mem, &acpi::build(&cpu_topo, &nodes, cfg.disks.len())?)?;
 
     let exit = Arc::new(ExitState::default());
     let mut irqs = Vec::new();
@@ -140,6 +149,19 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
     let console = Console::new(DATA_PORT_NAME, open_out(&cfg.data_out, false)?);
     let transport = MmioTransport::new(Box::new(console), mem.clone(), irq(VIRTIO_CONSOLE_IRQ)?);
     mmio.insert(VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE, Arc::new(Mutex::new(transport)))?;
+    let mut workers = Vec::new();
+    for (i, disk) in cfg.disks.iter().enumerate() {
+        let (base, gsi) = disk_slot(i);
+        let block = open_disk(disk)?;
+        let transport =
+            Arc::new(Mutex::new(MmioTransport::new(Box::new(block), mem.clone(), irq(gsi)?)));
+        mmio.insert(base, VIRTIO_MMIO_SIZE, transport.clone())?;
+        // Queue notifications complete in KVM and wake the disk's worker.
+        let notify = EventFd::new(EFD_NONBLOCK).context("eventfd")?;
+        let at = IoEventAddress::Mmio(base + u64::from(VIRTIO_MMIO_QUEUE_NOTIFY));
+        vm.register_ioevent(&notify, &at, NoDatamatch).context("KVM_IOEVENTFD for a disk")?;
+        workers.push(QueueWorker { transport, notify, exit: exit.clone() });
+    }
     let (pio, mmio) = (Arc::new(pio), Arc::new(mmio));
 
     let supported =
@@ -171,7 +193,19 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
         });
     }
     let resources = VmResources { _kvm: kvm, _vm: vm, _mem: mem, _irqs: irqs };
-    Ok(Built { vcpus, resources, exit })
+    Ok(Built { vcpus, workers, resources, exit })
+}
+
+fn open_disk(disk: &DiskConfig) -> anyhow::Result<Block> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(!disk.read_only)
+        .open(&disk.path)
+        .with_context(|| format!("open the disk image {}", disk.path.display()))?;
+    let throttle = Throttle::new(disk.iops, disk.bps, std::time::Instant::now());
+    Ok(Block::new(file, disk.read_only, &disk.serial)
+        .with_context(|| format!("size of {}", disk.path.display()))?
+        .with_throttle(throttle))
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 //! - COM2 (0x2f8, IRQ 3): the fallback data channel, to `data_fallback_out`;
 //! - a virtio-mmio virtio-console (multiport) whose port 0 is named `ktstr`:
 //!   the data channel, to `data_out`;
-//! - an i8042 whose reset ends the VM (the kernel gets `reboot=k`).
+//! - an i8042 whose reset ends the VM (the kernel gets `reboot=k`);
+//! - up to 8 virtio-mmio virtio-blk disks over host files (`disks`), each
+//!   served by a thread of its own.
 //!
 //! The VM runs in background threads of the calling process: one per vCPU and
 //! one supervisor. See `Vm::boot` and `RunningVm`.
@@ -23,6 +25,7 @@ use ktstr_topology::Topology;
 
 pub use builder::{kernel_cmdline, DATA_PORT_NAME};
 pub use exit::VmExitReason;
+
 pub use vm::{RunningVm, Vm};
 
 /// What to boot and where its output goes.
@@ -41,6 +44,20 @@ pub struct VmConfig {
     pub data_out: PathBuf,
     /// COM2, truncated first.
     pub data_fallback_out: PathBuf,
+    /// virtio-blk disks, in the order the guest finds them (/dev/vda, …).
+    pub disks: Vec<DiskConfig>,
+}
+
+/// One virtio-blk disk over a host file (raw, its length the disk's size).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskConfig {
+    pub path: PathBuf,
+    pub read_only: bool,
+    /// What GET_ID answers (`/sys/block/vdX/serial`), at most 20 bytes.
+    pub serial: String,
+    /// Requests a second, and bytes a second (token buckets; None: unlimited).
+    pub iops: Option<u64>,
+    pub bps: Option<u64>,
 }
 
 /// Whether /dev/kvm can be opened and has what this VMM needs. (On some

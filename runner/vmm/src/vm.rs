@@ -48,6 +48,21 @@ impl Vm {
                 }
             }
         }
+        for (i, worker) in built.workers.into_iter().enumerate() {
+            let keep = resources.clone();
+            let body = move || {
+                worker.run();
+                drop(keep);
+            };
+            match std::thread::Builder::new().name(format!("ktstr-disk{i}")).spawn(body) {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    exit.end(VmExitReason::Error(format!("spawn disk thread: {e}")));
+                    supervise(handles, exit);
+                    return Err(e).context("spawn disk thread");
+                }
+            }
+        }
         drop(resources);
         let sup_exit = exit.clone();
         let supervisor = std::thread::Builder::new()

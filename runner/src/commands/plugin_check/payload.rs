@@ -35,7 +35,9 @@ pub fn check_payload(lib: &Lib<'_>, m: &Manifest, report: &mut Report) {
     }
     // Any context will do: only unknown `{names}` and stray braces fail.
     let context = RunContext { duration_ms: Some(10_000), ..RunContext::default() };
-    if let Err(e) = crate::run::expand_payload_args(&spec.default_args, &context) {
+    if let Err(e) =
+        crate::run::expand_payload_args(&spec.default_args, &context, &Default::default())
+    {
         report.problem(
             &who,
             format!("default arguments: {e}"),

@@ -59,6 +59,10 @@ pub struct Outcome<'a> {
     pub timing: Option<Timing>,
     /// The payload's metric hints: units and which way is better.
     pub hints: Vec<MetricHint>,
+    /// The run's disks for `--json` (host and guest side, see `crate::disk`).
+    pub disks: serde_json::Value,
+    /// Each disk's name, where its image came from, and where it was kept.
+    pub disk_lines: Vec<(String, String, Option<PathBuf>)>,
 }
 
 impl Outcome<'_> {
@@ -228,6 +232,7 @@ impl Outcome<'_> {
             },
             "kernel_log_tail": text_tail(&r.kernel_log, LOG_TAIL_LINES),
             "monitor": r.monitor,
+            "disks": self.disks,
             "payload": {
                 "command": self.payload,
                 "pid": r.payload_pid,

@@ -65,6 +65,19 @@ impl Outcome<'_> {
         for note in self.topology_from.iter().flat_map(|s| &s.notes) {
             row("", format!("approximated: {note}"));
         }
+        for (name, origin, kept) in &self.disk_lines {
+            let seen = r.disks.iter().find(|d| &d.name == name);
+            let guest = match seen {
+                Some(d) => match (&d.mount, &d.fs) {
+                    (Some(at), Some(fs)) => format!("{} {fs} on {at}", d.device),
+                    _ => format!("{} (not mounted)", d.device),
+                },
+                None => "(not reported by the guest)".into(),
+            };
+            let kept =
+                kept.as_ref().map(|p| format!("; kept as {}", p.display())).unwrap_or_default();
+            row("disk", format!("{name}: {guest} — {origin}{kept}"));
+        }
         row("scheduler", self.scheduler_line());
         if r.scenario_done.is_none() {
             row("payload", format!("{}{}", self.payload, self.payload_end()));

@@ -81,8 +81,8 @@ pub fn fadt(dsdt: u64) -> Vec<u8> {
     table(b"FACP", 6, &b)
 }
 
-/// COM1, COM2 and the virtio-mmio console.
-pub fn dsdt() -> Vec<u8> {
+/// COM1, COM2, the virtio-mmio console and `disks` virtio-mmio disks.
+pub fn dsdt(disks: usize) -> Vec<u8> {
     use aml::*;
     let com = |n: &str, uid: u64, port: u16, irq: u8| {
         device(
@@ -94,28 +94,32 @@ pub fn dsdt() -> Vec<u8> {
             ],
         )
     };
-    let virtio = device(
-        "VR00",
-        &[
-            name("_HID", string("LNRO0005")),
-            name("_UID", integer(0)),
-            name(
-                "_CRS",
-                resource_template(&[
-                    memory32_fixed(VIRTIO_MMIO_BASE as u32, VIRTIO_MMIO_SIZE as u32),
-                    interrupt(VIRTIO_CONSOLE_IRQ),
-                ]),
-            ),
-        ],
-    );
-    let sb = root_scope(
-        "_SB",
-        &[
-            com("COM1", 1, COM1_PORT, COM1_IRQ as u8),
-            com("COM2", 2, COM2_PORT, COM2_IRQ as u8),
-            virtio,
-        ],
-    );
+    let virtio = |uid: usize, base: u64, irq: u32| {
+        device(
+            &format!("VR{uid:02}"),
+            &[
+                name("_HID", string("LNRO0005")),
+                name("_UID", integer(uid as u64)),
+                name(
+                    "_CRS",
+                    resource_template(&[
+                        memory32_fixed(base as u32, VIRTIO_MMIO_SIZE as u32),
+                        interrupt(irq),
+                    ]),
+                ),
+            ],
+        )
+    };
+    let mut devices = vec![
+        com("COM1", 1, COM1_PORT, COM1_IRQ as u8),
+        com("COM2", 2, COM2_PORT, COM2_IRQ as u8),
+        virtio(0, VIRTIO_MMIO_BASE, VIRTIO_CONSOLE_IRQ),
+    ];
+    for i in 0..disks.min(MAX_DISKS) {
+        let (base, irq) = disk_slot(i);
+        devices.push(virtio(i + 1, base, irq));
+    }
+    let sb = root_scope("_SB", &devices);
     table(b"DSDT", 2, &sb)
 }
 
@@ -179,7 +183,7 @@ pub fn slit(nodes: u32) -> Vec<u8> {
 }
 
 /// All tables, each with its guest address: RSDP first at `ACPI_START`.
-pub fn build(t: &CpuTopo, nodes: &[NodeRam]) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
+pub fn build(t: &CpuTopo, nodes: &[NodeRam], disks: usize) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
     let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut next = ACPI_START + 64;
     let mut place = |bytes: Vec<u8>, out: &mut Vec<(u64, Vec<u8>)>| {
@@ -188,7 +192,7 @@ pub fn build(t: &CpuTopo, nodes: &[NodeRam]) -> anyhow::Result<Vec<(u64, Vec<u8>
         out.push((addr, bytes));
         addr
     };
-    let dsdt_addr = place(dsdt(), &mut out);
+    let dsdt_addr = place(dsdt(disks), &mut out);
     let mut listed = vec![place(fadt(dsdt_addr), &mut out), place(madt(t), &mut out)];
     if nodes.len() > 1 {
         listed.push(place(srat(t, nodes), &mut out));
@@ -242,7 +246,7 @@ mod tests {
 
     #[test]
     fn every_checksum_is_right() {
-        let tables = build(&topo("2n4l2c1t"), &nodes2()).unwrap();
+        let tables = build(&topo("2n4l2c1t"), &nodes2(), 0).unwrap();
         assert_eq!(tables.len(), 7, "RSDP DSDT FADT MADT SRAT SLIT XSDT");
         for (addr, t) in &tables {
             assert!(checksum_ok(t), "table at {addr:#x}");
@@ -265,7 +269,7 @@ mod tests {
 
     #[test]
     fn one_node_has_no_srat() {
-        let tables = build(&topo("1n1l1c1t"), &[vec![(0, 256 << 20)]]).unwrap();
+        let tables = build(&topo("1n1l1c1t"), &[vec![(0, 256 << 20)]], 0).unwrap();
         assert!(!tables.iter().any(|(_, t)| &t[..4] == b"SRAT" || &t[..4] == b"SLIT"));
     }
 
@@ -319,12 +323,18 @@ mod tests {
     }
 
     #[test]
-    fn dsdt_describes_the_three_devices() {
-        let d = dsdt();
+    fn dsdt_describes_the_serial_ports_the_console_and_the_disks() {
+        let d = dsdt(2);
         let find = |needle: &[u8]| d.windows(needle.len()).any(|w| w == needle);
         assert!(find(b"COM1") && find(b"COM2") && find(b"LNRO0005"));
         assert!(find(&aml::memory32_fixed(VIRTIO_MMIO_BASE as u32, 0x1000)));
         assert!(find(&aml::interrupt(VIRTIO_CONSOLE_IRQ)));
         assert!(find(&aml::io(0x2f8, 8)) && find(&aml::irq_no_flags(3)));
+        for i in 0..2 {
+            let (base, irq) = disk_slot(i);
+            assert!(find(format!("VR0{}", i + 1).as_bytes()));
+            assert!(find(&aml::memory32_fixed(base as u32, 0x1000)) && find(&aml::interrupt(irq)));
+        }
+        assert!(!find(b"VR03"), "only the disks asked for");
     }
 }

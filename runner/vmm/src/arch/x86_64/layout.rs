@@ -34,6 +34,15 @@ pub const MMIO_GAP_END: u64 = 0x1_0000_0000;
 pub const VIRTIO_MMIO_BASE: u64 = 0xd000_0000;
 pub const VIRTIO_MMIO_SIZE: u64 = 0x1000;
 pub const VIRTIO_CONSOLE_IRQ: u32 = 5;
+/// Disks: windows after the console's, on ISA pins nothing else uses here
+/// (hardware-reduced ACPI, no PIC, RTC or IDE), edge-triggered like it.
+pub const MAX_DISKS: usize = 8;
+const DISK_IRQS: [u32; MAX_DISKS] = [6, 7, 9, 10, 11, 12, 13, 14];
+
+/// Disk `i`'s virtio-mmio window and IOAPIC pin (`i < MAX_DISKS`).
+pub fn disk_slot(i: usize) -> (u64, u32) {
+    (VIRTIO_MMIO_BASE + (i as u64 + 1) * VIRTIO_MMIO_SIZE, DISK_IRQS[i])
+}
 pub const IOAPIC_ADDR: u64 = 0xfec0_0000;
 pub const LAPIC_ADDR: u64 = 0xfee0_0000;
 /// KVM needs three pages for the TSS (VMX only) and one for the identity map.
@@ -103,6 +112,8 @@ mod tests {
 
     #[test]
     fn devices_sit_in_the_gap() {
+        let last_disk = disk_slot(MAX_DISKS - 1).0 + VIRTIO_MMIO_SIZE;
+        assert!(last_disk < IOAPIC_ADDR);
         for a in [VIRTIO_MMIO_BASE, IOAPIC_ADDR, LAPIC_ADDR, KVM_TSS_ADDR] {
             assert!((MMIO_GAP_START..MMIO_GAP_END).contains(&a));
         }

@@ -110,6 +110,17 @@ impl MmioTransport {
         }
     }
 
+    /// Serves queue `index` as a notification would: for a device whose
+    /// notifications arrive on an ioeventfd, handled off the vCPU thread.
+    pub fn process_queue(&mut self, index: usize) {
+        self.notify(index);
+    }
+
+    /// See [`VirtioDevice::retry_after`].
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.dev.retry_after()
+    }
+
     fn notify(&mut self, index: usize) {
         if self.status & VIRTIO_CONFIG_S_DRIVER_OK == 0 {
             return;

@@ -1,8 +1,12 @@
-//! Virtio over MMIO: the transport (`mmio`) and the one device we need,
-//! a virtio-console with one named port (`console`).
+//! Virtio over MMIO: the transport (`mmio`) and its devices, a
+//! virtio-console with one named port (`console`) and virtio-blk disks
+//! (`block`, throttled by `throttle`).
 
+pub mod block;
 pub mod console;
 pub mod mmio;
+pub mod throttle;
+pub mod worker;
 
 use virtio_queue::Queue;
 use vm_memory::GuestMemoryMmap;
@@ -22,7 +26,16 @@ pub trait VirtioDevice: Send {
     fn process(&mut self, mem: &GuestMemoryMmap, queues: &mut [Queue], index: usize) -> bool;
     /// The driver reset the device (status 0).
     fn reset(&mut self);
+    /// Work is left over (a throttled or unfinished queue): process the
+    /// queues again after this long.
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
+#[cfg(test)]
+mod block_tests;
+#[cfg(test)]
+mod driver;
 #[cfg(test)]
 mod tests;
