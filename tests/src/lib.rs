@@ -122,8 +122,7 @@ pub fn vm_tests_enabled(test: &str) -> bool {
     match missing {
         None => true,
         Some(why) if std::env::var_os("KTSTR_SKIP_VM_TESTS").is_some_and(|v| v == "1") => {
-            eprintln!("\n!!! SKIPPED {test}: {why} (KTSTR_SKIP_VM_TESTS=1)\n");
-            record_note(&format!("SKIPPED {test}: {why}"));
+            skip(test, &format!("{why} (KTSTR_SKIP_VM_TESTS=1)"));
             false
         }
         Some(why) => panic!("{test} needs a VM: {why}. Run scripts/setup.sh and `ktstr kernel build`, or set KTSTR_SKIP_VM_TESTS=1 to skip VM tests"),
@@ -235,6 +234,13 @@ pub fn notes_log() -> PathBuf {
     std::env::var_os("KTSTR_TEST_NOTES")
         .map(PathBuf::from)
         .unwrap_or_else(|| target_dir().join("ktstr-test-notes.log"))
+}
+
+/// Skips `test` loudly: on stderr and in `notes_log()`, so the end of
+/// `.ci/run` lists it.
+pub fn skip(test: &str, why: &str) {
+    eprintln!("\n!!! SKIPPED {test}: {why}\n");
+    record_note(&format!("SKIPPED {test}: {why}"));
 }
 
 fn record_note(line: &str) {

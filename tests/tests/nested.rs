@@ -164,3 +164,42 @@ fn our_kvm_vmm_stops_a_guest_that_never_ends_within_its_stop_deadline() {
     let stop_ms = doc["engine"]["stop_ms"].as_u64().expect("stop_ms reported");
     assert!(stop_ms < 5000, "stopping took {stop_ms} ms\n{stderr}");
 }
+
+#[test]
+fn our_kvm_vmm_serves_a_disk_that_its_guest_formats_mounts_and_fio_measures() {
+    if !vm_tests_enabled("nested kvm vmm disk") {
+        return;
+    }
+    // The ext4 template is built inside L1 by a one-shot L2 on our VMM (mkfs
+    // writes through our virtio-blk), then the run's clone is mounted and fio
+    // reads and writes it with O_DIRECT.
+    let out = ktstr_nested(&[
+        "--",
+        "run",
+        "--vmm",
+        "kvm",
+        "--plugin",
+        "fio",
+        "--disk",
+        "64M,fs=ext4",
+        "--topology",
+        "1n1l2c1t",
+        "--memory",
+        "512",
+        "--duration",
+        "2",
+        "--json",
+        "-",
+    ]);
+    let doc = stdout_json(&out);
+    let why = format!("{doc:#}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{why}");
+    assert_eq!(doc["engine"]["name"], "kvm", "{why}");
+    let disk = &doc["disks"][0];
+    assert_eq!(disk["device"], "/dev/vda", "{why}");
+    assert_eq!((disk["fs"].as_str(), disk["mount"].as_str()), (Some("ext4"), Some("/mnt/disk0")));
+    assert_eq!(disk["template"]["cache"], "built", "{why}");
+    for m in ["read/iops", "write/iops"] {
+        assert!(metric(&doc, m).is_some_and(|v| v > 0.0), "{m}: {why}");
+    }
+}
