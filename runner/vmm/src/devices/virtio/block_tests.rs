@@ -13,7 +13,6 @@ use super::block::{Block, SECTOR};
 use super::driver::*;
 use super::mmio::MmioTransport;
 use super::throttle::Throttle;
-use crate::devices::bus::BusDevice;
 use crate::devices::CountingIrq;
 
 const HEADER: u64 = 0x40000;
@@ -46,37 +45,27 @@ impl Rig {
         rig
     }
 
-    fn w(&mut self, off: u64, v: u32) {
-        self.dev.write(off, &v.to_le_bytes());
-    }
-
-    fn r(&mut self, off: u64) -> u32 {
-        let mut b = [0u8; 4];
-        self.dev.read(off, &mut b);
-        u32::from_le_bytes(b)
-    }
-
     /// What virtio_mmio.c and virtio_blk.c do at probe.
     fn probe(&mut self) {
-        assert_eq!(self.r(8), 2, "device id: block");
+        assert_eq!(self.dev.r(8), 2, "device id: block");
         let (ack, drv) = (VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER);
-        self.w(0x70, ack | drv);
-        self.w(0x14, 0);
-        let offered = self.r(0x10);
-        self.w(0x24, 0);
-        self.w(0x20, offered);
-        self.w(0x24, 1);
-        self.w(0x20, 1); // VERSION_1 (bit 32)
-        self.w(0x70, ack | drv | VIRTIO_CONFIG_S_FEATURES_OK);
-        self.w(0x30, 0);
-        self.w(0x38, u32::from(QSIZE));
+        self.dev.w(0x70, ack | drv);
+        self.dev.w(0x14, 0);
+        let offered = self.dev.r(0x10);
+        self.dev.w(0x24, 0);
+        self.dev.w(0x20, offered);
+        self.dev.w(0x24, 1);
+        self.dev.w(0x20, 1); // VERSION_1 (bit 32)
+        self.dev.w(0x70, ack | drv | VIRTIO_CONFIG_S_FEATURES_OK);
+        self.dev.w(0x30, 0);
+        self.dev.w(0x38, u32::from(QSIZE));
         let (d, a, u) = (self.q.desc, self.q.avail, self.q.used);
         for (off, v) in [(0x80, d), (0x90, a), (0xa0, u)] {
-            self.w(off, v as u32);
-            self.w(off + 4, (v >> 32) as u32);
+            self.dev.w(off, v as u32);
+            self.dev.w(off + 4, (v >> 32) as u32);
         }
-        self.w(0x44, 1);
-        self.w(0x70, ack | drv | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+        self.dev.w(0x44, 1);
+        self.dev.w(0x70, ack | drv | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
     }
 
     fn header(&self, kind: u32, sector: u64) {
@@ -123,13 +112,13 @@ const IOERR: u8 = VIRTIO_BLK_S_IOERR as u8;
 #[test]
 fn config_space_gives_capacity_and_segments() {
     let mut rig = Rig::new(false, Throttle::default());
-    assert_eq!(u64::from(rig.r(0x100)) | (u64::from(rig.r(0x104)) << 32), SECTORS);
-    assert_eq!(rig.r(0x10c), u32::from(super::block::QUEUE_SIZE) - 2, "seg_max");
-    rig.w(0x14, 0);
-    let f = rig.r(0x10);
+    assert_eq!(u64::from(rig.dev.r(0x100)) | (u64::from(rig.dev.r(0x104)) << 32), SECTORS);
+    assert_eq!(rig.dev.r(0x10c), u32::from(super::block::QUEUE_SIZE) - 2, "seg_max");
+    rig.dev.w(0x14, 0);
+    let f = rig.dev.r(0x10);
     assert_ne!(f & (1 << VIRTIO_BLK_F_FLUSH), 0);
     assert_eq!(f & (1 << VIRTIO_BLK_F_RO), 0, "writable");
-    assert_ne!(Rig::new(true, Throttle::default()).r(0x10) & (1 << VIRTIO_BLK_F_RO), 0);
+    assert_ne!(Rig::new(true, Throttle::default()).dev.r(0x10) & (1 << VIRTIO_BLK_F_RO), 0);
 }
 
 #[test]

@@ -4,6 +4,9 @@
 use virtio_bindings::virtio_ring::{VRING_DESC_F_NEXT, VRING_DESC_F_WRITE};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
+use super::mmio::MmioTransport;
+use crate::devices::bus::BusDevice;
+
 pub const QSIZE: u16 = 16;
 pub const F_NEXT: u16 = VRING_DESC_F_NEXT as u16;
 pub const F_WRITE: u16 = VRING_DESC_F_WRITE as u16;
@@ -66,5 +69,23 @@ impl DriverQueue {
     pub fn used_elem(&self, mem: &GuestMemoryMmap, n: u16) -> (u32, u32) {
         let at = self.used + 4 + 8 * u64::from(n % QSIZE);
         (mem.read_obj(GuestAddress(at)).unwrap(), mem.read_obj(GuestAddress(at + 4)).unwrap())
+    }
+}
+
+/// 32-bit register access, as the driver does it.
+pub trait Regs {
+    fn w(&mut self, off: u64, v: u32);
+    fn r(&mut self, off: u64) -> u32;
+}
+
+impl Regs for MmioTransport {
+    fn w(&mut self, off: u64, v: u32) {
+        self.write(off, &v.to_le_bytes());
+    }
+
+    fn r(&mut self, off: u64) -> u32 {
+        let mut b = [0u8; 4];
+        self.read(off, &mut b);
+        u32::from_le_bytes(b)
     }
 }

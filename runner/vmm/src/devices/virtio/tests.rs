@@ -40,46 +40,36 @@ impl Rig {
         Rig { mem, dev, irq, out, q: (0..4).map(DriverQueue::new).collect() }
     }
 
-    fn w(&mut self, off: u64, v: u32) {
-        self.dev.write(off, &v.to_le_bytes());
-    }
-
-    fn r(&mut self, off: u64) -> u32 {
-        let mut b = [0u8; 4];
-        self.dev.read(off, &mut b);
-        u32::from_le_bytes(b)
-    }
-
     /// What virtio_mmio.c does at probe, accepting `features`.
     fn init(&mut self, features: u64) {
-        assert_eq!(self.r(0), 0x7472_6976);
-        assert_eq!((self.r(4), self.r(8)), (2, 3));
-        self.w(0x70, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-        self.w(0x14, 1);
-        assert_eq!(self.r(0x10), 1, "VERSION_1 offered");
-        self.w(0x14, 0);
-        assert_ne!(self.r(0x10) & 2, 0, "MULTIPORT offered");
+        assert_eq!(self.dev.r(0), 0x7472_6976);
+        assert_eq!((self.dev.r(4), self.dev.r(8)), (2, 3));
+        self.dev.w(0x70, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+        self.dev.w(0x14, 1);
+        assert_eq!(self.dev.r(0x10), 1, "VERSION_1 offered");
+        self.dev.w(0x14, 0);
+        assert_ne!(self.dev.r(0x10) & 2, 0, "MULTIPORT offered");
         for sel in 0..2u32 {
-            self.w(0x24, sel);
-            self.w(0x20, (features >> (32 * sel)) as u32);
+            self.dev.w(0x24, sel);
+            self.dev.w(0x20, (features >> (32 * sel)) as u32);
         }
-        self.w(
+        self.dev.w(
             0x70,
             VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK,
         );
         for i in 0..4 {
-            self.w(0x30, i as u32);
-            assert_eq!(self.r(0x34), u32::from(QUEUE_SIZE));
-            self.w(0x38, u32::from(QSIZE));
+            self.dev.w(0x30, i as u32);
+            assert_eq!(self.dev.r(0x34), u32::from(QUEUE_SIZE));
+            self.dev.w(0x38, u32::from(QSIZE));
             let (d, a, u) = (self.q[i].desc, self.q[i].avail, self.q[i].used);
             for (off, v) in [(0x80, d), (0x90, a), (0xa0, u)] {
-                self.w(off, v as u32);
-                self.w(off + 4, (v >> 32) as u32);
+                self.dev.w(off, v as u32);
+                self.dev.w(off + 4, (v >> 32) as u32);
             }
-            self.w(0x44, 1);
-            assert_eq!(self.r(0x44), 1);
+            self.dev.w(0x44, 1);
+            assert_eq!(self.dev.r(0x44), 1);
         }
-        self.w(
+        self.dev.w(
             0x70,
             VIRTIO_CONFIG_S_ACKNOWLEDGE
                 | VIRTIO_CONFIG_S_DRIVER
@@ -91,7 +81,7 @@ impl Rig {
     fn send(&mut self, q: usize, bufs: &[(u64, u32, bool)]) {
         let mem = self.mem.clone();
         self.q[q].add_chain(&mem, bufs);
-        self.w(0x50, q as u32);
+        self.dev.w(0x50, q as u32);
     }
 
     fn control_tx(&mut self, addr: u64, id: u32, event: u16, value: u16) {
@@ -114,16 +104,16 @@ const MULTI: u64 = (1 << 32) | F_MULTIPORT;
 fn multiport_handshake_names_and_opens_port_0() {
     let mut r = Rig::new();
     r.init(MULTI);
-    assert_eq!(r.r(0x100 + 4), 1, "max_nr_ports");
+    assert_eq!(r.dev.r(0x100 + 4), 1, "max_nr_ports");
     r.send(CTRL_RX, &[(0x80000, 4096, true)]);
     r.control_tx(0x90000, 0xffff_ffff, DEVICE_READY, 1);
     assert_eq!(r.q[CTRL_RX].used_idx(&r.mem), 1);
     assert_eq!(r.control_rx(0), control_msg(0, DEVICE_ADD, 1));
     assert_eq!(r.q[CTRL_TX].used_idx(&r.mem), 1, "control message consumed");
     assert!(r.irq.count() >= 1);
-    assert_eq!(r.r(0x60) & VIRTIO_MMIO_INT_VRING, VIRTIO_MMIO_INT_VRING);
-    r.w(0x64, VIRTIO_MMIO_INT_VRING);
-    assert_eq!(r.r(0x60), 0);
+    assert_eq!(r.dev.r(0x60) & VIRTIO_MMIO_INT_VRING, VIRTIO_MMIO_INT_VRING);
+    r.dev.w(0x64, VIRTIO_MMIO_INT_VRING);
+    assert_eq!(r.dev.r(0x60), 0);
 
     // PORT_READY before any receive buffer: the answers wait for buffers.
     r.control_tx(0x90000, 0, PORT_READY, 1);
@@ -181,12 +171,12 @@ fn malformed_chains_are_survived() {
     q.write_desc(&mem, head, 0xa0000, 4, F_NEXT, head);
     q.next_desc += 1;
     q.publish(&mem, head);
-    r.w(0x50, TX0 as u32);
+    r.dev.w(0x50, TX0 as u32);
     // A head index beyond the queue.
     r.q[TX0].publish(&mem, 200);
-    r.w(0x50, TX0 as u32);
+    r.dev.w(0x50, TX0 as u32);
     // Notifying a queue that does not exist.
-    r.w(0x50, 99);
+    r.dev.w(0x50, 99);
     // The device still works afterwards.
     mem.write_slice(b"ok", GuestAddress(0xa2000)).unwrap();
     r.q[TX0].next_desc = 10;
@@ -197,27 +187,27 @@ fn malformed_chains_are_survived() {
 #[test]
 fn queues_outside_memory_never_become_ready() {
     let mut r = Rig::new();
-    r.w(0x70, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
-    r.w(0x30, 1);
-    r.w(0x38, u32::from(QSIZE));
-    r.w(0x80, 0xfff0_0000);
-    r.w(0x44, 1);
-    assert_eq!(r.r(0x44), 0);
+    r.dev.w(0x70, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+    r.dev.w(0x30, 1);
+    r.dev.w(0x38, u32::from(QSIZE));
+    r.dev.w(0x80, 0xfff0_0000);
+    r.dev.w(0x44, 1);
+    assert_eq!(r.dev.r(0x44), 0);
     // Selecting a queue that does not exist reads as size 0.
-    r.w(0x30, 7);
-    assert_eq!(r.r(0x34), 0);
+    r.dev.w(0x30, 7);
+    assert_eq!(r.dev.r(0x34), 0);
 }
 
 #[test]
 fn reset_clears_everything() {
     let mut r = Rig::new();
     r.init(MULTI);
-    r.w(0x70, 0);
+    r.dev.w(0x70, 0);
     assert_eq!(r.dev.status(), 0);
-    r.w(0x30, 0);
-    assert_eq!(r.r(0x44), 0, "queues are not ready after reset");
+    r.dev.w(0x30, 0);
+    assert_eq!(r.dev.r(0x44), 0, "queues are not ready after reset");
     r.mem.write_slice(b"x", GuestAddress(0xa0000)).unwrap();
-    r.w(0x50, TX0 as u32);
+    r.dev.w(0x50, TX0 as u32);
     assert!(r.out.bytes().is_empty(), "no processing before DRIVER_OK");
 }
 
