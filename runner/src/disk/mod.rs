@@ -74,7 +74,7 @@ impl RunDisks {
             .map_or(0, |d| d.as_millis());
         for (spec, name) in specs.iter().zip(names) {
             let image = clones.join(format!("{}-{stamp}-{name}.img", std::process::id()));
-            let started = Instant::now();
+            let mut started = Instant::now();
             let (template, clone) = if spec.fs == Filesystem::None {
                 std::fs::File::create_new(&image)
                     .and_then(|f| f.set_len(spec.size_bytes))
@@ -89,6 +89,8 @@ impl RunDisks {
                     kernel,
                     progress,
                 )?;
+                // The clone's own time, not the template's build.
+                started = Instant::now();
                 let method = clone::clone_file(&t.image, &image).with_context(|| {
                     format!("clone {} to {}", t.image.display(), image.display())
                 })?;
