@@ -53,6 +53,10 @@ pub enum Command {
     /// Boot a VM, start a scheduler, run a payload, check its metrics.
     #[command(after_help = RUN_HELP)]
     Run(Box<RunArgs>),
+    /// One command in the VM a run would boot, the scheduler running:
+    /// `ktstr shell --exec CMD`, its output and exit code passed through.
+    #[command(after_help = crate::shell::SHELL_HELP)]
+    Shell(Box<crate::shell::ShellArgs>),
     /// Time-to-verdict and peak RSS of a trivial run, per VM engine.
     #[command(after_help = BENCH_HELP)]
     Bench(BenchArgs),
@@ -182,11 +186,16 @@ pub enum VmmArg {
     Kvm,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// The payload plugin to run (see `ktstr list-plugins --kind payload`).
-    #[arg(long, required_unless_present = "scenario", conflicts_with = "scenario")]
+    #[arg(long, required_unless_present_any = ["scenario", "exec"], conflicts_with = "scenario")]
     pub plugin: Option<String>,
+    /// Run one shell command in the guest as the payload (busybox `sh -c
+    /// CMD`, with its applets: cat, nproc, grep…): the `exec` plugin. Its
+    /// exit code is checked (`exit==0`); --duration is its time limit.
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["plugin", "scenario", "args"])]
+    pub exec: Option<String>,
     /// Run a scenario instead of one payload: a TOML file, or the name of a
     /// canned one (see `ktstr list-scenarios`; schema: core/scenarios/SCHEMA.md).
     #[arg(long, value_name = "FILE|NAME")]
@@ -282,6 +291,10 @@ pub struct RunArgs {
     /// deleting it when the run ends.
     #[arg(long)]
     pub keep_disks: bool,
+    /// The payload's stdout and stderr go to ours as they arrive, and the
+    /// summary to stderr (`ktstr shell --exec`).
+    #[arg(skip)]
+    pub tee_payload: bool,
 }
 
 fn parse_disk(s: &str) -> Result<ktstr_core::disk::DiskSpec, String> {

@@ -16,6 +16,7 @@ mod nested;
 mod output;
 mod plugins;
 mod run;
+mod shell;
 mod usage;
 mod vm;
 

@@ -23,7 +23,7 @@ fn first_party_plugins_are_all_listed_and_load() {
     let v = stdout_json(&out);
     let mut payloads = names_of_kind(&v, "payload");
     payloads.sort();
-    assert_eq!(payloads, ["fio", "schbench", "stress-ng", "workers"]);
+    assert_eq!(payloads, ["exec", "fio", "schbench", "stress-ng", "workers"]);
     let mut extractors = names_of_kind(&v, "extractor");
     extractors.sort();
     assert_eq!(extractors, ["fio", "json", "schbench", "stress-ng"]);
@@ -92,7 +92,7 @@ fn broken_plugins_are_listed_with_file_and_reason_and_others_still_load() {
     let r = reason("libnot_a_library.so");
     assert!(r.contains("cannot open the library"), "{r}");
     // The first-party plugins still loaded.
-    assert_eq!(names_of_kind(&v, "payload").len(), 4);
+    assert_eq!(names_of_kind(&v, "payload").len(), 5);
 
     let strict = ktstr(&["list-plugins", "--strict", "--plugin-dir", dir.path().to_str().unwrap()]);
     assert_eq!(strict.status.code(), Some(5));
@@ -120,7 +120,7 @@ fn libraries_that_crash_or_hang_when_opened_are_broken_and_the_rest_works() {
     assert!(reason("libsegv_manifest.so").contains("crashed with SIGSEGV"));
     assert!(reason("libabort_ctor.so").contains("crashed with SIGABRT"));
     assert!(reason("libhang_ctor.so").contains("did not answer within"));
-    assert_eq!(names_of_kind(&v, "payload").len(), 4, "the first-party plugins still load");
+    assert_eq!(names_of_kind(&v, "payload").len(), 5, "the first-party plugins still load");
 
     // `extract` still works beside them (its extractor runs contained too).
     let sample = dir.path().join("out.json");

@@ -27,6 +27,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Nested(args) => {
             crate::nested::execute(&args, &Discovery::from_env(&cli.plugin_dirs))
         }
+        Command::Shell(args) => {
+            crate::shell::execute(&args, &Discovery::from_env(&cli.plugin_dirs))
+        }
         Command::Run(args) => crate::run::execute(&args, &Discovery::from_env(&cli.plugin_dirs)),
     }
 }

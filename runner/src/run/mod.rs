@@ -3,6 +3,7 @@
 mod cmdline;
 mod console_watch;
 mod engine;
+mod exec;
 mod pack;
 mod payload_run;
 mod prepare;
@@ -39,6 +40,7 @@ pub use prepare::{init_binary, parse_memory};
 
 pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     let wall = Instant::now();
+    let args = &*exec::resolve(args);
     crate::interrupt::install();
     let catalog = discovery.scan();
     let valid = prepare::validate(args, &catalog)?;
@@ -100,7 +102,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         prepared.memory_mib,
         watchdog.as_secs()
     ));
-    let mut record = Record::default();
+    let mut record = Record { tee_payload: args.tee_payload, ..Record::default() };
     let mut timeline = timeline::Timeline::new(wall);
     timeline.mark(timeline::Mark::Prepared);
     let limits = session::Limits { watchdog, stall_grace: Duration::from_secs(args.stall_grace) };
@@ -174,7 +176,15 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
             std::fs::write(p, &doc).with_context(|| format!("write {}", p.display()))?;
             print!("{}", outcome.summary());
         }
+        // The payload's own output went to stdout: the summary is ours.
+        None if args.tee_payload => match exec::command_code(&record, verdict) {
+            Some(code) => progress(&format!("the command exited {code} ({})", artifacts.display())),
+            None => eprint!("{}", outcome.summary()),
+        },
         None => print!("{}", outcome.summary()),
+    }
+    if args.tee_payload {
+        return Ok(exec::exit_code(&record, verdict));
     }
     Ok(verdict.exit_code())
 }

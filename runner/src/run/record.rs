@@ -12,6 +12,8 @@ use ktstr_core::scenario::StepResult;
 
 #[derive(Debug, Default)]
 pub struct Record {
+    /// Copy the payload's output to our stdout and stderr as it arrives.
+    pub tee_payload: bool,
     pub hello: Option<(String, String)>,
     /// Set when the guest init speaks another protocol version: the run is refused.
     pub protocol_mismatch: Option<String>,
@@ -67,6 +69,19 @@ pub struct SchedulerReady {
     pub ready_ms: u64,
 }
 
+/// The payload's output, on to ours (`ktstr shell --exec`); a closed pipe
+/// on our side loses only the copy.
+fn tee(source: OutputSource, data: &[u8]) {
+    use std::io::Write;
+    let _ = match source {
+        OutputSource::PayloadStdout => {
+            std::io::stdout().write_all(data).and_then(|()| std::io::stdout().flush())
+        }
+        OutputSource::PayloadStderr => std::io::stderr().write_all(data),
+        _ => Ok(()),
+    };
+}
+
 #[derive(Debug, Clone)]
 pub struct PayloadEnd {
     pub exit_code: Option<i32>,
@@ -113,6 +128,9 @@ impl Record {
                 return Some(format!("payload {name} started (pid {pid}, cgroup {cgroup})"));
             }
             Message::Output { source, data } => {
+                if self.tee_payload {
+                    tee(source, &data);
+                }
                 let buf = match source {
                     OutputSource::PayloadStdout => &mut self.payload_stdout,
                     OutputSource::PayloadStderr => &mut self.payload_stderr,
