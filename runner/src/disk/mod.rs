@@ -81,7 +81,8 @@ impl RunDisks {
                     .with_context(|| format!("create {}", image.display()))?;
                 (None, None)
             } else {
-                let t = template::get_or_build(
+                // The lock stays held until the clone is made.
+                let (t, _lock) = template::get_or_build(
                     &root,
                     spec.fs,
                     spec.size_bytes,
@@ -150,8 +151,10 @@ impl RunDisks {
 
     /// Moves each image into `dir` (`--keep-disks`).
     pub fn keep_in(&mut self, dir: &Path) -> anyhow::Result<()> {
-        for d in &mut self.disks {
+        if !self.disks.is_empty() {
             std::fs::create_dir_all(dir)?;
+        }
+        for d in &mut self.disks {
             let to = dir.join(format!("{}.img", d.name));
             if std::fs::rename(&d.image, &to).is_err() {
                 // Another filesystem: copy (a reflink where it can), then drop ours.

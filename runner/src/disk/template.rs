@@ -57,8 +57,8 @@ pub fn templates_dir(disks_dir: &Path) -> PathBuf {
     disks_dir.join("templates")
 }
 
-/// Finds mkfs for `fs` on the host (PATH, then the sbin directories).
-pub fn find_mkfs(fs: Filesystem) -> anyhow::Result<Mkfs> {
+/// Where the host's mkfs for `fs` is (PATH, then the sbin directories).
+pub fn mkfs_path(fs: Filesystem) -> anyhow::Result<PathBuf> {
     let name = fs.mkfs().context("a blank disk has no mkfs")?;
     let path = crate::plugins::find_in_path(name)
         .or_else(|| {
@@ -72,7 +72,12 @@ pub fn find_mkfs(fs: Filesystem) -> anyhow::Result<Mkfs> {
             };
             format!("{name} not found: install it (`apt-get install {pkg}`) to make {fs} disks")
         })?;
-    let path = std::fs::canonicalize(&path).unwrap_or(path);
+    Ok(std::fs::canonicalize(&path).unwrap_or(path))
+}
+
+/// The host's mkfs for `fs`, with what identifies its output.
+pub fn find_mkfs(fs: Filesystem) -> anyhow::Result<Mkfs> {
+    let path = mkfs_path(fs)?;
     let bytes = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
     let out = std::process::Command::new(&path).arg("-V").output();
     let version = out
@@ -108,7 +113,8 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
-/// The template for (`fs`, `size_bytes`): from the cache, or built now.
+/// The template for (`fs`, `size_bytes`): from the cache, or built now;
+/// with its lock, held until the caller has cloned it.
 pub fn get_or_build(
     disks_dir: &Path,
     fs: Filesystem,
@@ -116,25 +122,38 @@ pub fn get_or_build(
     engine: &dyn VmEngine,
     kernel: &KernelEntry,
     progress: &mut dyn FnMut(&str),
-) -> anyhow::Result<Template> {
+) -> anyhow::Result<(Template, File)> {
     let mkfs = find_mkfs(fs)?;
     let key = key(fs, size_bytes, &mkfs);
     let dir = templates_dir(disks_dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let stem = file_stem(fs, size_bytes, &key);
     let (image, meta_path) = (dir.join(format!("{stem}.img")), dir.join(format!("{stem}.json")));
+    let cached = || read_meta(&meta_path).filter(|_| image.is_file());
     let lock = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(dir.join(format!("{stem}.lock")))
         .context("open the template lock")?;
+    // Runs that clone the template share its lock; a build and `ktstr disk
+    // clean` hold it alone, so neither pulls a template from under a clone.
+    let waiting = format!("waiting for another ktstr building the {fs} template {stem}…");
+    if lock.try_lock_shared().is_err() {
+        progress(&waiting);
+        lock.lock_shared().context("lock the template")?;
+    }
+    if let Some(meta) = cached() {
+        return Ok((Template { image, meta, hit: true }, lock));
+    }
+    lock.unlock().context("unlock the template")?;
     if lock.try_lock().is_err() {
-        progress(&format!("waiting for another ktstr building the {fs} template {stem}…"));
+        progress(&waiting);
         lock.lock().context("lock the template")?;
     }
-    if let Some(meta) = read_meta(&meta_path).filter(|_| image.is_file()) {
-        return Ok(Template { image, meta, hit: true });
+    // Built by another run while this one waited.
+    if let Some(meta) = cached() {
+        return Ok((Template { image, meta, hit: true }, lock));
     }
     progress(&format!(
         "building the {} {fs} template with {} ({}) in a one-shot VM…",
@@ -163,7 +182,7 @@ pub fn get_or_build(
     std::fs::rename(&tmp, &image).context("install the template")?;
     crate::kernel::write_atomic(&meta_path, serde_json::to_string_pretty(&meta)?.as_bytes())?;
     progress(&format!("template {stem} built in {:.1} s", meta.build_ms as f64 / 1000.0));
-    Ok(Template { image, meta, hit: false })
+    Ok((Template { image, meta, hit: false }, lock))
 }
 
 pub fn read_meta(path: &Path) -> Option<Meta> {

@@ -135,10 +135,10 @@ fn add_kernel_entry(a: &mut ArchiveSpec, kernel: &KernelEntry) -> Result<()> {
 /// (a run inside L1 that needs one says so).
 fn add_mkfs(a: &mut ArchiveSpec) -> Result<()> {
     for fs in Filesystem::ALL {
-        let (Some(name), Ok(mkfs)) = (fs.mkfs(), crate::disk::template::find_mkfs(fs)) else {
+        let (Some(name), Ok(path)) = (fs.mkfs(), crate::disk::template::mkfs_path(fs)) else {
             continue;
         };
-        a.add_elf_with_deps(&mkfs.path, format!("/usr/sbin/{name}"))?;
+        a.add_elf_with_deps(&path, format!("/usr/sbin/{name}"))?;
     }
     if let Ok(conf) = std::fs::read("/etc/mke2fs.conf") {
         a.add_bytes("/etc/mke2fs.conf", conf, 0o644);
