@@ -297,6 +297,17 @@ pub struct DiskReport {
     pub fs: Option<String>,
 }
 
+impl DiskReport {
+    /// `/dev/vda (64 MiB), ext4 on /mnt/disk0`, or `…, not mounted`.
+    pub fn describe(&self) -> String {
+        let mount = match (&self.mount, &self.fs) {
+            (Some(at), Some(fs)) => format!("{fs} on {at}"),
+            _ => "not mounted".into(),
+        };
+        format!("{} ({} MiB), {mount}", self.device, self.size_bytes >> 20)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -232,16 +232,7 @@ impl Record {
             }
             Message::Monitor(summary) => self.monitor = Some(summary),
             Message::Disk(d) => {
-                let line = format!(
-                    "disk {}: {} ({} MiB){}",
-                    d.name,
-                    d.device,
-                    d.size_bytes >> 20,
-                    match (&d.mount, &d.fs) {
-                        (Some(at), Some(fs)) => format!(", {fs} on {at}"),
-                        _ => ", not mounted".into(),
-                    }
-                );
+                let line = format!("disk {}: {}", d.name, d.describe());
                 self.disks.push(d);
                 return Some(line);
             }

@@ -11,6 +11,9 @@ use ktstr_vmm::{RunningVm as VmmRunning, Vm, VmConfig, VmExitReason};
 
 use super::{RunningVm, VmEngine, VmExit, VmSpec};
 
+// `--disk` is checked against core's limit; it must be the VMM's slots.
+const _: () = assert!(ktstr_core::disk::MAX_DISKS == ktstr_vmm::arch::x86_64::layout::MAX_DISKS);
+
 #[derive(Debug)]
 pub struct KvmEngine;
 

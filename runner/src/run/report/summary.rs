@@ -67,13 +67,7 @@ impl Outcome<'_> {
         }
         for (name, origin, kept) in &self.disk_lines {
             let seen = r.disks.iter().find(|d| &d.name == name);
-            let guest = match seen {
-                Some(d) => match (&d.mount, &d.fs) {
-                    (Some(at), Some(fs)) => format!("{} {fs} on {at}", d.device),
-                    _ => format!("{} (not mounted)", d.device),
-                },
-                None => "(not reported by the guest)".into(),
-            };
+            let guest = seen.map_or("(not reported by the guest)".into(), |d| d.describe());
             let kept =
                 kept.as_ref().map(|p| format!("; kept as {}", p.display())).unwrap_or_default();
             row("disk", format!("{name}: {guest} — {origin}{kept}"));
