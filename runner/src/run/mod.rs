@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::cli::RunArgs;
-use crate::initramfs::{write_newc, ArchiveSpec, BaseArchiveCache};
 use crate::plugins::Discovery;
 use crate::vm::VmSpec;
 use console_watch::ConsoleWatch;
@@ -65,19 +64,12 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         })?;
     prepared.plan.disks = disks.plans();
     progress("packing the initramfs…");
-    let base = BaseArchiveCache::new(crate::kernel::cache_dir().join("initramfs"))
-        .get_or_build(&prepared.base)?;
     let plan_json = prepared.plan.to_json();
     std::fs::write(artifacts.join("plan.json"), &plan_json)?;
-    let mut plan_archive = ArchiveSpec::default();
-    plan_archive.add_bytes(ktstr_core::plan::PLAN_PATH, plan_json.into_bytes(), 0o644);
-    let plan_cpio = work.path().join("plan.cpio");
-    write_newc(&plan_archive, &mut std::fs::File::create(&plan_cpio)?)?;
     let spec = VmSpec {
         kernel: kernel.bzimage.clone(),
         vmlinux: vmlinux.clone(),
-        // The cached base archive as it is, then this run's plan.
-        initramfs: vec![base, plan_cpio],
+        initramfs: pack::initramfs(&prepared.base, &plan_json, work.path())?,
         cmdline,
         topology: prepared.topology.clone(),
         memory_mib: prepared.memory_mib,

@@ -1,15 +1,28 @@
 //! What a run packs into the guest for its payloads: plugin libraries, the
 //! binaries they run, their extra files, and coreutils' stdbuf preload that
-//! makes their output line-buffered.
+//! makes their output line-buffered; and the guest's initramfs made of the
+//! cached base archive and the run plan.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use ktstr_core::plan::{BIN_DIR, PLUGIN_DIR};
+use ktstr_core::plan::{BIN_DIR, PLAN_PATH, PLUGIN_DIR};
 use ktstr_core::plugin::{payload_spec, PayloadSpec, PluginAt, PluginRef, RunContext};
 
 use super::payload_run::{env, Scratch};
-use crate::initramfs::ArchiveSpec;
+use crate::initramfs::{write_newc, ArchiveSpec, BaseArchiveCache};
+
+/// The guest's initramfs: the cached base archive as it is, then a small
+/// one holding the run plan, written into `dir`.
+pub fn initramfs(base: &ArchiveSpec, plan_json: &str, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let base =
+        BaseArchiveCache::new(crate::kernel::cache_dir().join("initramfs")).get_or_build(base)?;
+    let mut plan = ArchiveSpec::default();
+    plan.add_bytes(PLAN_PATH, plan_json.as_bytes().to_vec(), 0o644);
+    let plan_cpio = dir.join("plan.cpio");
+    write_newc(&plan, &mut std::fs::File::create(&plan_cpio)?)?;
+    Ok(vec![base, plan_cpio])
+}
 use crate::plugins::locate;
 
 /// Where shared objects ktstr itself preloads go in the guest.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use ktstr_core::disk::{DiskPlan, DiskReport};
-use ktstr_core::plan::{RunPlan, SchedulerPlan, PLAN_PATH};
+use ktstr_core::plan::{RunPlan, SchedulerPlan};
 use ktstr_core::plugin::LaunchSpec;
 use ktstr_core::protocol::PROTOCOL_VERSION;
 
@@ -15,7 +15,7 @@ use super::console_watch::ConsoleWatch;
 use super::record::Record;
 use super::session::{self, Limits};
 use super::timeline::Timeline;
-use crate::initramfs::{write_newc, ArchiveSpec, BaseArchiveCache};
+use crate::initramfs::ArchiveSpec;
 use crate::kernel::KernelEntry;
 use crate::vm::{VmDisk, VmEngine, VmSpec};
 
@@ -53,16 +53,10 @@ pub fn run(
         disks: plans,
         setup_only: true,
     };
-    let base =
-        BaseArchiveCache::new(crate::kernel::cache_dir().join("initramfs")).get_or_build(base)?;
-    let mut plan_archive = ArchiveSpec::default();
-    plan_archive.add_bytes(PLAN_PATH, plan.to_json().into_bytes(), 0o644);
-    let plan_cpio = dir.join("plan.cpio");
-    write_newc(&plan_archive, &mut std::fs::File::create(&plan_cpio)?)?;
     let spec = VmSpec {
         kernel: kernel.bzimage.clone(),
         vmlinux: None,
-        initramfs: vec![base, plan_cpio],
+        initramfs: super::pack::initramfs(base, &plan.to_json(), dir)?,
         cmdline: super::cmdline::guest_cmdline(&[])?,
         topology: TOPOLOGY.parse().expect("the set-up topology parses"),
         memory_mib: MEMORY_MIB,
