@@ -206,24 +206,14 @@ pub struct RunArgs {
     /// `{out_dir}` are filled in (`{{` for a literal brace).
     #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
     pub args: Vec<String>,
-    /// `eevdf`, or a sched_ext scheduler by name (scx_simple, scx_qmap…) or path.
-    #[arg(long, default_value = "eevdf")]
-    pub scheduler: String,
-    /// An argument for the scheduler (repeatable).
-    #[arg(long = "sched-arg", value_name = "ARG", allow_hyphen_values = true)]
-    pub sched_args: Vec<String>,
-    /// CPU topology of the guest, NnNlNcNt, or `host` for this machine's
-    /// shape [default: 1n1l2c1t; for a scenario, the smallest one it fits].
-    #[arg(long)]
-    pub topology: Option<String>,
+    /// The VM: scheduler, topology, memory, kernel, engine.
+    #[command(flatten)]
+    pub vm: VmArgs,
     /// Another machine's topology: `lscpu -p=CPU,CORE,SOCKET,NODE,CACHE`
     /// output, or a tarball of its /sys/devices/system/{cpu,node}; what the
     /// guest cannot copy (uneven levels, CPU numbering) is said.
     #[arg(long, value_name = "FILE", conflicts_with = "topology")]
     pub topology_from: Option<PathBuf>,
-    /// Guest memory in MiB (or with a suffix: 512M, 2G).
-    #[arg(long, default_value = "1024")]
-    pub memory: String,
     /// How long the payload runs, in seconds [default: the payload's own,
     /// else 10; a scenario: 60]. The payload gets it as `{duration}` in its
     /// arguments; it is killed as timed out a grace period later (30 s
@@ -232,13 +222,6 @@ pub struct RunArgs {
     /// scenario: the run duration its `fraction` holds are taken of.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
-    /// Kernel: a bzImage path, a cache entry or key. Default: $KTSTR_KERNEL,
-    /// then the newest cached kernel.
-    #[arg(long)]
-    pub kernel: Option<String>,
-    /// VM engine.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub vmm: VmmArg,
     /// A check on the result (repeatable), e.g. 'wakeup_latency_p99<=5000'.
     #[arg(long = "check", value_name = "EXPR")]
     pub checks: Vec<String>,
@@ -264,11 +247,6 @@ pub struct RunArgs {
     /// default, scx_qmap 5 s) to catch stalls first.
     #[arg(long, value_name = "MS", default_value_t = 3000)]
     pub monitor_stall_ms: u64,
-    /// A guest kernel command-line parameter (repeatable), e.g.
-    /// `--kernel-arg nohz_full=1`; ktstr's own (rdinit, init, panic, reboot,
-    /// ktstr.*) are refused.
-    #[arg(long = "kernel-arg", value_name = "ARG", allow_hyphen_values = true)]
-    pub kernel_args: Vec<String>,
     /// ktstr-vmm: boot the kernel cache entry's uncompressed vmlinux instead
     /// of its bzImage (no decompression in the guest). Off by default: under
     /// nested TCG its L2 boots failed more often (see the README).
@@ -297,7 +275,37 @@ pub struct RunArgs {
     pub tee_payload: bool,
 }
 
-fn parse_disk(s: &str) -> Result<ktstr_core::disk::DiskSpec, String> {
+/// What the test VM is, for every command that boots one (`run`, `shell`).
+#[derive(Args, Debug, Clone)]
+pub struct VmArgs {
+    /// `eevdf`, or a sched_ext scheduler by name (scx_simple, scx_qmap…) or path.
+    #[arg(long, default_value = "eevdf")]
+    pub scheduler: String,
+    /// An argument for the scheduler (repeatable).
+    #[arg(long = "sched-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub sched_args: Vec<String>,
+    /// CPU topology of the guest, NnNlNcNt, or `host` for this machine's
+    /// shape [default: 1n1l2c1t; for a scenario, the smallest one it fits].
+    #[arg(long)]
+    pub topology: Option<String>,
+    /// Guest memory in MiB (or with a suffix: 512M, 2G).
+    #[arg(long, default_value = "1024")]
+    pub memory: String,
+    /// Kernel: a bzImage path, a cache entry or key. Default: $KTSTR_KERNEL,
+    /// then the newest cached kernel.
+    #[arg(long)]
+    pub kernel: Option<String>,
+    /// VM engine.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub vmm: VmmArg,
+    /// A guest kernel command-line parameter (repeatable), e.g.
+    /// `--kernel-arg nohz_full=1`; ktstr's own (rdinit, init, panic, reboot,
+    /// ktstr.*) are refused.
+    #[arg(long = "kernel-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub kernel_args: Vec<String>,
+}
+
+pub fn parse_disk(s: &str) -> Result<ktstr_core::disk::DiskSpec, String> {
     s.parse()
 }
 

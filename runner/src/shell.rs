@@ -7,8 +7,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Args, Parser};
+use ktstr_core::disk::DiskSpec;
 
-use crate::cli::{Cli, Command, RunArgs, VmmArg};
+use crate::cli::{parse_disk, Cli, Command, RunArgs, VmArgs};
 use crate::plugins::Discovery;
 use crate::usage::UsageError;
 
@@ -18,33 +19,14 @@ pub struct ShellArgs {
     /// grep, sleep…). Its stdout and stderr are ours as they arrive.
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
-    /// `eevdf`, or a sched_ext scheduler by name (scx_simple…) or path.
-    #[arg(long, default_value = "eevdf")]
-    pub scheduler: String,
-    /// An argument for the scheduler (repeatable).
-    #[arg(long = "sched-arg", value_name = "ARG", allow_hyphen_values = true)]
-    pub sched_args: Vec<String>,
-    /// CPU topology of the guest, NnNlNcNt [default: 1n1l2c1t].
-    #[arg(long)]
-    pub topology: Option<String>,
-    /// Guest memory in MiB (or 512M, 2G).
-    #[arg(long, default_value = "1024")]
-    pub memory: String,
+    #[command(flatten)]
+    pub vm: VmArgs,
     /// A disk, as `ktstr run --disk` (repeatable).
-    #[arg(long = "disk", value_name = "SPEC", value_parser = crate::gauntlet::args::parse_disk)]
-    pub disks: Vec<String>,
-    /// Kernel: a bzImage path, a cache entry or key.
-    #[arg(long)]
-    pub kernel: Option<String>,
-    /// VM engine.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub vmm: VmmArg,
-    /// The command's time limit in seconds [default: 600].
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<u64>,
-    /// A guest kernel parameter (repeatable).
-    #[arg(long = "kernel-arg", value_name = "ARG", allow_hyphen_values = true)]
-    pub kernel_args: Vec<String>,
+    #[arg(long = "disk", value_name = "SPEC", value_parser = parse_disk)]
+    pub disks: Vec<DiskSpec>,
+    /// The command's time limit in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub timeout: u64,
     /// Keep the run's artifacts (console log, scheduler log…) here.
     #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
@@ -75,32 +57,20 @@ pub fn execute(args: &ShellArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     crate::run::execute(&run, discovery)
 }
 
-/// The `ktstr run` these arguments mean, parsed by `run`'s own parser so
-/// that its defaults and checks apply unchanged.
+/// The `ktstr run` these arguments mean: `run --exec CMD` parsed by run's
+/// own parser, so that its defaults apply unchanged, then this VM.
 fn run_args(args: &ShellArgs, cmd: &str) -> anyhow::Result<RunArgs> {
-    let mut argv: Vec<String> =
-        ["ktstr", "run", "--exec", cmd, "--scheduler", &args.scheduler].map(String::from).to_vec();
-    let mut add = |flag: &str, value: &str| argv.push(format!("--{flag}={value}"));
-    for a in &args.sched_args {
-        add("sched-arg", a);
-    }
-    for (flag, value) in [("topology", &args.topology), ("kernel", &args.kernel)] {
-        if let Some(v) = value {
-            add(flag, v);
-        }
-    }
-    add("memory", &args.memory);
-    args.disks.iter().for_each(|d| add("disk", d));
-    args.kernel_args.iter().for_each(|k| add("kernel-arg", k));
-    add("vmm", crate::gauntlet::args::vmm_name(args.vmm));
-    add("duration", &args.timeout.unwrap_or(600).to_string());
-    if let Some(dir) = &args.artifacts {
-        add("artifacts", &dir.to_string_lossy());
-    }
-    match Cli::try_parse_from(&argv).map_err(|e| UsageError(e.to_string()))?.command {
-        Command::Run(run) => Ok(*run),
-        _ => unreachable!("argv names `run`"),
-    }
+    let argv = ["ktstr", "run", "--exec", cmd];
+    let Command::Run(mut run) =
+        Cli::try_parse_from(argv).map_err(|e| UsageError(e.to_string()))?.command
+    else {
+        unreachable!("argv names `run`")
+    };
+    run.vm = args.vm.clone();
+    run.disks = args.disks.clone();
+    run.duration = Some(args.timeout);
+    run.artifacts = args.artifacts.clone();
+    Ok(*run)
 }
 
 #[cfg(test)]
@@ -127,8 +97,8 @@ mod tests {
         let Command::Shell(args) = cli.command else { panic!("not shell") };
         let run = run_args(&args, "nproc").unwrap();
         assert_eq!(run.exec.as_deref(), Some("nproc"));
-        assert_eq!(run.topology.as_deref(), Some("1n2l2c1t"));
-        assert_eq!(run.sched_args, ["-v"]);
+        assert_eq!(run.vm.topology.as_deref(), Some("1n2l2c1t"));
+        assert_eq!(run.vm.sched_args, ["-v"]);
         assert_eq!((run.disks.len(), run.duration), (1, Some(30)));
     }
 }

@@ -177,7 +177,7 @@ pub fn parse_disk(s: &str) -> Result<String, String> {
     s.parse::<ktstr_core::disk::DiskSpec>().map(|_| s.to_string())
 }
 
-pub fn vmm_name(v: VmmArg) -> &'static str {
+fn vmm_name(v: VmmArg) -> &'static str {
     match v {
         VmmArg::Auto => "auto",
         VmmArg::Qemu => "qemu",

@@ -43,9 +43,9 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     crate::interrupt::install();
     let catalog = discovery.scan();
     let valid = prepare::validate(args, &catalog)?;
-    let cmdline = cmdline::guest_cmdline(&args.kernel_args)?;
-    let (engine, engine_line) = engine::select(args.vmm)?;
-    let kernel = crate::kernel::resolve(args.kernel.as_deref())?;
+    let cmdline = cmdline::guest_cmdline(&args.vm.kernel_args)?;
+    let (engine, engine_line) = engine::select(args.vm.vmm)?;
+    let kernel = crate::kernel::resolve(args.vm.kernel.as_deref())?;
     let mut prepared = prepare::prepare(args, valid, &kernel)?;
 
     let artifacts = artifacts_dir(args, &prepared.job_name)?;
@@ -86,7 +86,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         "booting {} CPUs ({}{}), {} MiB; watchdog {}s",
         prepared.topology.cpus(),
         prepared.topology,
-        if args.topology.is_none() && args.topology_from.is_none() && args.scenario.is_some() {
+        if args.vm.topology.is_none() && args.topology_from.is_none() && args.scenario.is_some() {
             ": the smallest the scenario fits; --topology chooses"
         } else {
             ""
@@ -133,7 +133,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         console: &console,
         stall_grace_s: args.stall_grace,
         record: &record,
-        kernel: kernel_line(&kernel.version, image, &args.kernel_args),
+        kernel: kernel_line(&kernel.version, image, &args.vm.kernel_args),
         engine: report::EngineInfo {
             name: engine.name(),
             description: engine_line,

@@ -71,12 +71,12 @@ enum Job<'c> {
 
 /// Checks the user's input (usage errors, exit 2) before any host work.
 pub fn validate<'c>(args: &RunArgs, catalog: &'c Catalog) -> anyhow::Result<Validated<'c>> {
-    let topology_from = match (&args.topology, &args.topology_from) {
+    let topology_from = match (&args.vm.topology, &args.topology_from) {
         (_, Some(file)) => Some(crate::machine::from_file(file)?),
         (Some(t), _) if t == "host" => Some(crate::machine::host()?),
         _ => None,
     };
-    let mut topology = match (&topology_from, &args.topology) {
+    let mut topology = match (&topology_from, &args.vm.topology) {
         (Some(shape), _) => {
             shape.report_notes();
             shape.topology.clone()
@@ -84,7 +84,7 @@ pub fn validate<'c>(args: &RunArgs, catalog: &'c Catalog) -> anyhow::Result<Vali
         (None, Some(t)) => t.parse().map_err(|e| UsageError(format!("{e}")))?,
         (None, None) => DEFAULT_TOPOLOGY.parse().expect("the default topology parses"),
     };
-    let memory_mib = parse_memory(&args.memory).map_err(UsageError)?;
+    let memory_mib = parse_memory(&args.vm.memory).map_err(UsageError)?;
     if args.duration == Some(0) {
         return Err(UsageError("--duration must be at least 1 second".into()).into());
     }
@@ -105,7 +105,7 @@ pub fn validate<'c>(args: &RunArgs, catalog: &'c Catalog) -> anyhow::Result<Vali
         }
         (None, Some(spec)) => {
             let scenario = load_scenario(spec)?;
-            if args.topology.is_none() && args.topology_from.is_none() {
+            if args.vm.topology.is_none() && args.topology_from.is_none() {
                 topology = fitting_topology(&scenario)?;
             }
             scenario
@@ -128,14 +128,15 @@ pub fn validate<'c>(args: &RunArgs, catalog: &'c Catalog) -> anyhow::Result<Vali
     for text in &args.checks {
         checks.push(Check::parse(text).map_err(UsageError)?);
     }
-    let (launcher, launch) = scheduler::launcher(&args.scheduler, catalog)?;
+    let (launcher, launch) = scheduler::launcher(&args.vm.scheduler, catalog)?;
     let payloads = match &job {
         Job::Payload { payload, .. } => vec![*payload],
         Job::Scenario { payloads, .. } => payloads.clone(),
     };
     for p in payloads {
         let req = &payload_spec(p).requirements;
-        if let Some(why) = unmet(&p.info.name, req, &args.scheduler, launch.sched_ext, &topology) {
+        if let Some(why) = unmet(&p.info.name, req, &args.vm.scheduler, launch.sched_ext, &topology)
+        {
             return Err(UsageError(why).into());
         }
     }
@@ -285,11 +286,11 @@ pub fn prepare(
         payload,
         scenario,
         scheduler: SchedulerPlan {
-            requested: args.scheduler.clone(),
+            requested: args.vm.scheduler.clone(),
             launch,
             launcher: launcher.info.name.clone(),
             binary: sched_guest,
-            extra_args: args.sched_args.clone(),
+            extra_args: args.vm.sched_args.clone(),
         },
         checks,
         topology: topology.to_string(),
@@ -302,8 +303,10 @@ pub fn prepare(
         setup_only: false,
     };
     let scheduler_desc = match &sched_binary {
-        Some(p) => format!("{} ({}, launcher {})", args.scheduler, p.display(), launcher.info.name),
-        None => format!("{} (launcher {})", args.scheduler, launcher.info.name),
+        Some(p) => {
+            format!("{} ({}, launcher {})", args.vm.scheduler, p.display(), launcher.info.name)
+        }
+        None => format!("{} (launcher {})", args.vm.scheduler, launcher.info.name),
     };
     Ok(Prepared {
         plan,
