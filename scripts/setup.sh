@@ -17,6 +17,8 @@ PACKAGES=(
     fio stress-ng
     # disks: mkfs for templates (packed into the guest) and the test's btrfs cache
     btrfs-progs xfsprogs e2fsprogs
+    # tests: the interactive shell driven through a real terminal
+    tmux
 )
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -59,6 +59,11 @@ pub struct PayloadPlan {
     pub context: RunContext,
     /// Extra environment for the payload (`KTSTR_*`, line buffering).
     pub env: Vec<(String, String)>,
+    /// The payload gets a terminal (`ktstr shell`): a PTY for its stdio,
+    /// relayed to the virtio-console port `ktstr-shell`, and it outlives a
+    /// scheduler failure, which is reported as it happens.
+    #[serde(default)]
+    pub terminal: bool,
 }
 
 /// A scenario and the payload plugins its `run_payload` ops name.

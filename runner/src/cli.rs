@@ -273,6 +273,12 @@ pub struct RunArgs {
     /// summary to stderr (`ktstr shell --exec`).
     #[arg(skip)]
     pub tee_payload: bool,
+    /// The payload gets the user's terminal, with no time limit (`ktstr shell`).
+    #[arg(skip)]
+    pub interactive: bool,
+    /// Host files and directories packed into the guest's `/include`.
+    #[arg(skip)]
+    pub include: Vec<PathBuf>,
 }
 
 /// What the test VM is, for every command that boots one (`run`, `shell`).

@@ -1,5 +1,6 @@
-//! Ctrl-C and SIGTERM become a flag the long-running loops poll, so every
-//! exit path still kills the VM and keeps the artifacts.
+//! Ctrl-C, SIGTERM and SIGHUP (the terminal went away) become a flag the
+//! long-running loops poll, so every exit path still kills the VM, keeps the
+//! artifacts and restores the terminal.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -15,7 +16,13 @@ pub fn install() {
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGHUP, on_signal as *const () as libc::sighandler_t);
     }
+}
+
+/// Asks the loops to stop, as a signal would (the shell's escape key).
+pub fn request() {
+    REQUESTED.store(true, Ordering::SeqCst);
 }
 
 pub fn requested() -> bool {

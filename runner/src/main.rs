@@ -17,6 +17,7 @@ mod output;
 mod plugins;
 mod run;
 mod shell;
+mod terminal;
 mod usage;
 mod vm;
 
@@ -36,6 +37,8 @@ fn main() {
             usage::exit_code_for(&err)
         }
     };
+    // Whatever happened, the user's terminal is not left raw.
+    terminal::restore();
     std::process::exit(code);
 }
 

@@ -75,7 +75,7 @@ pub fn send_last_word(msg: &Message) {
 }
 
 /// `/dev/vportNpM` whose sysfs name is `name`.
-fn find_port(name: &str) -> Option<String> {
+pub(crate) fn find_port(name: &str) -> Option<String> {
     let dir = std::fs::read_dir("/sys/class/virtio-ports").ok()?;
     dir.filter_map(Result::ok).find_map(|e| {
         let port_name = std::fs::read_to_string(e.path().join("name")).ok()?;

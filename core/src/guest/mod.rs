@@ -5,7 +5,7 @@
 //! The init stays single-threaded whenever it forks, so that forking the
 //! payload is safe (contained plugin calls join their helper threads).
 
-mod channel;
+pub(crate) mod channel;
 mod disks;
 mod kmsg;
 pub mod monitor;

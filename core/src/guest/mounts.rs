@@ -5,8 +5,8 @@ use nix::mount::{mount, MsFlags};
 
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-/// Mounts what a run needs. The essential ones fail the run; tracing and
-/// debug filesystems are best-effort (only some schedulers need them).
+/// Mounts what a run needs. The essential ones fail the run; tracing, debug
+/// and PTY filesystems are best-effort (only some runs need them).
 pub fn mount_all() -> anyhow::Result<()> {
     let essential: [(&str, &str, &str); 6] = [
         ("proc", "/proc", "proc"),
@@ -23,9 +23,13 @@ pub fn mount_all() -> anyhow::Result<()> {
             Err(e) => return Err(e).with_context(|| format!("mount {fstype} on {target}")),
         }
     }
-    for (src, target, fstype) in
-        [("debugfs", "/sys/kernel/debug", "debugfs"), ("tracefs", "/sys/kernel/tracing", "tracefs")]
-    {
+    // devpts: the PTY of an interactive shell (`ktstr shell`).
+    for (src, target, fstype) in [
+        ("debugfs", "/sys/kernel/debug", "debugfs"),
+        ("tracefs", "/sys/kernel/tracing", "tracefs"),
+        ("devpts", "/dev/pts", "devpts"),
+    ] {
+        std::fs::create_dir_all(target).ok();
         let _ = mount(Some(src), target, Some(fstype), MsFlags::empty(), None::<&str>);
     }
     // What udev or systemd would create: payloads write to /dev/stdout.

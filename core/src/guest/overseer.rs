@@ -38,6 +38,11 @@ impl<'a> Overseer<'a> {
         self.failure.is_none()
     }
 
+    /// The failure found so far, if any.
+    pub fn failure(&self) -> Option<&SchedulerFailure> {
+        self.failure.as_ref()
+    }
+
     /// The failure that stopped the run, if any; the monitor's summary is
     /// sent on the way out.
     pub fn finish(self) -> Option<SchedulerFailure> {

@@ -140,10 +140,16 @@ fn run_payload(
             Program::Inline { plugin: &payload.plugin, context, args, env }
         }
     };
+    let terminal = payload.terminal.then(payload::Terminal::open).transpose()?;
     let overseer = Overseer::new(ch, streams, sched, plan.monitor);
-    let mut watch = Watcher { o: overseer, name: &payload.name };
-    let outcome =
-        payload::run(&program, &cgroup_dir, payload.own_process_group, timeout, &mut watch)?;
+    let mut watch = Watcher {
+        o: overseer,
+        name: &payload.name,
+        outlive_failure: payload.terminal,
+        told: false,
+    };
+    let own_group = payload.own_process_group;
+    let outcome = payload::run(&program, &cgroup_dir, own_group, timeout, terminal, &mut watch)?;
     let failure = watch.o.finish();
 
     ch.send(&Message::SchedExtDuringPayload { state: sched_ext::state(), ops: sched_ext::ops() });
@@ -284,6 +290,10 @@ impl scenario_exec::Reporter for ScenarioReporter<'_> {
 struct Watcher<'a> {
     o: Overseer<'a>,
     name: &'a str,
+    /// An interactive shell goes on when the scheduler fails (its user
+    /// wants to look around); the failure is told at once instead.
+    outlive_failure: bool,
+    told: bool,
 }
 
 impl payload::Watch for Watcher<'_> {
@@ -303,7 +313,16 @@ impl payload::Watch for Watcher<'_> {
     }
 
     fn keep_going(&mut self) -> bool {
-        self.o.keep_going()
+        let ok = self.o.keep_going();
+        if ok || !self.outlive_failure {
+            return ok;
+        }
+        if !std::mem::replace(&mut self.told, true) {
+            if let Some(f) = self.o.failure().cloned() {
+                self.o.ch.send(&Message::SchedulerFailed(f));
+            }
+        }
+        true
     }
 }
 

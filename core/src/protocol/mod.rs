@@ -5,6 +5,7 @@
 mod fit;
 mod frame;
 mod message;
+pub mod terminal;
 
 pub use frame::{encode, DecodeEvent, Decoder, HEADER_LEN, MAGIC, MAX_PAYLOAD};
 pub use message::{

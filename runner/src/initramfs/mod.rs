@@ -9,7 +9,7 @@
 
 mod cache;
 mod cpio;
-mod elf;
+pub(crate) mod elf;
 mod ldcache;
 mod resolve;
 

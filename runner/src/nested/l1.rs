@@ -97,6 +97,7 @@ impl L1Host<'_> {
             data_out: dir.join("l1-stdout"),
             data_fallback_out: dir.join("l1-exit"),
             disks: Vec::new(),
+            shell_socket: None,
         };
         let ended = follow(&self.engine, &vm, self.watchdog);
         // The archive is large and rebuilt each time; the rest is evidence.

@@ -66,10 +66,13 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     progress("packing the initramfs…");
     let plan_json = prepared.plan.to_json();
     std::fs::write(artifacts.join("plan.json"), &plan_json)?;
+    // An interactive shell's port: the engine connects to this socket at boot.
+    let relay =
+        args.interactive.then(|| crate::terminal::Relay::listen(work.path())).transpose()?;
     let spec = VmSpec {
         kernel: kernel.bzimage.clone(),
         vmlinux: vmlinux.clone(),
-        initramfs: pack::initramfs(&prepared.base, &plan_json, work.path())?,
+        initramfs: pack::initramfs(&prepared.base, &plan_json, &args.include, work.path())?,
         cmdline,
         topology: prepared.topology.clone(),
         memory_mib: prepared.memory_mib,
@@ -77,13 +80,18 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         data_out: artifacts.join("data.bin"),
         data_fallback_out: artifacts.join("data-com2.bin"),
         disks: disks.vm_disks(),
+        shell_socket: relay.as_ref().map(|r| r.path().to_path_buf()),
     };
     let watchdog = args
         .watchdog
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_BUDGET + Duration::from_secs(prepared.payload_limit_s));
+    let watchdog_line = match args.interactive {
+        true => "no watchdog (an interactive shell; Ctrl-] q ends it)".to_string(),
+        false => format!("watchdog {}s", watchdog.as_secs()),
+    };
     progress(&format!(
-        "booting {} CPUs ({}{}), {} MiB; watchdog {}s",
+        "booting {} CPUs ({}{}), {} MiB; {watchdog_line}",
         prepared.topology.cpus(),
         prepared.topology,
         if args.vm.topology.is_none() && args.topology_from.is_none() && args.scenario.is_some() {
@@ -92,12 +100,16 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
             ""
         },
         prepared.memory_mib,
-        watchdog.as_secs()
     ));
     let mut record = Record { tee_payload: args.tee_payload, ..Record::default() };
     let mut timeline = timeline::Timeline::new(wall);
     timeline.mark(timeline::Mark::Prepared);
-    let limits = session::Limits { watchdog, stall_grace: Duration::from_secs(args.stall_grace) };
+    let limits = session::Limits {
+        watchdog,
+        stall_grace: Duration::from_secs(args.stall_grace),
+        interactive: args.interactive,
+    };
+    let relay = relay.map(|r| r.start(crate::interrupt::request)).transpose()?;
     let mut console = ConsoleWatch::new(prepared.plan.scheduler.launch.sched_ext);
     let ended = session::run_vm(
         engine.as_ref(),
@@ -107,7 +119,14 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         &mut record,
         &mut timeline,
         &mut |l| progress(&format!("[guest] {l}")),
-    )?;
+    );
+    // The guest's last output shown, the terminal restored, before any summary.
+    if let Some(relay) = relay {
+        if let Err(e) = relay.stop() {
+            progress(&format!("the shell's relay failed: {e:#}"));
+        }
+    }
+    let ended = ended?;
     report::write_artifacts(&artifacts, &record)?;
     if args.keep_disks {
         disks.keep_in(&artifacts.join("disks"))?;
@@ -169,13 +188,18 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
             print!("{}", outcome.summary());
         }
         // The payload's own output went to stdout: the summary is ours.
-        None if args.tee_payload => match exec::command_code(&record, verdict) {
-            Some(code) => progress(&format!("the command exited {code} ({})", artifacts.display())),
-            None => eprint!("{}", outcome.summary()),
-        },
+        None if args.tee_payload || args.interactive => {
+            match exec::command_code(&record, verdict) {
+                Some(code) => {
+                    let what = if args.interactive { "shell" } else { "command" };
+                    progress(&format!("the {what} exited {code} ({})", artifacts.display()))
+                }
+                None => eprint!("{}", outcome.summary()),
+            }
+        }
         None => print!("{}", outcome.summary()),
     }
-    if args.tee_payload {
+    if args.tee_payload || args.interactive {
         return Ok(exec::exit_code(&record, verdict));
     }
     Ok(verdict.exit_code())
@@ -192,7 +216,7 @@ fn kernel_line(version: &str, image: &std::path::Path, extra: &[String]) -> Stri
 
 /// A progress line on stderr, where every `ktstr` progress line goes.
 pub fn progress(line: &str) {
-    eprintln!("[ktstr] {line}");
+    crate::terminal::eprint_line(&format!("[ktstr] {line}"));
 }
 
 /// `--artifacts DIR`, or a fresh directory under the cache's `runs/`.

@@ -13,12 +13,20 @@ use super::payload_run::{env, Scratch};
 use crate::initramfs::{write_newc, ArchiveSpec, BaseArchiveCache};
 
 /// The guest's initramfs: the cached base archive as it is, then a small
-/// one holding the run plan, written into `dir`.
-pub fn initramfs(base: &ArchiveSpec, plan_json: &str, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// one holding the run plan and the user's `--include`s, written into `dir`.
+pub fn initramfs(
+    base: &ArchiveSpec,
+    plan_json: &str,
+    includes: &[PathBuf],
+    dir: &Path,
+) -> anyhow::Result<Vec<PathBuf>> {
     let base =
         BaseArchiveCache::new(crate::kernel::cache_dir().join("initramfs")).get_or_build(base)?;
     let mut plan = ArchiveSpec::default();
     plan.add_bytes(PLAN_PATH, plan_json.as_bytes().to_vec(), 0o644);
+    for path in includes {
+        crate::shell::include::add(&mut plan, path)?;
+    }
     let plan_cpio = dir.join("plan.cpio");
     write_newc(&plan, &mut std::fs::File::create(&plan_cpio)?)?;
     Ok(vec![base, plan_cpio])

@@ -242,8 +242,10 @@ pub fn prepare(
                 binary,
                 args: argv,
                 own_process_group: spec.own_process_group,
-                timeout_ms: Some(timeout_s * 1000),
+                // An interactive shell lasts as long as its user wants.
+                timeout_ms: (!args.interactive).then_some(timeout_s * 1000),
                 context,
+                terminal: args.interactive,
             };
             (Some(plan), None, desc, name, timeout_s)
         }

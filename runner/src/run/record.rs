@@ -187,6 +187,10 @@ impl Record {
             }
             Message::Checks { results } => self.checks.extend(results),
             Message::SchedulerFailed(f) => {
+                // An interactive shell's guest tells it at once, then again at the end.
+                if self.scheduler_failure.as_ref() == Some(&f) {
+                    return None;
+                }
                 let line = format!("scheduler failed: {}", f.reason);
                 self.scheduler_failure = Some(f);
                 return Some(line);

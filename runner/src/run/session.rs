@@ -91,6 +91,9 @@ impl ConsoleTail {
 pub struct Limits {
     pub watchdog: Duration,
     pub stall_grace: Duration,
+    /// An interactive shell: no watchdog, and a console report is told but
+    /// left to the user, who is there (and has Ctrl-] q).
+    pub interactive: bool,
 }
 
 /// How the VM ended and what it cost.
@@ -130,7 +133,12 @@ pub fn run_vm(
         }
         timeline.observe(record);
         if let Some(line) = console.read_new(watch) {
-            if first_report.is_none() && record.finished.is_none() {
+            if limits.interactive {
+                // While the shell runs; a scheduler's normal stop after it is no news.
+                if record.payload_end.is_none() {
+                    progress(&format!("console: {line} (Ctrl-] q ends the VM)"));
+                }
+            } else if first_report.is_none() && record.finished.is_none() {
                 first_report = Some(Instant::now());
                 progress(&format!(
                     "console: {line}; the run ends in {}s unless the guest finishes",
@@ -172,7 +180,7 @@ pub fn run_vm(
             break VmEnd::Stalled;
         }
         let watchdog = limits.watchdog;
-        if started.elapsed() > watchdog {
+        if !limits.interactive && started.elapsed() > watchdog {
             progress(&format!(
                 "watchdog: no result after {}s; stopping the VM",
                 watchdog.as_secs()

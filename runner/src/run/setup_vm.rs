@@ -56,7 +56,7 @@ pub fn run(
     let spec = VmSpec {
         kernel: kernel.bzimage.clone(),
         vmlinux: None,
-        initramfs: super::pack::initramfs(base, &plan.to_json(), dir)?,
+        initramfs: super::pack::initramfs(base, &plan.to_json(), &[], dir)?,
         cmdline: super::cmdline::guest_cmdline(&[])?,
         topology: TOPOLOGY.parse().expect("the set-up topology parses"),
         memory_mib: MEMORY_MIB,
@@ -64,8 +64,10 @@ pub fn run(
         data_out: dir.join("data.bin"),
         data_fallback_out: dir.join("data-com2.bin"),
         disks,
+        shell_socket: None,
     };
-    let limits = Limits { watchdog: WATCHDOG, stall_grace: Duration::from_secs(10) };
+    let limits =
+        Limits { watchdog: WATCHDOG, stall_grace: Duration::from_secs(10), interactive: false };
     let (mut record, mut console) = (Record::default(), ConsoleWatch::new(false));
     let mut timeline = Timeline::new(Instant::now());
     let mut lines = Vec::new();

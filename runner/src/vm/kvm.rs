@@ -56,6 +56,7 @@ fn vmm_config(spec: &VmSpec) -> VmConfig {
         data_out,
         data_fallback_out,
         disks,
+        shell_socket,
     } = spec.clone();
     VmConfig {
         // The uncompressed kernel where the run asked for it: no
@@ -78,6 +79,7 @@ fn vmm_config(spec: &VmSpec) -> VmConfig {
                 bps: d.bps,
             })
             .collect(),
+        shell_socket,
     }
 }
 
@@ -181,6 +183,7 @@ mod tests {
             data_out: "/tmp/y".into(),
             data_fallback_out: "/tmp/z".into(),
             disks: Vec::new(),
+            shell_socket: None,
         };
         let err = format!("{:#}", KvmEngine.boot(&spec).err().unwrap());
         assert!(err.contains("kernel") && err.contains("does not exist"), "{err}");

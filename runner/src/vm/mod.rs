@@ -1,6 +1,7 @@
 //! VM engines: boot a kernel + initramfs with an exact CPU topology and the
 //! same devices whatever the engine (COM1 console, a virtio-console data
-//! port, COM2 as the fallback data channel, virtio-blk disks).
+//! port, COM2 as the fallback data channel, virtio-blk disks, and for an
+//! interactive shell a second port over a Unix socket).
 
 mod kvm;
 mod qemu;
@@ -40,6 +41,9 @@ pub struct VmSpec {
     pub data_fallback_out: PathBuf,
     /// virtio-blk disks over raw image files, in order.
     pub disks: Vec<VmDisk>,
+    /// An interactive shell's Unix socket, already listening: the engine
+    /// connects the virtio-console port `ktstr-shell` to it, both ways.
+    pub shell_socket: Option<PathBuf>,
 }
 
 /// One virtio-blk disk: a raw image file, the serial the guest finds it by

@@ -277,6 +277,7 @@ mod tests {
             data_out: dir.join("data.bin"),
             data_fallback_out: dir.join("com2.bin"),
             disks: Vec::new(),
+            shell_socket: None,
         };
         (engine, spec)
     }

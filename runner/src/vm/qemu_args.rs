@@ -168,6 +168,12 @@ pub fn build(cfg: &QemuConfig, spec: &VmSpec) -> anyhow::Result<Vec<String>> {
     ]);
     push(&["-chardev", &format!("file,id=data,path={}", chardev_path(&spec.data_out)?)]);
     push(&["-device", "virtserialport,bus=vser0.0,chardev=data,name=ktstr"]);
+    if let Some(sock) = &spec.shell_socket {
+        // QEMU connects to our listening socket; it holds input back until
+        // the guest opens the port, and relays both ways.
+        push(&["-chardev", &format!("socket,id=shell,path={}", chardev_path(sock)?)]);
+        push(&["-device", "virtserialport,bus=vser0.0,chardev=shell,name=ktstr-shell"]);
+    }
     for (i, disk) in spec.disks.iter().enumerate() {
         a.extend(disk_args(i, disk, machine)?);
     }
@@ -224,6 +230,7 @@ mod tests {
             data_out: PathBuf::from("/out/data,1.bin"),
             data_fallback_out: PathBuf::from("/out/com2.bin"),
             disks: Vec::new(),
+            shell_socket: None,
         }
     }
 
@@ -267,6 +274,18 @@ mod tests {
                 "virtserialport,bus=vser0.0,chardev=data,name=ktstr",
             ]
         );
+    }
+
+    #[test]
+    fn a_shell_socket_is_a_second_port_qemu_connects_to() {
+        let s = VmSpec {
+            shell_socket: Some(PathBuf::from("/run/x/shell.sock")),
+            ..spec("1n1l2c1t", 512)
+        };
+        let args = build(&TCG, &s).unwrap();
+        assert!(values(&args, "-chardev").contains(&"socket,id=shell,path=/run/x/shell.sock"));
+        assert!(values(&args, "-device")
+            .contains(&"virtserialport,bus=vser0.0,chardev=shell,name=ktstr-shell"));
     }
 
     #[test]

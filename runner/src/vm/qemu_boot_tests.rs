@@ -153,6 +153,7 @@ fn boot_and_check(engine: &QemuEngine, kernel: &Path, initramfs: &Path, topo: &s
         data_out: out.join("data.bin"),
         data_fallback_out: out.join("com2.bin"),
         disks: Vec::new(),
+        shell_socket: None,
     };
     let started = Instant::now();
     let mut vm = engine.boot(&spec).expect("boot");

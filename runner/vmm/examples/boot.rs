@@ -29,6 +29,7 @@ fn main() -> anyhow::Result<()> {
         data_out: out.join("data.bin"),
         data_fallback_out: out.join("com2.bin"),
         disks: Vec::new(),
+        shell_socket: None,
     };
     ktstr_vmm::kvm_check()?;
     let start = Instant::now();

@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::LineWriter;
+use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
@@ -21,8 +22,9 @@ use crate::devices::serial::Serial;
 use crate::devices::virtio::block::Block;
 use crate::devices::virtio::console::Console;
 use crate::devices::virtio::mmio::MmioTransport;
+use crate::devices::virtio::shell_port::{ShellInput, ShellPort};
 use crate::devices::virtio::throttle::Throttle;
-use crate::devices::virtio::worker::QueueWorker;
+use crate::devices::virtio::worker::{QueueWorker, ShellReader};
 use crate::exit::{ExitState, ResetLine};
 use crate::vcpu::Vcpu;
 use crate::{DiskConfig, VmConfig};
@@ -30,6 +32,8 @@ use virtio_bindings::virtio_mmio::VIRTIO_MMIO_QUEUE_NOTIFY;
 
 /// The guest finds the data port by this name (see ktstr_core::guest::channel).
 pub const DATA_PORT_NAME: &str = "ktstr";
+/// And the interactive shell's (ktstr_core::protocol::terminal::SHELL_PORT).
+pub const SHELL_PORT_NAME: &str = "ktstr-shell";
 
 /// Everything that must outlive the vCPU threads.
 pub struct VmResources {
@@ -41,8 +45,9 @@ pub struct VmResources {
 
 pub struct Built {
     pub vcpus: Vec<Vcpu>,
-    /// One per disk: serves its queue off the vCPU threads.
-    pub workers: Vec<QueueWorker>,
+    /// Threads that serve devices off the vCPU threads, by name: one per
+    /// disk, and the shell port's reader.
+    pub workers: Vec<(String, Box<dyn FnOnce() + Send>)>,
     pub resources: VmResources,
     pub exit: Arc<ExitState>,
 }
@@ -146,10 +151,21 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
         Arc::new(Mutex::new(I8042::new(Arc::new(ResetLine(exit.clone()))))),
     )?;
     let mut mmio = Bus::new();
-    let console = Console::new(DATA_PORT_NAME, open_out(&cfg.data_out, false)?);
+    let mut workers: Vec<(String, Box<dyn FnOnce() + Send>)> = Vec::new();
+    let mut console = Console::new(DATA_PORT_NAME, open_out(&cfg.data_out, false)?);
+    let shell = cfg.shell_socket.as_ref().map(|p| connect_shell(p)).transpose()?;
+    if let Some((stream, input)) = &shell {
+        let out = Box::new(stream.try_clone().context("clone the shell socket")?);
+        let (name, input) = (SHELL_PORT_NAME.into(), input.clone());
+        console = console.with_shell(ShellPort { name, out, input, guest_open: false });
+    }
     let transport = MmioTransport::new(Box::new(console), mem.clone(), irq(VIRTIO_CONSOLE_IRQ)?);
-    mmio.insert(VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE, Arc::new(Mutex::new(transport)))?;
-    let mut workers = Vec::new();
+    let transport = Arc::new(Mutex::new(transport));
+    mmio.insert(VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE, transport.clone())?;
+    if let Some((stream, input)) = shell {
+        let reader = ShellReader { transport, stream, input, exit: exit.clone() };
+        workers.push(("ktstr-shell".into(), Box::new(move || reader.run())));
+    }
     for (i, disk) in cfg.disks.iter().enumerate() {
         let (base, gsi) = disk_slot(i);
         let block = open_disk(disk)?;
@@ -160,7 +176,8 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
         let notify = EventFd::new(EFD_NONBLOCK).context("eventfd")?;
         let at = IoEventAddress::Mmio(base + u64::from(VIRTIO_MMIO_QUEUE_NOTIFY));
         vm.register_ioevent(&notify, &at, NoDatamatch).context("KVM_IOEVENTFD for a disk")?;
-        workers.push(QueueWorker { transport, notify, exit: exit.clone() });
+        let worker = QueueWorker { transport, notify, exit: exit.clone() };
+        workers.push((format!("ktstr-disk{i}"), Box::new(move || worker.run())));
     }
     let (pio, mmio) = (Arc::new(pio), Arc::new(mmio));
 
@@ -194,6 +211,13 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
     }
     let resources = VmResources { _kvm: kvm, _vm: vm, _mem: mem, _irqs: irqs };
     Ok(Built { vcpus, workers, resources, exit })
+}
+
+/// The host's end of the shell port: a Unix socket it listens on.
+fn connect_shell(path: &std::path::Path) -> anyhow::Result<(UnixStream, ShellInput)> {
+    let stream = UnixStream::connect(path)
+        .with_context(|| format!("connect to the shell socket {}", path.display()))?;
+    Ok((stream, ShellInput::default()))
 }
 
 fn open_disk(disk: &DiskConfig) -> anyhow::Result<Block> {

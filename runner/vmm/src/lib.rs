@@ -4,7 +4,8 @@
 //! - COM1 (0x3f8, IRQ 4): the kernel console, appended to `console_log`;
 //! - COM2 (0x2f8, IRQ 3): the fallback data channel, to `data_fallback_out`;
 //! - a virtio-mmio virtio-console (multiport) whose port 0 is named `ktstr`:
-//!   the data channel, to `data_out`;
+//!   the data channel, to `data_out`; with `shell_socket`, port 1 named
+//!   `ktstr-shell`, relayed both ways over that socket;
 //! - an i8042 whose reset ends the VM (the kernel gets `reboot=k`);
 //! - up to 8 virtio-mmio virtio-blk disks over host files (`disks`), each
 //!   served by a thread of its own.
@@ -23,7 +24,7 @@ use std::path::PathBuf;
 
 use ktstr_topology::Topology;
 
-pub use builder::{kernel_cmdline, DATA_PORT_NAME};
+pub use builder::{kernel_cmdline, DATA_PORT_NAME, SHELL_PORT_NAME};
 pub use exit::VmExitReason;
 
 pub use vm::{RunningVm, Vm};
@@ -46,6 +47,9 @@ pub struct VmConfig {
     pub data_fallback_out: PathBuf,
     /// virtio-blk disks, in the order the guest finds them (/dev/vda, …).
     pub disks: Vec<DiskConfig>,
+    /// A Unix socket the host listens on: the VM connects to it at boot and
+    /// gives the console a second port, `ktstr-shell`, relayed both ways.
+    pub shell_socket: Option<PathBuf>,
 }
 
 /// One virtio-blk disk over a host file (raw, its length the disk's size).

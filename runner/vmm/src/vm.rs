@@ -48,18 +48,18 @@ impl Vm {
                 }
             }
         }
-        for (i, worker) in built.workers.into_iter().enumerate() {
+        for (name, work) in built.workers {
             let keep = resources.clone();
             let body = move || {
-                worker.run();
+                work();
                 drop(keep);
             };
-            match std::thread::Builder::new().name(format!("ktstr-disk{i}")).spawn(body) {
+            match std::thread::Builder::new().name(name.clone()).spawn(body) {
                 Ok(h) => handles.push(h),
                 Err(e) => {
-                    exit.end(VmExitReason::Error(format!("spawn disk thread: {e}")));
+                    exit.end(VmExitReason::Error(format!("spawn thread {name}: {e}")));
                     supervise(handles, exit);
-                    return Err(e).context("spawn disk thread");
+                    return Err(e).with_context(|| format!("spawn thread {name}"));
                 }
             }
         }

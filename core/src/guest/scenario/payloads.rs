@@ -54,7 +54,7 @@ impl LivePayload {
                         Program::Inline { plugin, context: context.clone(), args, env: &sp.env }
                     }
                 };
-                payload::start(&program, dir, true)
+                payload::start(&program, dir, true, None)
             }
         };
         match started {

@@ -1,8 +1,10 @@
 //! virtio-console with VIRTIO_CONSOLE_F_MULTIPORT and one port, port 0, named
 //! like QEMU's `virtserialport,name=…`: the guest finds it under
-//! /sys/class/virtio-ports with that name (device /dev/vport0p0).
+//! /sys/class/virtio-ports with that name (device /dev/vport0p0). An
+//! interactive shell adds port 1, both ways (`shell_port`).
 //!
-//! Queues: 0/1 = port 0 receive/transmit, 2/3 = control receive/transmit.
+//! Queues: 0/1 = port 0 receive/transmit, 2/3 = control receive/transmit,
+//! 4/5 = port 1 receive/transmit.
 //! Control protocol (virtio spec 5.3.6.2, Linux virtio_console.c): the driver
 //! sends DEVICE_READY, we answer DEVICE_ADD(0); it sends PORT_READY(0), we
 //! answer PORT_NAME(0, name) and PORT_OPEN(0, 1) (the host side is connected,
@@ -18,6 +20,7 @@ use virtio_bindings::virtio_ids::VIRTIO_ID_CONSOLE;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestMemoryMmap};
 
+use super::shell_port::ShellPort;
 use super::VirtioDevice;
 
 // Hand-written from linux/virtio_console.h: virtio-bindings has no virtio_console.
@@ -29,6 +32,8 @@ pub const RX0: usize = 0;
 pub const TX0: usize = 1;
 pub const CTRL_RX: usize = 2;
 pub const CTRL_TX: usize = 3;
+pub const RX1: usize = 4;
+pub const TX1: usize = 5;
 
 // Control events (VIRTIO_CONSOLE_*), hand-written for the same reason.
 pub const DEVICE_READY: u16 = 0;
@@ -58,6 +63,7 @@ pub struct Console<W: Write + Send> {
     pending: VecDeque<Vec<u8>>,
     /// Bytes written to the sink, for diagnostics.
     pub tx_bytes: u64,
+    shell: Option<ShellPort>,
 }
 
 impl<W: Write + Send> Console<W> {
@@ -68,7 +74,18 @@ impl<W: Write + Send> Console<W> {
             multiport: false,
             pending: VecDeque::new(),
             tx_bytes: 0,
+            shell: None,
         }
+    }
+
+    /// Adds port 1, the interactive shell's.
+    pub fn with_shell(mut self, port: ShellPort) -> Self {
+        self.shell = Some(port);
+        self
+    }
+
+    fn ports(&self) -> u16 {
+        1 + u16::from(self.shell.is_some())
     }
 
     /// Writes each readable chain's bytes to the sink and returns its buffers.
@@ -110,15 +127,27 @@ impl<W: Write + Send> Console<W> {
         let value = u16::from_le_bytes([msg[6], msg[7]]);
         match event {
             DEVICE_READY if value == 1 => {
-                self.pending.push_back(control_msg(0, DEVICE_ADD, 1).to_vec())
+                for port in 0..u32::from(self.ports()) {
+                    self.pending.push_back(control_msg(port, DEVICE_ADD, 1).to_vec());
+                }
             }
-            PORT_READY if id == 0 && value == 1 => {
-                let mut name = control_msg(0, PORT_NAME, 1).to_vec();
-                name.extend_from_slice(self.port_name.as_bytes());
+            PORT_READY if id < u32::from(self.ports()) && value == 1 => {
+                let port_name = match &self.shell {
+                    Some(shell) if id == 1 => shell.name.as_bytes(),
+                    _ => self.port_name.as_bytes(),
+                };
+                let mut name = control_msg(id, PORT_NAME, 1).to_vec();
+                name.extend_from_slice(port_name);
                 self.pending.push_back(name);
-                self.pending.push_back(control_msg(0, PORT_OPEN, 1).to_vec());
+                self.pending.push_back(control_msg(id, PORT_OPEN, 1).to_vec());
             }
-            // PORT_OPEN from the guest (it opened the port) and the rest: nothing to do.
+            // The guest opened or closed the shell's port: input may flow.
+            PORT_OPEN if id == 1 => {
+                if let Some(shell) = self.shell.as_mut() {
+                    shell.guest_open = value == 1;
+                }
+            }
+            // PORT_OPEN on port 0 and the rest: nothing to do.
             _ => {}
         }
     }
@@ -159,13 +188,13 @@ impl<W: Write + Send> VirtioDevice for Console<W> {
     }
 
     fn queue_max_sizes(&self) -> Vec<u16> {
-        vec![QUEUE_SIZE; 4]
+        vec![QUEUE_SIZE; 2 + 2 * usize::from(self.ports())]
     }
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
         // cols (le16), rows (le16), max_nr_ports (le32), emerg_wr (le32)
         let mut cfg = [0u8; 12];
-        cfg[4..8].copy_from_slice(&1u32.to_le_bytes());
+        cfg[4..8].copy_from_slice(&u32::from(self.ports()).to_le_bytes());
         for (i, b) in data.iter_mut().enumerate() {
             *b = cfg.get(offset as usize + i).copied().unwrap_or(0);
         }
@@ -200,8 +229,25 @@ impl<W: Write + Send> VirtioDevice for Console<W> {
                     notify |= used && Self::interrupt_needed(mem, q);
                 }
             }
+            TX1 => {
+                if let Some(q) = queues.get_mut(TX1).filter(|q| q.ready()) {
+                    let used = self.drain_tx(mem, q, |s, bytes| {
+                        if let Some(shell) = s.shell.as_mut() {
+                            shell.write(bytes);
+                        }
+                    });
+                    notify |= used && Self::interrupt_needed(mem, q);
+                }
+            }
             // RX0: we never send data to the guest, the buffers stay queued.
             _ => {}
+        }
+        // Any notification (new receive buffers, the port opened, the input
+        // thread's) may let queued keys through.
+        if let (Some(shell), Some(q)) =
+            (self.shell.as_mut(), queues.get_mut(RX1).filter(|q| q.ready()))
+        {
+            notify |= shell.deliver(mem, q) && Self::interrupt_needed(mem, q);
         }
         if self.multiport {
             if let Some(q) = queues.get_mut(CTRL_RX).filter(|q| q.ready()) {
@@ -216,5 +262,8 @@ impl<W: Write + Send> VirtioDevice for Console<W> {
     fn reset(&mut self) {
         self.multiport = false;
         self.pending.clear();
+        if let Some(shell) = self.shell.as_mut() {
+            shell.guest_open = false;
+        }
     }
 }

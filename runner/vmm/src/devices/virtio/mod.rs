@@ -1,10 +1,11 @@
 //! Virtio over MMIO: the transport (`mmio`) and its devices, a
-//! virtio-console with one named port (`console`) and virtio-blk disks
+//! virtio-console with a named port or two (`console`, `shell_port`) and virtio-blk disks
 //! (`block`, throttled by `throttle`).
 
 pub mod block;
 pub mod console;
 pub mod mmio;
+pub mod shell_port;
 pub mod throttle;
 pub mod worker;
 

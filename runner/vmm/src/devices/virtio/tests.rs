@@ -13,6 +13,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use super::console::*;
 use super::driver::*;
 use super::mmio::*;
+use super::shell_port::{ShellInput, ShellPort};
 use crate::devices::bus::BusDevice;
 use crate::devices::{CountingIrq, SharedBuf};
 
@@ -29,15 +30,21 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
+        Self::with(None)
+    }
+
+    /// With port 1, the shell's, when `shell` is given.
+    fn with(shell: Option<ShellPort>) -> Rig {
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
         let irq = Arc::new(CountingIrq::default());
         let out = SharedBuf::default();
-        let dev = MmioTransport::new(
-            Box::new(Console::new("ktstr", out.clone())),
-            mem.clone(),
-            irq.clone(),
-        );
-        Rig { mem, dev, irq, out, q: (0..4).map(DriverQueue::new).collect() }
+        let queues = if shell.is_some() { 6 } else { 4 };
+        let mut console = Console::new("ktstr", out.clone());
+        if let Some(shell) = shell {
+            console = console.with_shell(shell);
+        }
+        let dev = MmioTransport::new(Box::new(console), mem.clone(), irq.clone());
+        Rig { mem, dev, irq, out, q: (0..queues).map(DriverQueue::new).collect() }
     }
 
     /// What virtio_mmio.c does at probe, accepting `features`.
@@ -57,7 +64,7 @@ impl Rig {
             0x70,
             VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK,
         );
-        for i in 0..4 {
+        for i in 0..self.q.len() {
             self.dev.w(0x30, i as u32);
             assert_eq!(self.dev.r(0x34), u32::from(QUEUE_SIZE));
             self.dev.w(0x38, u32::from(QSIZE));
@@ -222,4 +229,54 @@ fn odd_register_accesses_are_ignored() {
     let mut c = [0u8; 1];
     r.dev.read(0x104, &mut c);
     assert_eq!(c, [1], "config space is byte-addressable");
+}
+
+#[test]
+fn shell_port_is_named_and_carries_keys_once_the_guest_opens_it() {
+    let (keys, screen) = (ShellInput::default(), SharedBuf::default());
+    let shell = ShellPort {
+        name: "ktstr-shell".into(),
+        out: Box::new(screen.clone()),
+        input: keys.clone(),
+        guest_open: false,
+    };
+    let mut r = Rig::with(Some(shell));
+    r.init(MULTI);
+    assert_eq!(r.dev.r(0x100 + 4), 2, "max_nr_ports");
+    for n in 0..5 {
+        r.send(CTRL_RX, &[(0x80000 + n * 0x1000, 4096, true)]);
+    }
+    r.control_tx(0x90000, 0xffff_ffff, DEVICE_READY, 1);
+    assert_eq!(r.control_rx(0), control_msg(0, DEVICE_ADD, 1));
+    assert_eq!(r.control_rx(1), control_msg(1, DEVICE_ADD, 1));
+    r.control_tx(0x90000, 1, PORT_READY, 1);
+    let name = r.control_rx(2);
+    assert_eq!((&name[..8], &name[8..]), (&control_msg(1, PORT_NAME, 1)[..], &b"ktstr-shell"[..]));
+    assert_eq!(r.control_rx(3), control_msg(1, PORT_OPEN, 1));
+
+    // Keys typed before the guest opened the port wait (Linux would drop them).
+    assert!(keys.push(b"cat ops\r"));
+    r.send(RX1, &[(0xc0000, 4, true)]);
+    assert_eq!(r.q[RX1].used_idx(&r.mem), 0);
+    r.control_tx(0x90000, 1, PORT_OPEN, 1);
+    r.send(RX1, &[(0xc1000, 64, true)]);
+    assert_eq!(r.q[RX1].used_idx(&r.mem), 2, "both buffers filled");
+    assert_eq!(r.q[RX1].used_elem(&r.mem, 0).1, 4);
+    assert_eq!(r.q[RX1].used_elem(&r.mem, 1).1, 4);
+    let mut got = [0u8; 8];
+    r.mem.read_slice(&mut got[..4], GuestAddress(0xc0000)).unwrap();
+    r.mem.read_slice(&mut got[4..], GuestAddress(0xc1000)).unwrap();
+    assert_eq!(&got, b"cat ops\r");
+
+    // The input thread's wake-up delivers keys into a waiting buffer.
+    r.send(RX1, &[(0xc2000, 64, true)]);
+    assert!(keys.push(&[3]));
+    r.dev.process_queue(RX1);
+    assert_eq!(r.q[RX1].used_elem(&r.mem, 2).1, 1);
+
+    // What the guest writes on port 1 reaches the shell's sink, not port 0's.
+    r.mem.write_slice(b"simple\r\n", GuestAddress(0xa0000)).unwrap();
+    r.send(TX1, &[(0xa0000, 8, false)]);
+    assert_eq!(screen.bytes(), b"simple\r\n");
+    assert!(r.out.bytes().is_empty());
 }

@@ -1,6 +1,10 @@
 //! Running the payload: forked into its cgroup BEFORE exec (the child waits
 //! on a gate until its pid is in `cgroup.procs`), in its own process group,
-//! with stdout and stderr captured concurrently and capped.
+//! with stdout and stderr captured concurrently and capped; or, for an
+//! interactive shell, with a terminal (`terminal`) relayed to the host.
+
+mod terminal;
+pub use terminal::Terminal;
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -77,15 +81,17 @@ pub trait Watch {
     fn keep_going(&mut self) -> bool;
 }
 
-/// Runs `program` in the cgroup at `cgroup_dir` and captures its output.
+/// Runs `program` in the cgroup at `cgroup_dir` and captures its output
+/// (with a `terminal`, the output of its PTY, as stdout).
 pub fn run(
     program: &Program<'_>,
     cgroup_dir: &str,
     own_group: bool,
     timeout: Option<Duration>,
+    terminal: Option<Terminal>,
     watch: &mut dyn Watch,
 ) -> anyhow::Result<Outcome> {
-    let mut running = start(program, cgroup_dir, own_group)?;
+    let mut running = start(program, cgroup_dir, own_group, terminal)?;
     watch.started(running.pid());
     loop {
         if running.pump(100, &mut |stdout, chunk| watch.output(stdout, chunk)) {
@@ -116,14 +122,17 @@ pub(crate) struct Running {
     drain_deadline: Option<Instant>,
     start: Instant,
     buf: Vec<u8>,
+    terminal: Option<Terminal>,
 }
 
 /// Forks `program`, places it in `cgroup_dir` BEFORE it execs (the child
 /// waits at the gate until its pid is in `cgroup.procs`), and releases it.
+/// With a terminal the payload leads a session of its own (and so a group).
 pub(crate) fn start(
     program: &Program<'_>,
     cgroup_dir: &str,
     own_group: bool,
+    mut terminal: Option<Terminal>,
 ) -> anyhow::Result<Running> {
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -157,19 +166,27 @@ pub(crate) fn start(
         return Err(std::io::Error::last_os_error()).context("fork the payload");
     }
     if pid == 0 {
+        let stdio = match terminal.as_ref().and_then(Terminal::slave_fd) {
+            Some(slave) => Stdio::Terminal(slave),
+            None => Stdio::Pipes { out: out_w.as_raw_fd(), err: err_w.as_raw_fd(), own_group },
+        };
         child(
             program,
-            &out_w,
-            &err_w,
+            stdio,
             &gate,
-            own_group,
             exec_args.as_ref().map(|(p, _)| p).zip(argv_ptrs.as_deref()),
             &envp_ptrs,
         );
     }
     drop((out_w, err_w));
     let start = Instant::now();
-    if own_group {
+    let own_group = own_group || terminal.is_some();
+    let open = match terminal.as_mut() {
+        Some(t) => [Some(t.forked()?), None],
+        None => [Some(out_r), Some(err_r)],
+    };
+    // A terminal's child calls setsid, which fails once it is in a group.
+    if own_group && terminal.is_none() {
         // Also set here so the parent can signal the group without racing the child.
         // SAFETY: setpgid on our own child.
         unsafe { libc::setpgid(pid, pid) };
@@ -182,7 +199,7 @@ pub(crate) fn start(
     Ok(Running {
         pid,
         own_group,
-        open: [Some(out_r), Some(err_r)],
+        open,
         stdout: Captured::default(),
         stderr: Captured::default(),
         status: None,
@@ -190,6 +207,7 @@ pub(crate) fn start(
         drain_deadline: None,
         start,
         buf: vec![0u8; 64 << 10],
+        terminal,
     })
 }
 
@@ -208,22 +226,32 @@ fn nul_terminated(v: &[CString]) -> Vec<*const libc::c_char> {
     v.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
 }
 
+/// The child's stdio: the capture pipes, or a PTY slave.
+#[derive(Clone, Copy)]
+enum Stdio {
+    Pipes { out: RawFd, err: RawFd, own_group: bool },
+    Terminal(RawFd),
+}
+
 /// The forked child: wire stdio, wait at the gate, then exec or run inline.
 fn child(
     program: &Program<'_>,
-    out_w: &OwnedFd,
-    err_w: &OwnedFd,
+    stdio: Stdio,
     gate: &Gate,
-    own_group: bool,
     exec: Option<(&CString, &[*const libc::c_char])>,
     envp: &[*const libc::c_char],
 ) -> ! {
     // SAFETY: async-signal-safe calls on fds we own, then exec or _exit.
     unsafe {
-        libc::dup2(out_w.as_raw_fd(), 1);
-        libc::dup2(err_w.as_raw_fd(), 2);
-        if own_group {
-            libc::setpgid(0, 0);
+        match stdio {
+            Stdio::Pipes { out, err, own_group } => {
+                libc::dup2(out, 1);
+                libc::dup2(err, 2);
+                if own_group {
+                    libc::setpgid(0, 0);
+                }
+            }
+            Stdio::Terminal(slave) => terminal::attach_in_child(slave),
         }
         if !gate.wait_in_child() {
             libc::_exit(126);
@@ -296,7 +324,9 @@ impl Running {
             .open
             .iter()
             .flatten()
-            .map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+            .map(|fd| fd.as_raw_fd())
+            .chain(self.terminal.as_ref().and_then(Terminal::input_fd))
+            .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
             .collect();
         if !fds.is_empty() {
             // SAFETY: fds is a valid array of pollfd.
@@ -318,9 +348,18 @@ impl Running {
                 continue;
             }
             let chunk = &self.buf[..n as usize];
+            if let Some(t) = self.terminal.as_mut() {
+                t.forward(chunk);
+            }
             let kept = if i == 0 { self.stdout.push(chunk) } else { self.stderr.push(chunk) };
             if !kept.is_empty() {
                 output(i == 0, kept);
+            }
+        }
+        if let Some(t) = self.terminal.as_mut() {
+            let port = t.input_fd();
+            if fds.iter().any(|p| Some(p.fd) == port && p.revents != 0) {
+                t.relay_input();
             }
         }
         if self.status.is_none() {
@@ -372,133 +411,4 @@ fn reap(pid: i32) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct Recorder {
-        started: Option<u32>,
-        chunks: usize,
-        stop_after: Option<usize>,
-        calls: usize,
-    }
-
-    impl Watch for Recorder {
-        fn started(&mut self, pid: u32) {
-            self.started = Some(pid);
-        }
-        fn output(&mut self, _stdout: bool, _chunk: &[u8]) {
-            self.chunks += 1;
-        }
-        fn keep_going(&mut self) -> bool {
-            self.calls += 1;
-            self.stop_after.is_none_or(|n| self.calls < n)
-        }
-    }
-
-    fn rec() -> Recorder {
-        Recorder { started: None, chunks: 0, stop_after: None, calls: 0 }
-    }
-
-    /// A writable stand-in for a cgroup directory (the test is not in a VM).
-    fn fake_cgroup() -> tempfile::TempDir {
-        tempfile::tempdir().unwrap()
-    }
-
-    fn sh(script: &str) -> Vec<String> {
-        vec!["-c".into(), script.into()]
-    }
-
-    #[test]
-    fn captures_both_streams_and_exit_code_and_places_child_first() {
-        let cg = fake_cgroup();
-        let args = sh("echo out; echo err >&2; exit 3");
-        let mut w = rec();
-        let o = run(
-            &Program::Exec { path: "/bin/sh", args: &args, env: &[] },
-            cg.path().to_str().unwrap(),
-            true,
-            None,
-            &mut w,
-        )
-        .unwrap();
-        assert_eq!(o.exit_code, Some(3));
-        assert_eq!(o.stdout.data, b"out\n");
-        assert_eq!(o.stderr.data, b"err\n");
-        assert_eq!(w.started, Some(o.pid));
-        let placed = std::fs::read_to_string(cg.path().join("cgroup.procs")).unwrap();
-        assert_eq!(placed, o.pid.to_string());
-    }
-
-    #[test]
-    fn timeout_kills_the_whole_group() {
-        let cg = fake_cgroup();
-        let args = sh("sleep 30 & sleep 30; echo never");
-        let o = run(
-            &Program::Exec { path: "/bin/sh", args: &args, env: &[] },
-            cg.path().to_str().unwrap(),
-            true,
-            Some(Duration::from_millis(300)),
-            &mut rec(),
-        )
-        .unwrap();
-        assert!(matches!(o.interrupted, Some(Interrupt::TimedOut)));
-        assert_eq!(o.signal, Some(libc::SIGKILL));
-        assert!(
-            o.duration < Duration::from_secs(10),
-            "the background sleep must not hold the pipes open"
-        );
-    }
-
-    #[test]
-    fn watcher_can_stop_the_payload() {
-        let cg = fake_cgroup();
-        let args = sh("sleep 30");
-        let mut w = Recorder { stop_after: Some(2), ..rec() };
-        let o = run(
-            &Program::Exec { path: "/bin/sh", args: &args, env: &[] },
-            cg.path().to_str().unwrap(),
-            true,
-            None,
-            &mut w,
-        )
-        .unwrap();
-        assert!(matches!(o.interrupted, Some(Interrupt::Watcher)));
-    }
-
-    #[test]
-    fn output_is_capped_and_truncation_reported() {
-        let mut c = Captured::default();
-        c.push(&vec![b'x'; CAPTURE_CAP - 1]);
-        assert_eq!(c.push(b"abc"), b"a");
-        assert!(c.truncated);
-        assert_eq!(c.data.len(), CAPTURE_CAP);
-    }
-
-    #[test]
-    fn missing_binary_is_exit_127_with_a_message() {
-        let cg = fake_cgroup();
-        let o = run(
-            &Program::Exec { path: "/nonexistent/bin", args: &[], env: &[] },
-            cg.path().to_str().unwrap(),
-            true,
-            None,
-            &mut rec(),
-        )
-        .unwrap();
-        assert_eq!(o.exit_code, Some(127));
-        assert!(String::from_utf8_lossy(&o.stderr.data).contains("exec of the payload failed"));
-    }
-
-    #[test]
-    fn unplaceable_child_is_killed_and_reported() {
-        let err = run(
-            &Program::Exec { path: "/bin/true", args: &[], env: &[] },
-            "/nonexistent/cgroup",
-            true,
-            None,
-            &mut rec(),
-        )
-        .unwrap_err();
-        assert!(format!("{err:#}").contains("/nonexistent/cgroup"));
-    }
-}
+mod tests;
