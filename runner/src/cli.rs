@@ -53,8 +53,8 @@ pub enum Command {
     /// Boot a VM, start a scheduler, run a payload, check its metrics.
     #[command(after_help = RUN_HELP)]
     Run(Box<RunArgs>),
-    /// One command in the VM a run would boot, the scheduler running:
-    /// `ktstr shell --exec CMD`, its output and exit code passed through.
+    /// A shell in the VM a run would boot, the scheduler running: on your
+    /// terminal, or one command with --exec CMD; its exit code is ours.
     #[command(after_help = crate::shell::SHELL_HELP)]
     Shell(Box<crate::shell::ShellArgs>),
     /// Time-to-verdict and peak RSS of a trivial run, per VM engine.
@@ -69,6 +69,15 @@ pub enum Command {
     /// Run ktstr itself inside an L1 VM (QEMU) that has a real /dev/kvm.
     #[command(after_help = NESTED_HELP)]
     Nested(NestedArgs),
+    /// Internal (L1's init, for `ktstr nested -- shell`): PROGRAM on a PTY
+    /// relayed to the virtio port PORT; its exit code is ours.
+    #[command(name = "on-terminal", hide = true)]
+    OnTerminal {
+        port: PathBuf,
+        program: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 pub const BENCH_HELP: &str = "\

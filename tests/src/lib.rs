@@ -2,6 +2,7 @@
 //! real `ktstr` binary, build out-of-tree plugins.
 
 mod test_scheduler;
+pub mod tmux;
 pub use test_scheduler::build_test_scheduler;
 
 use std::path::{Path, PathBuf};
@@ -197,13 +198,34 @@ pub fn metric(doc: &serde_json::Value, name: &str) -> Option<f64> {
 /// engine; with shadow paging none did in 51 runs (README, VM engines). What
 /// is tested, our VMM inside a real /dev/kvm, is the same either way.
 pub fn ktstr_nested(args: &[&str]) -> Output {
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = nested_turn();
     let mut all = vec!["nested", "--l1-cmdline", "kvm_amd.npt=0"];
     all.extend_from_slice(args);
     let out = ktstr(&all);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let Some(why) = emulated_host_failure(&stdout, &stderr) else { return out };
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    eprintln!("\n!!! RETRYING `ktstr {}`: {why}:\n{stdout}\n{stderr}\n", all.join(" "));
+    record_note(&format!("RETRIED {test}: {}", why.trim()));
+    ktstr(&all)
+}
+
+/// One nested run at a time: two L1s would share the host's two cores.
+pub fn nested_turn() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Records a loud retry of `test` (stderr and `notes_log()`).
+pub fn note_retry(test: &str, why: &str, evidence: &str) {
+    eprintln!("\n!!! RETRYING {test}: {why}:\n{evidence}\n");
+    record_note(&format!("RETRIED {test}: {}", why.trim()));
+}
+
+/// Why a nested run failed because of the emulated L1 host (the failures
+/// `ktstr_nested` retries once, loudly), if it did.
+pub fn emulated_host_failure(stdout: &str, stderr: &str) -> Option<String> {
     let why = match stderr.lines().find(|l| l.contains("the emulated L1 host crashed")) {
         Some(l) => l.to_string(),
         // An L2 that triple-faults during boot inside the emulated L1: QEMU-KVM
@@ -220,12 +242,9 @@ pub fn ktstr_nested(args: &[&str]) -> Output {
         {
             "L2 init segfaulted in ld.so at start-up inside the emulated L1".to_string()
         }
-        None => return out,
+        None => return None,
     };
-    let test = std::thread::current().name().unwrap_or("?").to_string();
-    eprintln!("\n!!! RETRYING `ktstr {}`: {why}:\n{stdout}\n{stderr}\n", all.join(" "));
-    record_note(&format!("RETRIED {test}: {}", why.trim()));
-    ktstr(&all)
+    Some(why)
 }
 
 /// Where skipped VM tests and retried nested runs are listed, a line each,

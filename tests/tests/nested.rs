@@ -203,3 +203,45 @@ fn our_kvm_vmm_serves_a_disk_that_its_guest_formats_mounts_and_fio_measures() {
         assert!(metric(&doc, m).is_some_and(|v| v > 0.0), "{m}: {why}");
     }
 }
+
+/// The interactive shell under ktstr-vmm: `ktstr nested -- shell` through a
+/// real terminal (tmux), the ktstr in L1 on a PTY relayed from ours, the
+/// shell in L2 on a PTY relayed over our VMM's `ktstr-shell` port.
+#[test]
+fn our_kvm_vmm_gives_an_interactive_shell_through_two_relays() {
+    if !vm_tests_enabled("nested interactive shell") {
+        return;
+    }
+    if !ktstr_tests::tmux::available() {
+        ktstr_tests::skip("nested interactive shell", "tmux is not installed (scripts/setup.sh)");
+        return;
+    }
+    let _turn = ktstr_tests::nested_turn();
+    let args = [
+        "nested",
+        "--l1-cmdline",
+        "kvm_amd.npt=0",
+        "--",
+        "shell",
+        "--vmm",
+        "kvm",
+        "--scheduler",
+        "scx_simple",
+        "--topology",
+        "1n1l2c1t",
+    ];
+    let attempt = || {
+        let dir = tempfile::tempdir().unwrap();
+        ktstr_tests::tmux::shell_scenario(&ktstr_tests::ktstr_bin(), &args, dir.path())
+    };
+    let Err(screen) = attempt() else { return };
+    // Only the emulated host's failures are retried (once, loudly), as
+    // ktstr_nested does; anything else fails the test.
+    let Some(why) = ktstr_tests::emulated_host_failure(&screen, &screen) else {
+        panic!("{screen}")
+    };
+    ktstr_tests::note_retry("nested interactive shell", &why, &screen);
+    if let Err(screen) = attempt() {
+        panic!("{screen}");
+    }
+}

@@ -31,5 +31,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             crate::shell::execute(&args, &Discovery::from_env(&cli.plugin_dirs))
         }
         Command::Run(args) => crate::run::execute(&args, &Discovery::from_env(&cli.plugin_dirs)),
+        Command::OnTerminal { port, program, args } => {
+            let port = std::fs::OpenOptions::new().read(true).write(true).open(&port)?;
+            ktstr_core::guest::run_on_terminal(port, &program, &args)
+        }
     }
 }

@@ -26,9 +26,19 @@ const QEMU_DATA_DIR: &str = "/usr/share/qemu";
 const HOST_FIRMWARE_DIRS: [&str; 2] = ["/usr/share/qemu", "/usr/share/seabios"];
 
 /// The script L1 runs as PID 1: mounts, runs `ktstr ARGS` with its stdout
-/// on the virtio port `ktstr`, its exit code on COM2, and powers off.
-fn init_script(args: &[String]) -> String {
+/// on the virtio port `ktstr`, its exit code on COM2, and powers off. With
+/// a terminal (`Some(TERM)`, an interactive `shell`), ktstr runs on a PTY
+/// relayed to the port `ktstr-shell` instead.
+fn init_script(args: &[String], terminal: Option<&str>) -> String {
     let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+    let run = match terminal {
+        Some(term) => format!(
+            "TERM={} {KTSTR_DIR}/ktstr on-terminal $tty {KTSTR_DIR}/ktstr {}",
+            shell_quote(term),
+            quoted.join(" ")
+        ),
+        None => format!("{KTSTR_DIR}/ktstr {} > $out", quoted.join(" ")),
+    };
     format!(
         r#"#!/bin/busybox sh
 /bin/busybox mkdir -p /bin /sbin /usr/sbin /proc /sys /dev /tmp /run /root
@@ -37,19 +47,24 @@ export PATH={BIN_DIR}:/bin:/sbin:/usr/sbin HOME=/root KTSTR_CACHE_DIR={CACHE_DIR
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mkdir -p /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup
 out=/dev/null
+tty=
 for p in /sys/class/virtio-ports/*; do
-  [ "$(cat $p/name 2>/dev/null)" = ktstr ] || continue
-  out=/dev/${{p##*/}}
-  [ -e $out ] || mknod $out c $(tr : ' ' < $p/dev)
+  dev=/dev/${{p##*/}}
+  [ -e $dev ] || mknod $dev c $(tr : ' ' < $p/dev)
+  case "$(cat $p/name 2>/dev/null)" in
+    ktstr) out=$dev ;;
+    ktstr-shell) tty=$dev ;;
+  esac
 done
 # A heartbeat on the console: the host ends an L1 that falls silent.
 ( while :; do sleep {HEARTBEAT_S}; echo "{HEARTBEAT} $(cut -d' ' -f1 /proc/uptime)"; done ) &
 echo "[L1] up $(cut -d' ' -f1 /proc/uptime)s; /dev/kvm: $([ -e /dev/kvm ] && echo present || echo MISSING); running: ktstr {shown}"
-{KTSTR_DIR}/ktstr {joined} > $out
+{run}
 rc=$?
 if [ $rc -ne 0 ]; then
   # Evidence for the host: the console of the newest inner run.
@@ -64,7 +79,6 @@ poweroff -f
         HEARTBEAT = super::l1::HEARTBEAT,
         HEARTBEAT_S = super::l1::HEARTBEAT_EVERY.as_secs(),
         shown = quoted.join(" ").replace('`', "'"),
-        joined = quoted.join(" "),
     )
 }
 
@@ -73,19 +87,21 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// Everything L1 needs; `with_qemu` adds QEMU (for `--vmm qemu` inside L1).
+/// Everything L1 needs; `with_qemu` adds QEMU (for `--vmm qemu` inside L1);
+/// `terminal` (TERM) runs ktstr on a terminal (see [`init_script`]).
 pub fn l1_archive(
     args: &[String],
     catalog: &Catalog,
     kernel: &KernelEntry,
     with_qemu: bool,
+    terminal: Option<&str>,
 ) -> Result<ArchiveSpec> {
     let mut a = ArchiveSpec::default();
     let busybox = BUSYBOX_CANDIDATES.iter().map(PathBuf::from).find(|p| p.is_file()).context(
         "busybox not found (/bin/busybox): install busybox-static (scripts/setup.sh does)",
     )?;
     a.add_file(&busybox, "/bin/busybox", 0o755);
-    a.add_bytes("/init", init_script(args), 0o755);
+    a.add_bytes("/init", init_script(args, terminal), 0o755);
 
     let exe = std::env::current_exe().context("find the ktstr executable")?;
     a.add_elf_with_deps(&exe, format!("{KTSTR_DIR}/ktstr"))?;
@@ -180,11 +196,16 @@ mod tests {
 
     #[test]
     fn the_script_runs_ktstr_with_the_arguments_and_reports_its_exit() {
-        let s = init_script(&["run".into(), "--plugin".into(), "work ers".into()]);
+        let s = init_script(&["run".into(), "--plugin".into(), "work ers".into()], None);
         assert!(s.starts_with("#!/bin/busybox sh\n"));
         assert!(s.contains("/ktstr/ktstr 'run' '--plugin' 'work ers' > $out\n"), "{s}");
         assert!(s.contains("KTSTR-NESTED-EXIT $rc"));
         assert!(s.contains("KTSTR_CACHE_DIR=/cache"));
+        let s = init_script(&["shell".into()], Some("xterm"));
+        assert!(
+            s.contains("TERM='xterm' /ktstr/ktstr on-terminal $tty /ktstr/ktstr 'shell'\n"),
+            "{s}"
+        );
         assert!(s.contains("sleep 10; echo \"KTSTR-L1-ALIVE $(cut"), "a heartbeat: {s}");
         assert!(s.trim_end().ends_with("poweroff -f"));
     }

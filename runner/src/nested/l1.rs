@@ -46,6 +46,8 @@ pub struct L1Host<'a> {
     pub watchdog: Duration,
     /// `--l1-cmdline`, appended to L1's kernel command line.
     pub extra_cmdline: String,
+    /// An interactive shell inside L1: its terminal's socket and TERM.
+    pub terminal: Option<(PathBuf, String)>,
 }
 
 /// How one L1 ended.
@@ -83,7 +85,8 @@ impl L1Host<'_> {
     /// Boots one L1 running `ktstr ARGS`, its files in `dir`, and waits for it.
     pub fn run(&self, args: &[String], dir: &Path) -> Result<L1Outcome> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-        let spec = archive::l1_archive(args, self.catalog, self.kernel, self.with_qemu)?;
+        let term = self.terminal.as_ref().map(|(_, term)| term.as_str());
+        let spec = archive::l1_archive(args, self.catalog, self.kernel, self.with_qemu, term)?;
         let initramfs = dir.join("l1.cpio");
         write_newc(&spec, &mut std::fs::File::create(&initramfs)?)?;
         let vm = VmSpec {
@@ -97,7 +100,7 @@ impl L1Host<'_> {
             data_out: dir.join("l1-stdout"),
             data_fallback_out: dir.join("l1-exit"),
             disks: Vec::new(),
-            shell_socket: None,
+            shell_socket: self.terminal.as_ref().map(|(sock, _)| sock.clone()),
         };
         let ended = follow(&self.engine, &vm, self.watchdog);
         // The archive is large and rebuilt each time; the rest is evidence.

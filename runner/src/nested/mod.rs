@@ -8,7 +8,7 @@ mod archive;
 mod bench;
 mod l1;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -29,10 +29,17 @@ pub fn execute(args: &NestedArgs, discovery: &Discovery) -> Result<i32> {
     }
     // A bench inside L1 is driven from here, so that it outlives L1 dying.
     let inner = Cli::try_parse_from(std::iter::once("ktstr".to_string()).chain(args.args.clone()));
-    let bench_args = match inner {
-        Ok(Cli { command: Command::Bench(b), .. }) => Some(b),
-        _ => None,
+    let (bench_args, interactive) = match inner {
+        Ok(Cli { command: Command::Bench(b), .. }) => (Some(b), false),
+        Ok(Cli { command: Command::Shell(s), .. }) => (None, s.exec.is_none()),
+        _ => (None, false),
     };
+    // An interactive shell in L2: L1's ktstr gets a terminal relayed from ours.
+    if interactive && !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        let why = "no terminal on stdin and stdout, so no interactive shell in L1: \
+                   give a command with `shell --exec CMD`";
+        return Err(UsageError(why.into()).into());
+    }
     let memory_mib = parse_memory(&args.memory).map_err(UsageError)?;
     let topology = format!("1n1l{}c1t", args.cpus)
         .parse()
@@ -43,6 +50,12 @@ pub fn execute(args: &NestedArgs, discovery: &Discovery) -> Result<i32> {
     // -cpu max under TCG is what exposes SVM+NPT; with working KVM, -cpu host
     // exposes the host's own nested virtualisation.
     let accel = if crate::run::kvm_usable().is_ok() { Accel::Kvm } else { Accel::Tcg };
+    let work = tempfile::Builder::new()
+        .prefix("ktstr-nested-")
+        .tempdir()
+        .context("create a temporary directory")?;
+    let relay = interactive.then(|| crate::terminal::Relay::listen(work.path())).transpose()?;
+    let term = std::env::var("TERM").unwrap_or_default();
     let host = l1::L1Host {
         engine: QemuEngine::detect(Some(accel))?.with_virtualization(),
         kernel: &kernel,
@@ -50,28 +63,38 @@ pub fn execute(args: &NestedArgs, discovery: &Discovery) -> Result<i32> {
         with_qemu: args.with_qemu,
         topology,
         memory_mib,
-        watchdog: Duration::from_secs(args.watchdog),
+        // The user ends an interactive shell (Ctrl-] q for a wedged one).
+        watchdog: if interactive { Duration::MAX } else { Duration::from_secs(args.watchdog) },
         extra_cmdline: args.l1_cmdline.clone().unwrap_or_default(),
+        terminal: relay
+            .as_ref()
+            .map(|r| (r.path().to_path_buf(), crate::shell::plain_term(&term).to_string())),
     };
-    let work = tempfile::Builder::new()
-        .prefix("ktstr-nested-")
-        .tempdir()
-        .context("create a temporary directory")?;
     let artifacts = args.artifacts.clone().unwrap_or_else(|| work.path().to_path_buf());
     progress(&format!(
-        "L1: ktstr, {} plugins, kernel {}{}; {} ({} CPUs, {} MiB); watchdog {}s",
+        "L1: ktstr, {} plugins, kernel {}{}; {} ({} CPUs, {} MiB); {}",
         catalog.plugins.len(),
         kernel.version,
         if args.with_qemu { ", QEMU" } else { "" },
         host.engine.describe(),
         args.cpus,
         memory_mib,
-        args.watchdog
+        if interactive {
+            "no watchdog".to_string()
+        } else {
+            format!("watchdog {}s", args.watchdog)
+        }
     ));
+    let relay = relay.map(|r| r.start(crate::interrupt::request)).transpose()?;
     let result = match &bench_args {
         Some(b) => bench::execute(&host, &args.args, b, &artifacts),
         None => single(&host, &args.args, &artifacts),
     };
+    if let Some(relay) = relay {
+        if let Err(e) = relay.stop() {
+            progress(&format!("the shell's relay failed: {e:#}"));
+        }
+    }
     if !matches!(result, Ok(0)) && args.artifacts.is_none() {
         // Keep the evidence of a failure: the L1 console holds the inner run's.
         let kept = work.keep();

@@ -79,14 +79,22 @@ pub fn execute(args: &ShellArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     crate::run::execute(&run, discovery)
 }
 
+/// `TERM` as it may travel into a guest: a plain terminfo name, else vt100.
+pub fn plain_term(term: &str) -> &str {
+    let ok =
+        !term.is_empty() && term.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._+".contains(&b));
+    if ok {
+        term
+    } else {
+        "vt100"
+    }
+}
+
 /// What the guest runs for an interactive shell: busybox's applets
 /// installed, a useful environment, a line that says where the user is,
 /// then `sh -i` on the terminal.
 fn interactive_script(host_term: &str) -> String {
-    // TERM travels only if it is a plain terminfo name.
-    let ok = !host_term.is_empty()
-        && host_term.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._+".contains(&b));
-    let term = if ok { host_term } else { "vt100" };
+    let term = plain_term(host_term);
     format!(
         r#"b=$(readlink /proc/$$/exe)
 mkdir -p /usr/local/bin /root && "$b" --install -s /usr/local/bin

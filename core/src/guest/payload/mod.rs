@@ -4,7 +4,7 @@
 //! interactive shell, with a terminal (`terminal`) relayed to the host.
 
 mod terminal;
-pub use terminal::Terminal;
+pub use terminal::{run_on_terminal, Terminal};
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};

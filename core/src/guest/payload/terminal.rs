@@ -119,3 +119,22 @@ pub unsafe fn attach_in_child(slave: RawFd) {
         libc::close(slave);
     }
 }
+
+/// Runs `program` on a fresh PTY relayed to `port`, in the root cgroup, and
+/// returns its exit code (128+N for signal N): how `ktstr nested` gives the
+/// ktstr inside L1 a terminal for an interactive shell.
+pub fn run_on_terminal(port: File, program: &str, args: &[String]) -> anyhow::Result<i32> {
+    struct Quiet;
+    impl super::Watch for Quiet {
+        fn started(&mut self, _: u32) {}
+        fn output(&mut self, _: bool, _: &[u8]) {}
+        fn keep_going(&mut self) -> bool {
+            true
+        }
+    }
+    let program = super::Program::Exec { path: program, args, env: &[] };
+    let terminal = Terminal::over(port)?;
+    let root = crate::guest::mounts::CGROUP_ROOT;
+    let o = super::run(&program, root, true, None, Some(terminal), &mut Quiet)?;
+    Ok(o.exit_code.or(o.signal.map(|s| 128 + s)).unwrap_or(1))
+}
