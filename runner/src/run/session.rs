@@ -11,7 +11,7 @@ use ktstr_core::protocol::Decoder;
 use super::console_watch::ConsoleWatch;
 use super::record::Record;
 use super::timeline::{Mark, Timeline};
-use super::verdict::VmEnd;
+use super::verdict::{Verdict, VmEnd};
 use crate::interrupt;
 use crate::vm::{RunningVm, VmEngine, VmSpec};
 
@@ -127,9 +127,20 @@ pub fn run_vm(
     let mut stop_ms = None;
     let mut console = ConsoleTail { file: None, path: spec.console_log.clone(), pos: 0 };
     let mut first_report: Option<Instant> = None;
+    let mut told_class = false;
     let end = loop {
         for ch in &mut channels {
             ch.read_new(record, progress);
+        }
+        // An interactive shell outlives its scheduler: say what kind of failure at once.
+        if limits.interactive && record.scheduler_failure.is_some() && !told_class {
+            if let Some(class) = Verdict::SchedulerFailed.class(record, watch.class()) {
+                progress(&format!(
+                    "the scheduler's failure: {} (the shell stays up)",
+                    class.as_str()
+                ));
+                told_class = true;
+            }
         }
         timeline.observe(record);
         if let Some(line) = console.read_new(watch) {
