@@ -231,7 +231,7 @@ fn ctrl_c_stops_the_vm_keeps_the_artifacts_and_removes_temporary_files() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&ps.stdout).into_owned();
-        let booted = std::fs::read_to_string(&console).unwrap_or_default().contains("Run /init");
+        let booted = std::fs::read_to_string(&console).unwrap_or_default().contains("ktstr-init:");
         if booted && !text.is_empty() {
             break text;
         }

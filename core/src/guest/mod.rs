@@ -31,6 +31,7 @@ pub fn main() -> ! {
     if let Err(e) = mounts::mount_all() {
         eprintln!("ktstr-init: mounting failed: {e:#}");
     }
+    restore_console_loglevel();
     let observer = observe_from_above();
     let mut channel = Channel::open();
     if let Err(e) = observer {
@@ -105,6 +106,19 @@ pub fn power_off() -> ! {
     eprintln!("ktstr-init: {mode:?} failed ({err:?}); waiting for the host watchdog");
     loop {
         std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// The host quiets the console while the kernel boots (`loglevel=`) and
+/// asks for it back here (`ktstr.console_loglevel=N`): from now on the
+/// console shows what the run does (sched_ext, stalls) as it happens.
+fn restore_console_loglevel() {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let level = cmdline.split_whitespace().find_map(|w| w.strip_prefix("ktstr.console_loglevel="));
+    if let Some(level) = level.filter(|l| l.parse::<u8>().is_ok()) {
+        if let Err(e) = std::fs::write("/proc/sys/kernel/printk", level) {
+            eprintln!("ktstr-init: could not restore the console's log level: {e}");
+        }
     }
 }
 

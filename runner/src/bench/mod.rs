@@ -139,10 +139,13 @@ fn one_run(exe: &Path, vmm: &str, round: usize, args: &BenchArgs, json: &Path) -
         peak_rss_kib: doc["engine"]["peak_rss_kib"].as_u64(),
         verdict: doc["verdict"].as_str().unwrap_or("?").to_string(),
         description: doc["engine"]["description"].as_str().unwrap_or_default().to_string(),
-        init_ms: doc["artifacts"]
-            .as_str()
-            .and_then(|dir| std::fs::read_to_string(Path::new(dir).join("console.log")).ok())
-            .and_then(|console| init_uptime_ms(&console)),
+        // The kernel log the init streamed; the console only has the line
+        // when the boot's info messages go to it (`--kernel-arg loglevel=7`).
+        init_ms: doc["artifacts"].as_str().and_then(|dir| {
+            ["kmsg.log", "console.log"].iter().find_map(|f| {
+                init_uptime_ms(&std::fs::read_to_string(Path::new(dir).join(f)).ok()?)
+            })
+        }),
         timeline: doc["timeline"].clone(),
     })
 }
