@@ -76,9 +76,17 @@ impl Drop for Tmux {
     }
 }
 
-/// Whether tmux can be run here.
-pub fn available() -> bool {
-    Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success())
+/// Whether the VM test `test` driven through tmux runs here: VM tests are
+/// on and tmux can be run (else a loud skip).
+pub fn tests_enabled(test: &str) -> bool {
+    if !crate::vm_tests_enabled(test) {
+        return false;
+    }
+    let ok = Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        crate::skip(test, "tmux is not installed (scripts/setup.sh installs it)");
+    }
+    ok
 }
 
 /// A line of the screen that is exactly `line`.

@@ -209,11 +209,7 @@ fn our_kvm_vmm_serves_a_disk_that_its_guest_formats_mounts_and_fio_measures() {
 /// shell in L2 on a PTY relayed over our VMM's `ktstr-shell` port.
 #[test]
 fn our_kvm_vmm_gives_an_interactive_shell_through_two_relays() {
-    if !vm_tests_enabled("nested interactive shell") {
-        return;
-    }
-    if !ktstr_tests::tmux::available() {
-        ktstr_tests::skip("nested interactive shell", "tmux is not installed (scripts/setup.sh)");
+    if !ktstr_tests::tmux::tests_enabled("nested interactive shell") {
         return;
     }
     let _turn = ktstr_tests::nested_turn();

@@ -1,15 +1,11 @@
 //! The interactive `ktstr shell` through a real terminal (tmux), under QEMU;
 //! `nested.rs` drives the same scenario under ktstr-vmm inside L1.
 
-use ktstr_tests::{ktstr_bin, skip, tmux, vm_tests_enabled};
+use ktstr_tests::{ktstr_bin, tmux};
 
 #[test]
 fn interactive_shell_through_a_real_terminal() {
-    if !vm_tests_enabled("shell_interactive") {
-        return;
-    }
-    if !tmux::available() {
-        skip("shell_interactive", "tmux is not installed (scripts/setup.sh installs it)");
+    if !tmux::tests_enabled("shell_interactive") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -23,11 +19,7 @@ fn interactive_shell_through_a_real_terminal() {
 /// printed as it happens, the shell stays up, and ktstr then exits 3.
 #[test]
 fn a_scheduler_failure_is_told_at_once_and_the_shell_stays_up() {
-    if !vm_tests_enabled("shell_scheduler_failure") {
-        return;
-    }
-    if !tmux::available() {
-        skip("shell_scheduler_failure", "tmux is not installed (scripts/setup.sh installs it)");
+    if !tmux::tests_enabled("shell_scheduler_failure") {
         return;
     }
     // scx_qmap -e N: scx_bpf_error() after N enqueues.
