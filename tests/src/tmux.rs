@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 /// screen (a deadline against hangs, not a speed check).
 const STEP_DEADLINE: Duration = Duration::from_secs(300);
 /// What the pane prints once ktstr has exited, then its exit code.
-const EXITED: &str = "KTSTR-PANE-EXITED rc=";
+pub const EXITED: &str = "KTSTR-PANE-EXITED rc=";
 
 /// A tmux server of its own, killed when dropped.
 pub struct Tmux {
@@ -46,6 +46,12 @@ impl Tmux {
         let mut args = vec!["send-keys", "-t", "t"];
         args.extend(keys);
         self.cmd(&args).map(drop)
+    }
+
+    /// The pid of the pane's shell (ktstr is its child).
+    pub fn pane_pid(&self) -> Result<u32, String> {
+        let out = self.cmd(&["display-message", "-p", "-t", "t", "#{pane_pid}"])?;
+        out.trim().parse().map_err(|e| format!("pane pid {out:?}: {e}"))
     }
 
     pub fn resize(&self, cols: u16, rows: u16) -> Result<(), String> {
