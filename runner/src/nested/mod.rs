@@ -8,7 +8,7 @@ mod archive;
 mod bench;
 mod l1;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -35,10 +35,8 @@ pub fn execute(args: &NestedArgs, discovery: &Discovery) -> Result<i32> {
         _ => (None, false),
     };
     // An interactive shell in L2: L1's ktstr gets a terminal relayed from ours.
-    if interactive && !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
-        let why = "no terminal on stdin and stdout, so no interactive shell in L1: \
-                   give a command with `shell --exec CMD`";
-        return Err(UsageError(why.into()).into());
+    if interactive {
+        crate::terminal::require_terminal("give a command with `shell --exec CMD`")?;
     }
     let memory_mib = parse_memory(&args.memory).map_err(UsageError)?;
     let topology = format!("1n1l{}c1t", args.cpus)
@@ -85,15 +83,13 @@ pub fn execute(args: &NestedArgs, discovery: &Discovery) -> Result<i32> {
             format!("watchdog {}s", args.watchdog)
         }
     ));
-    let relay = relay.map(|r| r.start(crate::interrupt::request)).transpose()?;
+    let relay = relay.map(crate::terminal::Relay::start).transpose()?;
     let result = match &bench_args {
         Some(b) => bench::execute(&host, &args.args, b, &artifacts),
         None => single(&host, &args.args, &artifacts),
     };
     if let Some(relay) = relay {
-        if let Err(e) = relay.stop() {
-            progress(&format!("the shell's relay failed: {e:#}"));
-        }
+        relay.stop();
     }
     if !matches!(result, Ok(0)) && args.artifacts.is_none() {
         // Keep the evidence of a failure: the L1 console holds the inner run's.

@@ -109,7 +109,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         stall_grace: Duration::from_secs(args.stall_grace),
         interactive: args.interactive,
     };
-    let relay = relay.map(|r| r.start(crate::interrupt::request)).transpose()?;
+    let relay = relay.map(crate::terminal::Relay::start).transpose()?;
     let mut console = ConsoleWatch::new(prepared.plan.scheduler.launch.sched_ext);
     let ended = session::run_vm(
         engine.as_ref(),
@@ -122,9 +122,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     );
     // The guest's last output shown, the terminal restored, before any summary.
     if let Some(relay) = relay {
-        if let Err(e) = relay.stop() {
-            progress(&format!("the shell's relay failed: {e:#}"));
-        }
+        relay.stop();
     }
     let ended = ended?;
     report::write_artifacts(&artifacts, &record)?;
@@ -181,6 +179,8 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     };
     let doc = serde_json::to_string_pretty(&outcome.to_json())?;
     std::fs::write(artifacts.join("result.json"), &doc)?;
+    // The shell's (or --exec command's) exit code is ours, its output went to stdout.
+    let command_exit = args.tee_payload || args.interactive;
     match args.json.as_deref() {
         Some(p) if p.as_os_str() == "-" => println!("{doc}"),
         Some(p) => {
@@ -188,18 +188,16 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
             print!("{}", outcome.summary());
         }
         // The payload's own output went to stdout: the summary is ours.
-        None if args.tee_payload || args.interactive => {
-            match exec::command_code(&record, verdict) {
-                Some(code) => {
-                    let what = if args.interactive { "shell" } else { "command" };
-                    progress(&format!("the {what} exited {code} ({})", artifacts.display()))
-                }
-                None => eprint!("{}", outcome.summary()),
+        None if command_exit => match exec::command_code(&record, verdict) {
+            Some(code) => {
+                let what = if args.interactive { "shell" } else { "command" };
+                progress(&format!("the {what} exited {code} ({})", artifacts.display()))
             }
-        }
+            None => eprint!("{}", outcome.summary()),
+        },
         None => print!("{}", outcome.summary()),
     }
-    if args.tee_payload || args.interactive {
+    if command_exit {
         return Ok(exec::exit_code(&record, verdict));
     }
     Ok(verdict.exit_code())

@@ -7,7 +7,6 @@
 
 pub mod include;
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Args, Parser};
@@ -65,10 +64,8 @@ EXAMPLES
 
 pub fn execute(args: &ShellArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     let interactive = args.exec.is_none();
-    if interactive && !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
-        let why = "no terminal on stdin and stdout, so no interactive shell: \
-                   give a command with --exec CMD";
-        return Err(UsageError(why.into()).into());
+    if interactive {
+        crate::terminal::require_terminal("give a command with --exec CMD")?;
     }
     let term = std::env::var("TERM").unwrap_or_default();
     let cmd = args.exec.clone().unwrap_or_else(|| interactive_script(&term));

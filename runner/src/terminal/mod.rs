@@ -5,4 +5,4 @@ pub mod raw;
 pub mod relay;
 
 pub use raw::{eprint_line, restore};
-pub use relay::Relay;
+pub use relay::{require_terminal, Relay};

@@ -5,7 +5,8 @@
 //!
 //! The terminal goes raw when the guest's shell first speaks, so that the
 //! boot's progress lines read normally and keys typed meanwhile wait in the
-//! terminal. Ctrl-] then q ends the VM: the way out of a wedged guest.
+//! terminal. Ctrl-] then q ends the VM (as Ctrl-C would without raw mode,
+//! through `crate::interrupt`): the way out of a wedged guest.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -46,12 +47,12 @@ impl Relay {
 
     /// Starts relaying in a thread: call before the VM boots (the engine
     /// connects at boot; the connection waits in the backlog until accepted).
-    pub fn start(self, escaped: impl Fn() + Send + 'static) -> anyhow::Result<Running> {
+    pub fn start(self) -> anyhow::Result<Running> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
             .name("ktstr-shell-relay".into())
-            .spawn(move || relay(&self.listener, &stopping, &escaped))
+            .spawn(move || relay(&self.listener, &stopping))
             .context("spawn the shell relay thread")?;
         Ok(Running { stop, thread: Some(thread) })
     }
@@ -64,9 +65,12 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops once the guest's last output is shown; the terminal is restored.
-    pub fn stop(mut self) -> anyhow::Result<()> {
-        self.stop_now()
+    /// Stops once the guest's last output is shown; the terminal is
+    /// restored, and a relay that failed says so.
+    pub fn stop(mut self) {
+        if let Err(e) = self.stop_now() {
+            raw::eprint_line(&format!("[ktstr] the shell's relay failed: {e:#}"));
+        }
     }
 
     fn stop_now(&mut self) -> anyhow::Result<()> {
@@ -87,7 +91,7 @@ impl Drop for Running {
     }
 }
 
-fn relay(listener: &UnixListener, stop: &AtomicBool, escaped: &dyn Fn()) -> anyhow::Result<()> {
+fn relay(listener: &UnixListener, stop: &AtomicBool) -> anyhow::Result<()> {
     let Some(mut sock) = accept(listener, stop)? else { return Ok(()) };
     let mut size = raw::window_size();
     if let Some((rows, cols)) = size {
@@ -138,7 +142,7 @@ fn relay(listener: &UnixListener, stop: &AtomicBool, escaped: &dyn Fn()) -> anyh
             }
             if quit {
                 raw::eprint_line("[ktstr] Ctrl-] q: ending the VM");
-                escaped();
+                crate::interrupt::request();
             }
         }
         let now = raw::window_size();
@@ -149,6 +153,17 @@ fn relay(listener: &UnixListener, stop: &AtomicBool, escaped: &dyn Fn()) -> anyh
             }
         }
     }
+}
+
+/// Unless stdin and stdout are a terminal, the usage error that says so,
+/// ending with `hint` (what to do instead).
+pub fn require_terminal(hint: &str) -> Result<(), crate::usage::UsageError> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        return Ok(());
+    }
+    let why = format!("no terminal on stdin and stdout, so no interactive shell: {hint}");
+    Err(crate::usage::UsageError(why))
 }
 
 /// Waits for the engine to connect, or for `stop`.
