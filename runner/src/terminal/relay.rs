@@ -131,6 +131,15 @@ fn relay(listener: &UnixListener, stop: &AtomicBool) -> anyhow::Result<()> {
         } else if stopping {
             return Ok(());
         }
+        // The size before the keys: keys typed after a resize (`stty size`)
+        // must find the guest's PTY resized already.
+        let now = raw::window_size();
+        if now != size {
+            size = now;
+            if let Some((rows, cols)) = now {
+                sock.write_all(&encode_input(&TermInput::Resize { rows, cols }))?;
+            }
+        }
         if from_keys {
             let n = stdin.lock().read(&mut buf).unwrap_or(0);
             if n == 0 {
@@ -143,13 +152,6 @@ fn relay(listener: &UnixListener, stop: &AtomicBool) -> anyhow::Result<()> {
             if quit {
                 raw::eprint_line("[ktstr] Ctrl-] q: ending the VM");
                 crate::interrupt::request();
-            }
-        }
-        let now = raw::window_size();
-        if now != size {
-            size = now;
-            if let Some((rows, cols)) = now {
-                sock.write_all(&encode_input(&TermInput::Resize { rows, cols }))?;
             }
         }
     }
