@@ -15,7 +15,7 @@ use kvm_ioctls::{Cap, IoEventAddress, Kvm, NoDatamatch, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use crate::arch::x86_64::{acpi, boot, cpuid, kernel, layout::*, regs, topo};
+use crate::arch::x86_64::{acpi, boot, cpuid, kernel, layout::*, regs, topo, xsave};
 use crate::devices::bus::Bus;
 use crate::devices::i8042::I8042;
 use crate::devices::serial::Serial;
@@ -194,6 +194,9 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
         let cpuid =
             CpuId::from_entries(&entries).map_err(|e| anyhow::anyhow!("CPUID table: {e:?}"))?;
         fd.set_cpuid2(&cpuid).with_context(|| format!("KVM_SET_CPUID2 on vCPU {}", place.cpu))?;
+        if let Some(xcr0) = xsave::initial_xcr0(&entries) {
+            xsave::setup_xcr0(&fd, xcr0)?;
+        }
         regs::setup_msrs(&fd)?;
         regs::setup_fpu(&fd)?;
         regs::setup_lapic(&fd)?;

@@ -8,3 +8,4 @@ pub mod kernel;
 pub mod layout;
 pub mod regs;
 pub mod topo;
+pub mod xsave;
