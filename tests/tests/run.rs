@@ -31,6 +31,8 @@ fn workers_under_eevdf_pass_with_work_and_wake_latency() {
     let kmsg = std::fs::read_to_string(kmsg).unwrap();
     let line = kmsg.lines().find(|l| l.contains("Command line:")).expect("the boot's command line");
     assert!(line.contains(" printk.devkmsg=on"), "{line}");
+    // The VM gave the kernel nothing to doubt: no WARN() in its log.
+    assert_eq!(doc["kernel_warnings"]["seen"], 0, "{:#}", doc["kernel_warnings"]);
     // The monitor sampled throughout and found nobody starved under EEVDF.
     let monitor = &doc["monitor"];
     assert!(monitor["samples"].as_u64().unwrap() > 1, "{monitor:#}");

@@ -4,6 +4,7 @@ mod cmdline;
 mod console_watch;
 mod engine;
 mod exec;
+mod kernel_warnings;
 mod pack;
 mod payload_run;
 mod prepare;
@@ -168,6 +169,12 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
         timeline: &timeline,
         console_tail: report::tail_lines(&spec.console_log, 25),
         kernel_panic: report::kernel_panic(&spec.console_log),
+        kernel_warnings: if record.kernel_log.is_empty() {
+            // The guest never streamed its log: the console has warnings too.
+            kernel_warnings::scan(&std::fs::read(&spec.console_log).unwrap_or_default())
+        } else {
+            kernel_warnings::scan(&record.kernel_log)
+        },
         timing: prepared.timing,
         hints: prepared.hints.clone(),
         disks: disks.to_json(&record.disks),

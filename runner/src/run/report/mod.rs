@@ -10,6 +10,7 @@ use ktstr_core::plugin::{MetricHint, Polarity};
 use serde_json::json;
 
 use super::console_watch::{Class, ConsoleWatch, Kind};
+use super::kernel_warnings::KernelWarning;
 use super::payload_run::Timing;
 use super::record::Record;
 use super::timeline::{Mark, Timeline};
@@ -55,6 +56,8 @@ pub struct Outcome<'a> {
     pub console_tail: Vec<String>,
     /// The kernel's own panic line (`Kernel panic - not syncing: …`), if any.
     pub kernel_panic: Option<String>,
+    /// The kernel's `WARNING:` reports (the first few) and their number.
+    pub kernel_warnings: (Vec<KernelWarning>, usize),
     /// The payload's duration and time limit (not for scenarios).
     pub timing: Option<Timing>,
     /// The payload's metric hints: units and which way is better.
@@ -256,6 +259,7 @@ impl Outcome<'_> {
             "guest_log": r.logs,
             "console_tail": self.console_tail,
             "kernel_panic": self.kernel_panic,
+            "kernel_warnings": { "seen": self.kernel_warnings.1, "kept": self.kernel_warnings.0 },
             "artifacts": self.artifacts,
             "wall_ms": self.wall_ms,
             "timeline": self.timeline.to_json(),

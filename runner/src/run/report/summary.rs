@@ -35,6 +35,19 @@ impl Outcome<'_> {
         s
     }
 
+    /// The kernel's WARN()s: worth a look whatever the verdict.
+    fn warnings_section(&self) -> String {
+        let (kept, seen) = &self.kernel_warnings;
+        if *seen == 0 {
+            return String::new();
+        }
+        let mut s = format!("  kernel warnings ({seen}, whole in kmsg.log):\n");
+        for w in kept.iter().take(SHOWN_REPORTS) {
+            s.push_str(&format!("      {}\n", w.describe()));
+        }
+        s
+    }
+
     pub fn summary(&self) -> String {
         let r = self.record;
         let class = self.class.map(|c| format!(" [{}]", c.as_str())).unwrap_or_default();
@@ -115,6 +128,7 @@ impl Outcome<'_> {
             s.push_str(&format!("  LOST IN TRANSIT: the guest cut a {what} message: {note}\n"));
         }
         s.push_str(&self.console_section());
+        s.push_str(&self.warnings_section());
         s.push_str(&self.streamed_evidence());
         if matches!(self.verdict, Verdict::Timeout | Verdict::GuestCrash | Verdict::InitError)
             && !self.console_tail.is_empty()
