@@ -194,7 +194,7 @@ impl ConsoleWatch {
 }
 
 /// The text of a kernel console line after its `[    8.901963] ` stamp.
-fn kernel_text(line: &str) -> Option<&str> {
+pub(super) fn kernel_text(line: &str) -> Option<&str> {
     let rest = line.strip_prefix('[')?;
     let (stamp, text) = rest.split_once("] ")?;
     stamp.trim().parse::<f64>().ok()?;

@@ -54,10 +54,7 @@ pub fn scan(log: &[u8]) -> (Vec<KernelWarning>, usize) {
 /// A line's text after its `[    0.301187] ` stamp, if it has one.
 fn body(line: &str) -> &str {
     let line = line.trim_end_matches('\r');
-    line.strip_prefix('[')
-        .and_then(|rest| rest.split_once("] "))
-        .filter(|(stamp, _)| stamp.trim().parse::<f64>().is_ok())
-        .map_or(line, |(_, text)| text)
+    super::console_watch::kernel_text(line).unwrap_or(line)
 }
 
 #[cfg(test)]
