@@ -90,7 +90,8 @@ Where /dev/kvm cannot run guests, benchmark inside an L1 guest:
 
 EXAMPLES:
     ktstr bench --runs 5
-    ktstr nested --with-qemu -- bench --runs 5";
+    ktstr nested --with-qemu -- bench --runs 5
+    ktstr nested --with-qemu -- bench --vmm kvm,kvm-vmlinux,qemu --runs 20";
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -98,6 +99,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
     /// Engines to compare, comma-separated; the ratio is first/second.
+    /// `kvm-vmlinux` is ktstr-vmm booting the uncompressed vmlinux
+    /// (`run --boot-vmlinux`), to weigh it against `kvm`'s bzImage.
     #[arg(long, default_value = "kvm,qemu")]
     pub vmm: String,
     #[arg(long, default_value = "1n2l2c1t")]

@@ -58,8 +58,11 @@ impl Plan {
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect();
-        if let Some(bad) = engines.iter().find(|e| !matches!(e.as_str(), "kvm" | "qemu")) {
-            return Err(UsageError(format!("--vmm {bad}: engines are `kvm` and `qemu`")).into());
+        if let Some(bad) = engines.iter().find(|e| run_args(e).is_none()) {
+            return Err(UsageError(format!(
+                "--vmm {bad}: engines are `kvm`, `kvm-vmlinux` and `qemu`"
+            ))
+            .into());
         }
         if engines.is_empty() {
             return Err(UsageError("--vmm names no engine".into()).into());
@@ -108,12 +111,24 @@ pub fn execute(args: &BenchArgs) -> Result<i32> {
     report::print(&plan, &samples, None, args)
 }
 
+/// The `ktstr run` arguments that pick a bench engine: `kvm-vmlinux` is
+/// ktstr-vmm booting the cache entry's uncompressed vmlinux.
+fn run_args(engine: &str) -> Option<&'static [&'static str]> {
+    match engine {
+        "kvm" => Some(&["--vmm", "kvm"]),
+        "kvm-vmlinux" => Some(&["--vmm", "kvm", "--boot-vmlinux"]),
+        "qemu" => Some(&["--vmm", "qemu"]),
+        _ => None,
+    }
+}
+
 /// Runs `ktstr run` once as a child, so its wall time covers everything a user waits for.
 fn one_run(exe: &Path, vmm: &str, round: usize, args: &BenchArgs, json: &Path) -> Result<Sample> {
     let started = Instant::now();
     let status = Command::new(exe)
         .arg("run")
-        .args(["--vmm", vmm, "--topology", &args.topology, "--memory", &args.memory])
+        .args(run_args(vmm).context("a bench engine")?)
+        .args(["--topology", &args.topology, "--memory", &args.memory])
         .args(TRIVIAL_RUN)
         .arg("--json")
         .arg(json)
@@ -199,6 +214,14 @@ mod tests {
         assert!(Plan::new(&args("kvm,xen", 2)).is_err());
         assert!(Plan::new(&args("kvm", 0)).is_err());
         assert!(Plan::new(&args(" , ", 1)).is_err());
+    }
+
+    #[test]
+    fn the_vmlinux_boot_is_an_engine_of_its_own() {
+        let plan = Plan::new(&args("kvm,kvm-vmlinux,qemu", 1)).unwrap();
+        assert_eq!(plan.sequence(), [(0, "kvm"), (0, "kvm-vmlinux"), (0, "qemu")]);
+        assert_eq!(run_args("kvm-vmlinux"), Some(&["--vmm", "kvm", "--boot-vmlinux"][..]));
+        assert_eq!(run_args("kvm"), Some(&["--vmm", "kvm"][..]));
     }
 
     #[test]
