@@ -88,15 +88,18 @@ pub fn fmt_kib(k: Option<u64>) -> String {
 
 fn table(results: &[EngineResult], ratio: Option<f64>) -> String {
     let nested = results.iter().any(|r| r.l1_deaths.is_some());
-    let mut s =
-        String::from("engine  passed  median time-to-verdict  guest at /init  median peak RSS");
+    let w = results.iter().map(|r| r.vmm.len()).max().unwrap_or(0).max("engine".len());
+    let mut s = format!(
+        "{:<w$}  passed  median time-to-verdict  guest at /init  median peak RSS",
+        "engine"
+    );
     s.push_str(if nested { "  L1 deaths  description\n" } else { "  description\n" });
     for r in results {
         let wall = r.median_wall_ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "-".into());
         let runs = format!("{}/{}", r.passed, r.samples.len());
         let init = r.median_init_ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "-".into());
         s.push_str(&format!(
-            "{:<6}  {runs:<6}  {wall:>22}  {init:>14}  {:>15}",
+            "{:<w$}  {runs:<6}  {wall:>22}  {init:>14}  {:>15}",
             r.vmm,
             fmt_kib(r.median_peak_rss_kib)
         ));
@@ -161,6 +164,17 @@ mod tests {
         assert!(t.contains("kvm     1/2") && t.contains("500 ms") && t.contains("2.0 MiB"), "{t}");
         assert!(t.contains("guest at /init") && t.contains("777 ms"), "the /init column: {t}");
         assert!(!t.contains("L1 deaths"), "{t}");
+    }
+
+    #[test]
+    fn a_longer_engine_name_widens_its_column() {
+        let p = Plan { engines: vec!["kvm".into(), "kvm-vmlinux".into()], runs: 1 };
+        let s = [sample("kvm", 0, 500, "PASS"), sample("kvm-vmlinux", 0, 400, "PASS")];
+        let t = table(&results(&p, &s, None), None);
+        let at = |l: &str| l.find("1/1").unwrap();
+        let rows: Vec<&str> = t.lines().skip(1).take(2).collect();
+        assert_eq!(at(rows[0]), at(rows[1]), "{t}");
+        assert_eq!(at(rows[0]), t.find("passed").unwrap(), "{t}");
     }
 
     #[test]
