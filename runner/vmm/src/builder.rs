@@ -195,7 +195,13 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
             CpuId::from_entries(&entries).map_err(|e| anyhow::anyhow!("CPUID table: {e:?}"))?;
         fd.set_cpuid2(&cpuid).with_context(|| format!("KVM_SET_CPUID2 on vCPU {}", place.cpu))?;
         if let Some(xcr0) = xsave::initial_xcr0(&entries) {
-            xsave::setup_xcr0(&fd, xcr0)?;
+            // Not fatal: the guest then starts from KVM's reset XCR0, as
+            // before, and sets its own.
+            match xsave::setup_xcr0(&fd, xcr0) {
+                Err(e) if place.cpu == 0 => tracing::warn!("{e:#}; the guest sets XCR0 itself"),
+                Err(e) => tracing::debug!("vCPU {}: {e:#}", place.cpu),
+                Ok(()) => {}
+            }
         }
         regs::setup_msrs(&fd)?;
         regs::setup_fpu(&fd)?;
