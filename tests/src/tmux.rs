@@ -100,6 +100,16 @@ pub fn has_line(screen: &str, line: &str) -> bool {
     screen.lines().any(|l| l.trim_end() == line)
 }
 
+/// The pane's shell script: `stty -a` into `before`, `command`, `stty -a`
+/// into `after`, then `EXITED` and the command's exit code; the pane stays.
+pub fn pane_script(command: &str, before: &Path, after: &Path) -> String {
+    format!(
+        "stty -a > {b}; {command}; rc=$?; stty -a > {a}; echo; echo {EXITED}$rc; exec sleep 900",
+        b = before.display(),
+        a = after.display(),
+    )
+}
+
 /// `ktstr ARGS` (an interactive shell under scx_simple) in a 120×40 pane:
 /// it types `cat /sys/kernel/sched_ext/root/ops` and sees `simple`, stops a
 /// `sleep` with Ctrl-C, sees a resize in `stty size`, types `exit 3`; ktstr
@@ -108,13 +118,8 @@ pub fn has_line(screen: &str, line: &str) -> bool {
 pub fn shell_scenario(ktstr: &Path, args: &[&str], dir: &Path) -> Result<(), String> {
     let (before, after) = (dir.join("stty-before"), dir.join("stty-after"));
     let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
-    let script = format!(
-        "stty -a > {b}; {k} {a}; rc=$?; stty -a > {f}; echo; echo {EXITED}$rc; exec sleep 900",
-        b = before.display(),
-        k = ktstr.display(),
-        a = quoted.join(" "),
-        f = after.display(),
-    );
+    let command = format!("{} {}", ktstr.display(), quoted.join(" "));
+    let script = pane_script(&command, &before, &after);
     let tmux = Tmux::start(120, 40, &script)?;
     tmux.wait_for("the guest's prompt", |s| s.contains("ktstr:/root#"))?;
     tmux.keys(&["cat /sys/kernel/sched_ext/root/ops", "Enter"])?;

@@ -69,13 +69,8 @@ fn signals_end_the_vm_and_sigterm_restores_the_terminal() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (before, after) = (dir.path().join("before"), dir.path().join("after"));
-    let script = format!(
-        "stty -a > {b}; {k} shell --vmm qemu; rc=$?; stty -a > {a}; echo {e}$rc; exec sleep 900",
-        b = before.display(),
-        k = ktstr_bin().display(),
-        a = after.display(),
-        e = tmux::EXITED,
-    );
+    let command = format!("{} shell --vmm qemu", ktstr_bin().display());
+    let script = tmux::pane_script(&command, &before, &after);
     let run = |signal: &str| -> Result<(String, Vec<u32>), String> {
         let t = tmux::Tmux::start(120, 40, &script)?;
         t.wait_for("the guest's prompt", |s| s.contains("ktstr:/root#"))?;

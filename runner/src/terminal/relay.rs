@@ -93,10 +93,8 @@ impl Drop for Running {
 
 fn relay(listener: &UnixListener, stop: &AtomicBool) -> anyhow::Result<()> {
     let Some(mut sock) = accept(listener, stop)? else { return Ok(()) };
-    let mut size = raw::window_size();
-    if let Some((rows, cols)) = size {
-        sock.write_all(&encode_input(&TermInput::Resize { rows, cols }))?;
-    }
+    // None: the first pass sends the terminal's size, before any key.
+    let mut size = None;
     let (mut raw_mode, mut keys_open, mut escape) = (None::<RawMode>, true, false);
     let mut buf = [0u8; 8192];
     let mut stdout = std::io::stdout();
