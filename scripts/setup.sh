@@ -8,7 +8,7 @@ set -euo pipefail
 PACKAGES=(
     # kernel build
     build-essential flex bison bc libelf-dev libssl-dev dwarves zlib1g-dev
-    cpio xz-utils tar linux-source-6.12
+    cpio xz-utils lz4 tar linux-source-6.12
     # sched_ext example schedulers (BPF)
     clang-19 llvm-19 lld-19
     # VMs and guests

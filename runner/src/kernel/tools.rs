@@ -34,6 +34,8 @@ const NEEDS: &[Need] = &[
     Need { what: "bison", package: "bison", kind: Kind::Command },
     Need { what: "bc", package: "bc", kind: Kind::Command },
     Need { what: "pahole", package: "dwarves", kind: Kind::Command },
+    // The fragment's CONFIG_KERNEL_LZ4 compresses the bzImage with it.
+    Need { what: "lz4", package: "lz4", kind: Kind::Command },
     Need { what: CLANG, package: "clang-19", kind: Kind::Command },
     Need { what: "libelf.h", package: "libelf-dev", kind: Kind::Header(&["libelf.h", "gelf.h"]) },
     Need {
