@@ -3,6 +3,7 @@
 //! and as a ratio against the first engine's peer (see `report`).
 
 pub mod report;
+mod stages;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -6,6 +6,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use super::stages::{self, StageMedian};
 use super::{Plan, Sample};
 use crate::cli::BenchArgs;
 
@@ -19,6 +20,8 @@ struct EngineResult<'a> {
     median_peak_rss_kib: Option<u64>,
     /// The guest's uptime when it started /init (median of passing runs).
     median_init_ms: Option<u64>,
+    /// Where the passing runs' time went, stage by stage.
+    median_stage_ms: Vec<StageMedian>,
     /// None outside `ktstr nested`.
     l1_deaths: Option<u32>,
 }
@@ -41,6 +44,7 @@ fn results<'a>(
                 median_wall_ms: median(passed.iter().map(|s| s.wall_ms).collect()),
                 median_peak_rss_kib: median(passed.iter().filter_map(|s| s.peak_rss_kib).collect()),
                 median_init_ms: median(passed.iter().filter_map(|s| s.init_ms).collect()),
+                median_stage_ms: stages::medians(passed.iter().map(|s| (&s.timeline, s.wall_ms))),
                 l1_deaths: l1_deaths.map(|d| d.get(i).copied().unwrap_or(0)),
                 samples: mine,
             }
@@ -119,6 +123,10 @@ fn table(results: &[EngineResult], ratio: Option<f64>) -> String {
     if nested && deaths.len() == 1 && results.len() > 1 {
         s.push_str(&format!("the emulated L1 host died only during {} runs\n", deaths[0]));
     }
+    let rows: Vec<(&str, &[StageMedian])> =
+        results.iter().map(|r| (r.vmm, r.median_stage_ms.as_slice())).collect();
+    s.push_str("\nmedian ms per stage of the passing runs (ktstr run's timeline):\n");
+    s.push_str(&stages::table(&rows));
     s
 }
 
