@@ -103,6 +103,13 @@ pub fn execute(args: &BenchArgs) -> Result<i32> {
             for line in failure_evidence(&json) {
                 eprintln!("[bench]   {line}");
             }
+            if args.emit_samples {
+                // Driven by `ktstr nested`: the run's artifacts die with L1, whose
+                // console the host keeps, so its logs go there whole (not relayed).
+                for line in inner_logs(&json) {
+                    eprintln!("{line}");
+                }
+            }
         }
         if args.emit_samples {
             eprintln!("{SAMPLE_PREFIX}{}", serde_json::to_string(&sample)?);
@@ -181,6 +188,24 @@ fn failure_evidence(json: &Path) -> Vec<String> {
     let mut out = vec![format!("reason: {}", doc["reason"].as_str().unwrap_or("?"))];
     let tail = doc["console_tail"].as_array().map(Vec::as_slice).unwrap_or_default();
     out.extend(tail.iter().filter_map(|l| l.as_str()).map(|l| format!("console: {l}")));
+    if let Some(dir) = doc["artifacts"].as_str() {
+        out.push(format!("artifacts: {dir}"));
+    }
+    out
+}
+
+/// A failed run's console and kernel log, whole, each line marked as an inner
+/// run's (`L1-inner: `) so that nothing reading L1's console takes it for L1's.
+fn inner_logs(json: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(json) else { return vec![] };
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else { return vec![] };
+    let Some(dir) = doc["artifacts"].as_str() else { return vec![] };
+    let mut out = Vec::new();
+    for name in ["console.log", "kmsg.log"] {
+        let Ok(log) = std::fs::read(Path::new(dir).join(name)) else { continue };
+        out.push(format!("L1-inner: {name} of {dir}:"));
+        out.extend(String::from_utf8_lossy(&log).lines().map(|l| format!("L1-inner: {l}")));
+    }
     out
 }
 
@@ -206,6 +231,23 @@ mod tests {
             skip: 0,
             emit_samples: false,
         }
+    }
+
+    #[test]
+    fn a_failed_runs_logs_are_kept_whole_and_marked_as_an_inner_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        std::fs::write(run.join("console.log"), "[ 1.0] Kernel panic - not syncing: x\n").unwrap();
+        let json = dir.path().join("r.json");
+        let doc = serde_json::json!({"reason": "crashed", "artifacts": run, "console_tail": []});
+        std::fs::write(&json, doc.to_string()).unwrap();
+        let lines = inner_logs(&json);
+        assert_eq!(lines.len(), 2, "console.log only, kmsg.log is missing: {lines:?}");
+        assert!(lines[0].starts_with("L1-inner: console.log of "), "{lines:?}");
+        assert_eq!(lines[1], "L1-inner: [ 1.0] Kernel panic - not syncing: x");
+        let evidence = failure_evidence(&json);
+        assert_eq!(evidence.last().unwrap(), &format!("artifacts: {}", run.display()));
     }
 
     #[test]
