@@ -100,13 +100,14 @@ pub fn execute(args: &BenchArgs) -> Result<i32> {
         );
         if sample.verdict != "PASS" {
             // Why, in the run's own words: its reason and last console lines.
-            for line in failure_evidence(&json) {
+            let doc = result_doc(&json).unwrap_or_default();
+            for line in failure_evidence(&doc) {
                 eprintln!("[bench]   {line}");
             }
             if args.emit_samples {
                 // Driven by `ktstr nested`: the run's artifacts die with L1, whose
                 // console the host keeps, so its logs go there whole (not relayed).
-                for line in inner_logs(&json) {
+                for line in inner_logs(&doc) {
                     eprintln!("{line}");
                 }
             }
@@ -181,10 +182,16 @@ fn init_uptime_ms(console: &str) -> Option<u64> {
     Some((secs * 1000.0).round() as u64)
 }
 
+/// A run's `--json` result, if it wrote one that parses.
+fn result_doc(json: &Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(json).ok()?).ok()
+}
+
 /// The reason and console tail of a failed run's result, for the log.
-fn failure_evidence(json: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(json) else { return vec![] };
-    let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else { return vec![] };
+fn failure_evidence(doc: &serde_json::Value) -> Vec<String> {
+    if doc.is_null() {
+        return vec![];
+    }
     let mut out = vec![format!("reason: {}", doc["reason"].as_str().unwrap_or("?"))];
     let tail = doc["console_tail"].as_array().map(Vec::as_slice).unwrap_or_default();
     out.extend(tail.iter().filter_map(|l| l.as_str()).map(|l| format!("console: {l}")));
@@ -196,9 +203,7 @@ fn failure_evidence(json: &Path) -> Vec<String> {
 
 /// A failed run's console and kernel log, whole, each line marked as an inner
 /// run's (`L1-inner: `) so that nothing reading L1's console takes it for L1's.
-fn inner_logs(json: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(json) else { return vec![] };
-    let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else { return vec![] };
+fn inner_logs(doc: &serde_json::Value) -> Vec<String> {
     let Some(dir) = doc["artifacts"].as_str() else { return vec![] };
     let mut out = Vec::new();
     for name in ["console.log", "kmsg.log"] {
@@ -242,11 +247,12 @@ mod tests {
         let json = dir.path().join("r.json");
         let doc = serde_json::json!({"reason": "crashed", "artifacts": run, "console_tail": []});
         std::fs::write(&json, doc.to_string()).unwrap();
-        let lines = inner_logs(&json);
+        let doc = result_doc(&json).unwrap();
+        let lines = inner_logs(&doc);
         assert_eq!(lines.len(), 2, "console.log only, kmsg.log is missing: {lines:?}");
         assert!(lines[0].starts_with("L1-inner: console.log of "), "{lines:?}");
         assert_eq!(lines[1], "L1-inner: [ 1.0] Kernel panic - not syncing: x");
-        let evidence = failure_evidence(&json);
+        let evidence = failure_evidence(&doc);
         assert_eq!(evidence.last().unwrap(), &format!("artifacts: {}", run.display()));
     }
 

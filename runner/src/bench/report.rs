@@ -81,9 +81,14 @@ pub fn print(
     Ok(if complete { crate::exit::PASS } else { crate::exit::INFRA_ERROR })
 }
 
-fn median<T: Ord + Copy>(mut v: Vec<T>) -> Option<T> {
+pub(super) fn median<T: Ord + Copy>(mut v: Vec<T>) -> Option<T> {
     v.sort_unstable();
     v.get(v.len() / 2).copied()
+}
+
+/// The engine column: as wide as its longest name, and its header.
+pub(super) fn engine_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
+    names.map(str::len).max().unwrap_or(0).max("engine".len())
 }
 
 pub fn fmt_kib(k: Option<u64>) -> String {
@@ -92,7 +97,7 @@ pub fn fmt_kib(k: Option<u64>) -> String {
 
 fn table(results: &[EngineResult], ratio: Option<f64>) -> String {
     let nested = results.iter().any(|r| r.l1_deaths.is_some());
-    let w = results.iter().map(|r| r.vmm.len()).max().unwrap_or(0).max("engine".len());
+    let w = engine_width(results.iter().map(|r| r.vmm));
     let mut s = format!(
         "{:<w$}  passed  median time-to-verdict  guest at /init  median peak RSS",
         "engine"

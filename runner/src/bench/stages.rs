@@ -5,6 +5,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use super::report::{engine_width, median};
+
 /// Each stage ends at a timeline mark; the last one ends at the wall time.
 const STAGES: [(&str, Option<&str>); 8] = [
     ("prepare", Some("prepared_ms")),
@@ -49,17 +51,15 @@ pub fn medians<'a>(runs: impl Iterator<Item = (&'a Value, u128)>) -> Vec<StageMe
         .iter()
         .enumerate()
         .filter_map(|(i, (stage, _))| {
-            let mut v: Option<Vec<u64>> = all.iter().map(|s| s[i]).collect();
-            let v = v.as_mut().filter(|v| !v.is_empty())?;
-            v.sort_unstable();
-            Some(StageMedian { stage, ms: v[v.len() / 2] })
+            let spans: Option<Vec<u64>> = all.iter().map(|s| s[i]).collect();
+            Some(StageMedian { stage, ms: median(spans?)? })
         })
         .collect()
 }
 
 /// `median ms per stage` and one row per engine, columns as wide as their names.
 pub fn table(rows: &[(&str, &[StageMedian])]) -> String {
-    let w = rows.iter().map(|(e, _)| e.len()).max().unwrap_or(0).max("engine".len());
+    let w = engine_width(rows.iter().map(|(e, _)| *e));
     let mut s = format!("{:<w$}", "engine");
     for (stage, _) in STAGES {
         s.push_str(&format!("  {stage:>8}"));

@@ -53,7 +53,7 @@ mount -t tmpfs tmpfs /run
 mkdir -p /sys/fs/cgroup && mount -t cgroup2 cgroup2 /sys/fs/cgroup
 # No huge pages for L2 RAM: with them, in 140 bench runs each, ktstr-vmm's
 # L2 guests failed 4 times (hangs, an RCU stall, a segfault) and QEMU's none;
-# without, ours 0 in 40 and QEMU's 2 (README, Performance).
+# without, ours 0 in 60 and QEMU's 2 (README, Performance).
 echo never > /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null
 out=/dev/null
 tty=
