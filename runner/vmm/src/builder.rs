@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
 use kvm_bindings::{
-    kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES,
-    KVM_PIT_SPEAKER_DUMMY,
+    kvm_pit_config, kvm_userspace_memory_region, CpuId, KVM_CAP_PRE_FAULT_MEMORY,
+    KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY,
 };
 use kvm_ioctls::{Cap, IoEventAddress, Kvm, NoDatamatch, VmFd};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
@@ -26,6 +26,7 @@ use crate::devices::virtio::shell_port::{ShellInput, ShellPort};
 use crate::devices::virtio::throttle::Throttle;
 use crate::devices::virtio::worker::{QueueWorker, ShellReader};
 use crate::exit::{ExitState, ResetLine};
+use crate::prefault;
 use crate::vcpu::Vcpu;
 use crate::{DiskConfig, VmConfig};
 use virtio_bindings::virtio_mmio::VIRTIO_MMIO_QUEUE_NOTIFY;
@@ -118,7 +119,9 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
     let kernel = kernel::load_kernel(&mem, &cfg.kernel)?;
     tracing::debug!("kernel {} loaded as {:?}", cfg.kernel.display(), kernel.kind);
     let initrd: Vec<&std::path::Path> = cfg.initramfs.iter().map(|p| p.as_path()).collect();
-    boot::setup_boot(&mem, &kernel, mem_bytes, &initrd, &kernel_cmdline(&cfg.cmdline))?;
+    let initrd_at =
+        boot::setup_boot(&mem, &kernel, mem_bytes, &initrd, &kernel_cmdline(&cfg.cmdline))?;
+    let boot_ranges = prefault::boot_ranges(kernel.end, initrd_at, mem_bytes);
     regs::write_boot_tables(&mem)?;
     let mut offset = 0u64;
     let nodes: Vec<acpi::NodeRam> = node_mib
@@ -210,6 +213,12 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
         if place.cpu == 0 {
             // The others wait for INIT/SIPI from the kernel, as on hardware.
             regs::setup_boot_vcpu(&fd, kernel.entry.0)?;
+            // KVM maps ahead only with two-dimensional paging (Linux 6.10+).
+            if vm.check_extension_raw(KVM_CAP_PRE_FAULT_MEMORY.into()) > 0 {
+                let t = std::time::Instant::now();
+                let done = prefault::prefault(&mem, &fd, &boot_ranges);
+                tracing::debug!("prefaulted {boot_ranges:x?}: {done:?} in {:?}", t.elapsed());
+            }
         }
         vcpus.push(Vcpu {
             index: place.cpu,

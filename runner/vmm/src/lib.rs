@@ -17,6 +17,7 @@ pub mod arch;
 mod builder;
 pub mod devices;
 mod exit;
+mod prefault;
 mod vcpu;
 mod vm;
 

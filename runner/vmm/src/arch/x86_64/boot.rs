@@ -105,13 +105,14 @@ pub fn initrd_layout(sizes: &[u64]) -> (Vec<u64>, u64) {
 
 /// Loads the initrd (its parts, concatenated cpio archives, read straight
 /// into guest memory) and the command line, and writes the zero page.
+/// Returns where the initrd went: (guest address, size).
 pub fn setup_boot(
     mem: &GuestMemoryMmap,
     kernel: &KernelEntry,
     mem_bytes: u64,
     initrd_parts: &[&Path],
     cmdline: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(u64, u64)> {
     let mut files = Vec::with_capacity(initrd_parts.len());
     for p in initrd_parts {
         let f = File::open(p).with_context(|| format!("open initramfs {}", p.display()))?;
@@ -140,7 +141,7 @@ pub fn setup_boot(
         mem,
     )
     .map_err(|e| anyhow::anyhow!("write boot params: {e}"))?;
-    Ok(())
+    Ok((addr, initrd_size))
 }
 
 #[cfg(test)]

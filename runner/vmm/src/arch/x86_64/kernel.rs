@@ -61,8 +61,7 @@ pub fn load_kernel(mem: &GuestMemoryMmap, kernel: &Path) -> anyhow::Result<Kerne
         .map_err(|e| anyhow::anyhow!("load bzImage {}: {e}", kernel.display()))?;
     let header = res.setup_header.context("bzImage without a setup header")?;
     check_header(&header)?;
-    // The decompressor works in place up to init_size past the load address.
-    let end = u64::from(header.code32_start) + u64::from(header.init_size).max(16 << 20);
+    let end = decompression_end(&header);
     // The 64-bit entry point is 0x200 past the 32-bit one.
     Ok(KernelEntry {
         kind: ImageKind::BzImage,
@@ -81,6 +80,18 @@ pub fn check_header(h: &setup_header) -> anyhow::Result<()> {
         bail!("the kernel has no 64-bit entry point (xloadflags {xloadflags:#x})");
     }
     Ok(())
+}
+
+/// Where the bzImage's decompressed kernel ends: a relocatable kernel
+/// decompresses at its load address rounded up to `kernel_alignment`, but
+/// never below `pref_address` (16 MiB for x86_64), and uses `init_size`
+/// bytes from there (arch/x86/boot/compressed/head_64.S).
+pub fn decompression_end(h: &setup_header) -> u64 {
+    let (load, pref) = (u64::from(h.code32_start), h.pref_address);
+    let align = u64::from(h.kernel_alignment).max(1);
+    let start =
+        if h.relocatable_kernel != 0 { load.next_multiple_of(align).max(pref) } else { pref };
+    start.max(load) + u64::from(h.init_size)
 }
 
 /// A vmlinux carries no setup header; these are the fields its 64-bit entry
@@ -128,6 +139,24 @@ mod tests {
         ph[40..48].copy_from_slice(&(2 * n).to_le_bytes());
         e.extend_from_slice(code);
         e
+    }
+
+    #[test]
+    fn a_bzimage_decompresses_above_its_preferred_address() {
+        let h = |relocatable, code32_start| setup_header {
+            code32_start,
+            pref_address: 0x100_0000,
+            kernel_alignment: 0x20_0000,
+            relocatable_kernel: relocatable,
+            init_size: 0x190_0000,
+            ..Default::default()
+        };
+        // Loaded at 1 MiB, as we do: decompressed at 16 MiB, not at 1 MiB.
+        assert_eq!(decompression_end(&h(1, 0x10_0000)), 0x100_0000 + 0x190_0000);
+        // Loaded higher: at the load address rounded up to the alignment.
+        assert_eq!(decompression_end(&h(1, 0x210_0000)), 0x220_0000 + 0x190_0000);
+        // Not relocatable: always at its preferred address.
+        assert_eq!(decompression_end(&h(0, 0x10_0000)), 0x100_0000 + 0x190_0000);
     }
 
     #[test]
