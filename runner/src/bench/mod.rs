@@ -100,15 +100,16 @@ pub fn execute(args: &BenchArgs) -> Result<i32> {
         );
         if sample.verdict != "PASS" {
             // Why, in the run's own words: its reason and last console lines.
-            let doc = result_doc(&json).unwrap_or_default();
-            for line in failure_evidence(&doc) {
-                eprintln!("[bench]   {line}");
-            }
-            if args.emit_samples {
-                // Driven by `ktstr nested`: the run's artifacts die with L1, whose
-                // console the host keeps, so its logs go there whole (not relayed).
-                for line in inner_logs(&doc) {
-                    eprintln!("{line}");
+            if let Some(doc) = result_doc(&json) {
+                for line in failure_evidence(&doc) {
+                    eprintln!("[bench]   {line}");
+                }
+                if args.emit_samples {
+                    // Driven by `ktstr nested`: the run's artifacts die with L1, whose
+                    // console the host keeps, so its logs go there whole (not relayed).
+                    for line in inner_logs(&doc) {
+                        eprintln!("{line}");
+                    }
                 }
             }
         }
@@ -189,9 +190,6 @@ fn result_doc(json: &Path) -> Option<serde_json::Value> {
 
 /// The reason and console tail of a failed run's result, for the log.
 fn failure_evidence(doc: &serde_json::Value) -> Vec<String> {
-    if doc.is_null() {
-        return vec![];
-    }
     let mut out = vec![format!("reason: {}", doc["reason"].as_str().unwrap_or("?"))];
     let tail = doc["console_tail"].as_array().map(Vec::as_slice).unwrap_or_default();
     out.extend(tail.iter().filter_map(|l| l.as_str()).map(|l| format!("console: {l}")));

@@ -121,7 +121,6 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
     let initrd: Vec<&std::path::Path> = cfg.initramfs.iter().map(|p| p.as_path()).collect();
     let initrd_at =
         boot::setup_boot(&mem, &kernel, mem_bytes, &initrd, &kernel_cmdline(&cfg.cmdline))?;
-    let boot_ranges = prefault::boot_ranges(kernel.end, initrd_at, mem_bytes);
     regs::write_boot_tables(&mem)?;
     let mut offset = 0u64;
     let nodes: Vec<acpi::NodeRam> = node_mib
@@ -215,9 +214,10 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
             regs::setup_boot_vcpu(&fd, kernel.entry.0)?;
             // KVM maps ahead only with two-dimensional paging (Linux 6.10+).
             if vm.check_extension_raw(KVM_CAP_PRE_FAULT_MEMORY.into()) > 0 {
+                let ranges = prefault::boot_ranges(kernel.end, initrd_at, mem_bytes);
                 let t = std::time::Instant::now();
-                let done = prefault::prefault(&mem, &fd, &boot_ranges);
-                tracing::debug!("prefaulted {boot_ranges:x?}: {done:?} in {:?}", t.elapsed());
+                let done = prefault::prefault(&mem, &fd, &ranges);
+                tracing::debug!("prefaulted {ranges:x?}: {done:?} in {:?}", t.elapsed());
             }
         }
         vcpus.push(Vcpu {
