@@ -2,7 +2,6 @@
 //! devices on their buses, and configured vCPUs (not yet running).
 
 use std::fs::{File, OpenOptions};
-use std::io::LineWriter;
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 
@@ -18,7 +17,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use crate::arch::x86_64::{acpi, boot, cpuid, kernel, layout::*, regs, topo, xsave};
 use crate::devices::bus::Bus;
 use crate::devices::i8042::I8042;
-use crate::devices::serial::Serial;
+use crate::devices::serial::{LineSink, Serial};
 use crate::devices::virtio::block::Block;
 use crate::devices::virtio::console::Console;
 use crate::devices::virtio::mmio::MmioTransport;
@@ -142,9 +141,8 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
         Ok(fd)
     };
     let mut pio = Bus::new();
-    // The console is line-buffered: one write per line, not one per byte
-    // (flushed when the VM's devices are dropped, at its end).
-    let com1 = Serial::new(irq(COM1_IRQ)?, LineWriter::new(open_out(&cfg.console_log, true)?));
+    // The console is written a line at a time, not a byte at a time.
+    let com1 = Serial::new(irq(COM1_IRQ)?, LineSink::new(open_out(&cfg.console_log, true)?));
     pio.insert(COM1_PORT.into(), 8, Arc::new(Mutex::new(com1)))?;
     let com2 = Serial::new(irq(COM2_IRQ)?, open_out(&cfg.data_fallback_out, false)?);
     pio.insert(COM2_PORT.into(), 8, Arc::new(Mutex::new(com2)))?;

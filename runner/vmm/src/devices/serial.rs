@@ -18,6 +18,50 @@ impl vm_superio::Trigger for IrqTrigger {
     }
 }
 
+/// The most a line is held before it is written unfinished.
+const LINE_MAX: usize = 4096;
+
+/// A console sink that writes whole lines: vm-superio flushes its output
+/// after every byte, which through a `LineWriter` still made each console
+/// byte (or each line in two pieces) a write(2) of its own. Here a flush is a
+/// no-op, each completed line is one write, and what is left of a line is
+/// written when the sink is dropped (at the VM's end).
+pub struct LineSink<W: Write> {
+    out: W,
+    line: Vec<u8>,
+}
+
+impl<W: Write> LineSink<W> {
+    pub fn new(out: W) -> Self {
+        LineSink { out, line: Vec::with_capacity(256) }
+    }
+}
+
+impl<W: Write> Write for LineSink<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        // A line that never ends (a progress bar's \r) still goes out in pieces.
+        if buf.contains(&b'\n') || self.line.len() >= LINE_MAX {
+            let result = self.out.write_all(&self.line);
+            self.line.clear();
+            result?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<W: Write> Drop for LineSink<W> {
+    fn drop(&mut self) {
+        if !self.line.is_empty() {
+            let _ = self.out.write_all(&self.line);
+        }
+    }
+}
+
 pub struct Serial<W: Write + Send> {
     uart: vm_superio::Serial<IrqTrigger, vm_superio::serial::NoEvents, W>,
 }
@@ -69,6 +113,43 @@ mod tests {
         let mut lsr = [0u8];
         s.read(LSR, &mut lsr);
         assert_ne!(lsr[0] & 0x20, 0, "THR empty");
+    }
+
+    /// Counts the writes that reach it.
+    #[derive(Clone, Default)]
+    struct Writes(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_sink_writes_each_line_once_and_the_rest_when_dropped() {
+        let out = Writes::default();
+        let mut s = Serial::new(Arc::new(CountingIrq::default()), LineSink::new(out.clone()));
+        for b in b"one\ntwo\nthr" {
+            s.write(THR, &[*b]);
+        }
+        let writes = |o: &Writes| o.0.lock().unwrap().clone();
+        assert_eq!(writes(&out), [b"one\n".to_vec(), b"two\n".to_vec()]);
+        drop(s);
+        assert_eq!(writes(&out).last().unwrap(), b"thr");
+    }
+
+    #[test]
+    fn a_line_that_never_ends_is_written_in_pieces() {
+        let out = Writes::default();
+        let mut sink = LineSink::new(out.clone());
+        for _ in 0..LINE_MAX {
+            sink.write_all(b"\r").unwrap();
+        }
+        assert_eq!(out.0.lock().unwrap().concat().len(), LINE_MAX);
     }
 
     #[test]
