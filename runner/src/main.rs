@@ -17,6 +17,7 @@ mod output;
 mod plugins;
 mod run;
 mod shell;
+mod stamp;
 mod terminal;
 mod usage;
 mod vm;

@@ -206,6 +206,9 @@ fn unknown_plugin_and_missing_input_are_usage_errors() {
 fn manifests_are_cached_and_a_changed_library_is_probed_again() {
     let built = ktstr_tests::ensure_built();
     let dir = plugin_dir_with(built, &["libktstr_sched_eevdf.so"]);
+    // A library changed in the last 2 s is probed but not cached (the
+    // runner's stamp::SETTLE): this copy must settle first.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
     let cache = tempfile::tempdir().unwrap();
     let list = || {
         let out = std::process::Command::new(ktstr_tests::ktstr_bin())

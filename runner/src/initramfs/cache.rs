@@ -4,21 +4,24 @@
 //! The key is SHA-256 over every entry: kind, guest path, mode, and the
 //! bytes — for host files their *content*, not (path, size, mtime): a
 //! rebuilt plugin with an unchanged mtime granularity or a restored backup
-//! must not hit a stale archive, and hashing a few tens of MB costs little
-//! next to booting a VM. A file changing between hashing and writing is not
+//! must not hit a stale archive. Each file's hash is remembered by its stamp
+//! (device, inode, size, mtime, ctime; see [`super::hashes`]), so a warm run
+//! reads none of them. A file changing between hashing and writing is not
 //! guarded against.
 
 use std::fs::File;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
+use super::hashes::FileHashes;
 use super::{write_newc, ArchiveSpec, Entry};
 
 /// Bump when the writer's output changes, so old archives stop matching.
 const FORMAT: &[u8] = b"ktstr-initramfs-newc-v1";
+/// The memo of host files' hashes, beside the archives.
+const HASHES: &str = "hashes.json";
 /// Archives kept after a build; older ones are removed by mtime.
 const KEEP: usize = 8;
 
@@ -35,7 +38,9 @@ impl BaseArchiveCache {
     /// The cached archive for `spec`, built (atomically: temp file + rename)
     /// only when absent. A hit does not touch the file.
     pub fn get_or_build(&self, spec: &ArchiveSpec) -> Result<PathBuf> {
-        let key = key(spec)?;
+        let mut hashes = FileHashes::open(Some(self.dir.join(HASHES)));
+        let key = key(spec, &mut hashes)?;
+        hashes.save();
         let path = self.dir.join(format!("{key}.cpio"));
         if path.is_file() {
             tracing::debug!("initramfs cache hit {}", path.display());
@@ -80,7 +85,7 @@ impl BaseArchiveCache {
 
 /// Hex SHA-256 over the format tag and every entry, length-prefixed so no
 /// two different specs serialize alike.
-pub fn key(spec: &ArchiveSpec) -> Result<String> {
+pub fn key(spec: &ArchiveSpec, hashes: &mut FileHashes) -> Result<String> {
     let mut h = Sha256::new();
     field(&mut h, FORMAT);
     for entry in spec.resolved()? {
@@ -102,7 +107,7 @@ pub fn key(spec: &ArchiveSpec) -> Result<String> {
             Entry::File { host_path, mode, .. } => {
                 field(&mut h, b"file");
                 field(&mut h, &mode.to_le_bytes());
-                field(&mut h, &hash_file(host_path)?);
+                field(&mut h, &hashes.sha256(host_path)?);
             }
         }
     }
@@ -112,13 +117,6 @@ pub fn key(spec: &ArchiveSpec) -> Result<String> {
 fn field(h: &mut Sha256, bytes: &[u8]) {
     h.update((bytes.len() as u64).to_le_bytes());
     h.update(bytes);
-}
-
-fn hash_file(path: &Path) -> Result<[u8; 32]> {
-    let mut f = File::open(path).with_context(|| format!("open {}", path.display()))?;
-    let mut h = Sha256::new();
-    io::copy(&mut f, &mut h).with_context(|| format!("read {}", path.display()))?;
-    Ok(h.finalize().into())
 }
 
 #[cfg(test)]
@@ -148,7 +146,7 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(names.iter().all(|n| n.ends_with(".cpio")), "{names:?}");
+        assert!(names.iter().all(|n| n.ends_with(".cpio") || n == HASHES), "{names:?}");
     }
 
     #[test]
@@ -159,7 +157,7 @@ mod tests {
         let with = |mode: u32| {
             let mut s = ArchiveSpec::default();
             s.add_file(&f, "/f", mode);
-            key(&s).unwrap()
+            key(&s, &mut FileHashes::open(None)).unwrap()
         };
         let k1 = with(0o644);
         assert_eq!(k1, with(0o644));
@@ -175,7 +173,9 @@ mod tests {
         for i in 0..KEEP + 3 {
             cache.get_or_build(&spec(format!("{i}").as_bytes())).unwrap();
         }
-        let n = std::fs::read_dir(dir.path()).unwrap().count();
+        let cpio = |e: &std::fs::DirEntry| e.path().extension().is_some_and(|x| x == "cpio");
+        let n =
+            std::fs::read_dir(dir.path()).unwrap().filter(|e| cpio(e.as_ref().unwrap())).count();
         assert_eq!(n, KEEP);
     }
 }

@@ -10,6 +10,7 @@
 mod cache;
 mod cpio;
 pub(crate) mod elf;
+mod hashes;
 mod ldcache;
 mod resolve;
 

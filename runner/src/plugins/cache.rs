@@ -1,10 +1,11 @@
 //! Manifests of plugin libraries, probed in contained child processes and
 //! cached on disk, so a warm `list-plugins` opens no library at all.
 //!
-//! An entry is reused only while the file's path, size, mtime and content
-//! hash (xxh3) all match, and only by the same ktstr build (a new host may
-//! judge a library differently). A probe that ran out of time is never
-//! cached: it may have been the machine that was slow.
+//! An entry is reused only while the file's path and [`Stamp`] (device,
+//! inode, size, mtime and ctime) match, and only by the same ktstr build (a
+//! new host may judge a library differently). A library changed in the last
+//! [`crate::stamp::SETTLE`] is probed but not cached, and a probe that ran
+//! out of time is never cached: it may have been the machine that was slow.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,19 +13,14 @@ use std::path::{Path, PathBuf};
 use ktstr_core::plugin::{call, Manifest};
 use serde::{Deserialize, Serialize};
 
+use crate::stamp::Stamp;
+
 /// What probing one library gave: its plugins, or why it is broken.
 pub type Probed = Result<Vec<Manifest>, String>;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Identity {
-    size: u64,
-    mtime_ns: i128,
-    xxh3: String,
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 struct Entry {
-    identity: Identity,
+    identity: Stamp,
     probed: Probed,
 }
 
@@ -61,7 +57,8 @@ impl ManifestCache {
     /// The manifests of each library in `paths`, in order: cached ones
     /// straight away, the others probed in parallel child processes.
     pub fn probe_all(&mut self, paths: &[PathBuf]) -> Vec<Probed> {
-        let identities: Vec<Result<Identity, String>> = paths.iter().map(|p| identify(p)).collect();
+        let identities: Vec<Result<Stamp, String>> =
+            paths.iter().map(|p| Stamp::of(p).map_err(|e| format!("cannot stat: {e}"))).collect();
         let mut results: Vec<Option<Probed>> = paths
             .iter()
             .zip(&identities)
@@ -81,9 +78,11 @@ impl ManifestCache {
                 .map(|h| h.join().unwrap_or_else(|_| Err("the probe thread panicked".into())))
                 .collect()
         });
+        let now = std::time::SystemTime::now();
         for (i, result) in misses.into_iter().zip(probed) {
             let timed_out = result.as_ref().is_err_and(|e| e.starts_with("did not answer"));
-            if let (Ok(identity), false) = (&identities[i], timed_out) {
+            let settled = identities[i].as_ref().is_ok_and(|id| id.settled(now));
+            if let (Ok(identity), false, true) = (&identities[i], timed_out, settled) {
                 let entry = Entry { identity: identity.clone(), probed: result.clone() };
                 self.file.entries.insert(paths[i].clone(), entry);
                 self.dirty = true;
@@ -111,17 +110,6 @@ impl ManifestCache {
             tracing::debug!("cannot save the plugin manifest cache {}: {e}", path.display());
         }
     }
-}
-
-fn identify(path: &Path) -> Result<Identity, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot stat: {e}"))?;
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    use std::os::unix::fs::MetadataExt;
-    Ok(Identity {
-        size: meta.len(),
-        mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
-        xxh3: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)),
-    })
 }
 
 /// This ktstr build: its version, its ABI and its executable's identity.
