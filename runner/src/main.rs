@@ -10,6 +10,7 @@ mod exit;
 mod gauntlet;
 mod initramfs;
 mod interrupt;
+mod json_file;
 mod kernel;
 mod machine;
 mod nested;

@@ -12,6 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+mod memo;
+pub use memo::StampMemo;
+
 /// How long a file must have been unchanged before its stamp stands for it.
 pub const SETTLE: Duration = Duration::from_secs(2);
 
