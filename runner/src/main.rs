@@ -30,6 +30,7 @@ fn main() {
     if std::env::args_os().nth(1).is_some_and(|a| a == ktstr_core::plugin::call::CALL_ARG) {
         std::process::exit(ktstr_core::plugin::call::serve());
     }
+    output::end_quietly_on_broken_stdout();
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose);
     let code = match commands::dispatch(cli) {

@@ -237,3 +237,23 @@ fn manifests_are_cached_and_a_changed_library_is_probed_again() {
     assert_eq!(at_lib.len(), 1, "{changed:#}");
     assert_eq!(at_lib[0]["name"], "json");
 }
+
+/// `ktstr list-plugins | head -0`: stdout's reader is gone before the
+/// first line; ktstr ends quietly with 141 (as a writer into `head` does),
+/// not with a panic.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    ktstr_tests::ensure_built();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(ktstr_tests::ktstr_bin())
+        .arg("list-plugins")
+        .env_remove("KTSTR_PLUGIN_PATH")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -189,10 +189,10 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     // The shell's (or --exec command's) exit code is ours, its output went to stdout.
     let command_exit = args.tee_payload || args.interactive;
     match args.json.as_deref() {
-        Some(p) if p.as_os_str() == "-" => println!("{doc}"),
+        Some(p) if p.as_os_str() == "-" => crate::output::stdout(&format!("{doc}\n")),
         Some(p) => {
             std::fs::write(p, &doc).with_context(|| format!("write {}", p.display()))?;
-            print!("{}", outcome.summary());
+            crate::output::stdout(&outcome.summary());
         }
         // The payload's own output went to stdout: the summary is ours.
         None if command_exit => match exec::command_code(&record, verdict) {
@@ -202,7 +202,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
             }
             None => eprint!("{}", outcome.summary()),
         },
-        None => print!("{}", outcome.summary()),
+        None => crate::output::stdout(&outcome.summary()),
     }
     if command_exit {
         return Ok(exec::exit_code(&record, verdict));
