@@ -12,12 +12,11 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Option<T> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
-/// Replaces `path` with `value`, creating its directory.
-pub fn save<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+/// Replaces `path` with `value` (see [`crate::kernel::write_atomic`]),
+/// creating its directory.
+pub fn save<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, serde_json::to_vec(value)?)?;
-    std::fs::rename(&tmp, path)
+    crate::kernel::write_atomic(path, &serde_json::to_vec(value)?)
 }
 
 #[cfg(test)]
