@@ -10,7 +10,7 @@ use crate::check::CheckResult;
 use crate::metrics::format_value;
 use crate::topology::format_cpulist;
 
-/// Default most (max - min) / mean of the work rates of equal cgroups.
+/// Default most (max - min) / mean of the CPU time of equal cgroups.
 ///
 /// Why 0.35: under a fair scheduler equal cgroups differ by a few percent
 /// over seconds, but ktstr's VMs share a host whose own scheduler preempts
@@ -97,27 +97,42 @@ fn starvation(step: &str, c: &CgroupResult, min: u64) -> CheckResult {
     result(format!("starvation[{step}/{}]", c.cgroup), starved.is_empty(), least as f64, detail)
 }
 
+/// Compares the CPU time equal cgroups got: what a scheduler hands out,
+/// whatever each CPU's speed (a vCPU preempted by the host still charges its
+/// task). Work rates, which also follow CPU speed, only when the kernel
+/// gave no CPU times.
 fn fairness(step: &str, members: &[&CgroupResult], max_spread: f64) -> CheckResult {
-    let rates: Vec<f64> =
-        members.iter().map(|c| c.workers.iter().map(|w| w.report.rate()).sum()).collect();
-    let mean = rates.iter().sum::<f64>() / rates.len() as f64;
+    let shares: Option<Vec<f64>> = members
+        .iter()
+        .map(|c| c.workers.iter().map(|w| w.report.cpu_share()).sum::<Option<f64>>())
+        .collect();
+    let (what, values, shown): (&str, Vec<f64>, fn(f64) -> String) = match shares {
+        Some(shares) => ("CPU time", shares, |v| format!("{} CPUs", format_value(round3(v)))),
+        None => (
+            "work rates",
+            members.iter().map(|c| c.workers.iter().map(|w| w.report.rate()).sum()).collect(),
+            |v| format!("{}/s", format_value(v.round())),
+        ),
+    };
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
     let (lo, hi) =
-        rates.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+        values.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
     // All zero is starvation's business, not unfairness.
     let spread = if mean > 0.0 { (hi - lo) / mean } else { 0.0 };
     let names: Vec<&str> = members.iter().map(|c| c.cgroup.as_str()).collect();
-    let shown: Vec<String> = members
-        .iter()
-        .zip(&rates)
-        .map(|(c, r)| format!("{}={}/s", c.cgroup, format_value(r.round())))
-        .collect();
+    let each: Vec<String> =
+        members.iter().zip(&values).map(|(c, &v)| format!("{}={}", c.cgroup, shown(v))).collect();
     let detail = format!(
-        "work rates {}: spread (max-min)/mean = {} > {}",
-        shown.join(" "),
-        format_value((spread * 1000.0).round() / 1000.0),
+        "{what} {}: spread (max-min)/mean = {} > {}",
+        each.join(" "),
+        format_value(round3(spread)),
         format_value(max_spread)
     );
     result(format!("fairness[{step}: {}]", names.join(",")), spread <= max_spread, spread, detail)
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
 }
 
 /// Checks the CPUs each restricted worker ran on since its restriction last
@@ -264,6 +279,37 @@ mod tests {
         assert!(!evaluate_cgroup_checks("s", &unfair, &off)
             .iter()
             .any(|r| r.check.starts_with("fairness")));
+    }
+
+    #[test]
+    fn fairness_compares_cpu_time_when_the_kernel_gives_it() {
+        let on_cpu = |mut w: WorkerResult, ms: u64| {
+            w.report.on_cpu_ns = Some(ms * 1_000_000);
+            w
+        };
+        // Equal CPU time on CPUs of unequal speed: fair, whatever the work rates.
+        let fair = vec![
+            cg("a", 1, None, vec![on_cpu(worker(1, 100, &[0], None), 900)]),
+            cg("b", 1, None, vec![on_cpu(worker(2, 50, &[1], None), 880)]),
+        ];
+        let cfg = ChecksConfig::default();
+        assert!(evaluate_cgroup_checks("s", &fair, &cfg).iter().all(|r| r.passed));
+
+        let unfair = vec![
+            cg("a", 1, None, vec![on_cpu(worker(1, 100, &[0], None), 1000)]),
+            cg("b", 1, None, vec![on_cpu(worker(2, 100, &[1], None), 500)]),
+        ];
+        let f = evaluate_cgroup_checks("s", &unfair, &cfg).remove(2);
+        assert!(!f.passed);
+        assert_eq!(f.detail, "CPU time a=1 CPUs b=0.5 CPUs: spread (max-min)/mean = 0.667 > 0.35");
+
+        // One worker without a CPU time: the whole comparison falls back to work rates.
+        let mixed = vec![
+            cg("a", 1, None, vec![on_cpu(worker(1, 100, &[0], None), 1000)]),
+            cg("b", 1, None, vec![worker(2, 50, &[1], None)]),
+        ];
+        let f = evaluate_cgroup_checks("s", &mixed, &cfg).remove(2);
+        assert!(f.detail.starts_with("work rates a=100/s b=50/s"), "{}", f.detail);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use super::{ScenarioResult, StepResult};
 use crate::metrics::{Metric, Stream};
 
 /// Per step and cgroup: work done and rate, wake-up latency, migrations,
-/// off-CPU time; per step and payload: exit code.
+/// on- and off-CPU time; per step and payload: exit code.
 pub fn metrics(result: &ScenarioResult) -> Vec<Metric> {
     let mut out = Vec::new();
     for step in &result.steps {
@@ -36,6 +36,10 @@ fn step_metrics(step: &StepResult, out: &mut Vec<Metric>) {
             reports.iter().map(|r| r.work_units as f64).fold(f64::INFINITY, f64::min),
             "units",
         );
+        let on_cpu: Option<u64> = reports.iter().map(|r| r.on_cpu_ns).sum();
+        if let Some(ns) = on_cpu {
+            push(format!("{at}/on_cpu_ms"), ns as f64 / 1e6, "ms");
+        }
         push(format!("{at}/migrations"), reports.iter().map(|r| r.migrations as f64).sum(), "");
         push(
             format!("{at}/off_cpu_ms"),
@@ -84,6 +88,7 @@ mod tests {
                 work_units: units,
                 elapsed_ns: 1_000_000_000,
                 wake,
+                on_cpu_ns: Some(units * 1_000_000),
                 ..Default::default()
             },
             allowed_cpus: None,
@@ -115,6 +120,7 @@ mod tests {
         assert_eq!(get("run/a/min_worker_work_units"), 10.0);
         assert_eq!(get("run/a/wake_latency_p99_us"), 9.0);
         assert_eq!(get("run/a/wake_samples"), 20.0);
+        assert_eq!(get("run/a/on_cpu_ms"), 40.0);
         assert_eq!(get("run/fg/exit"), 0.0);
     }
 }

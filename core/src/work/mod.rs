@@ -280,6 +280,9 @@ pub struct WorkerReport {
     pub migrations: u64,
     /// `se.nr_migrations` from `/proc/thread-self/sched` (CONFIG_SCHED_DEBUG).
     pub kernel_migrations: Option<u64>,
+    /// Time running on a CPU (`schedstat` field 1, CONFIG_SCHED_INFO), all
+    /// threads; what a scheduler hands out, whatever the CPU's speed.
+    pub on_cpu_ns: Option<u64>,
     /// Time runnable but waiting for a CPU (`schedstat` field 2).
     pub runqueue_wait_ns: Option<u64>,
     /// Time voluntarily asleep (timers, partner waits), wake-up latency excluded.
@@ -302,6 +305,15 @@ impl WorkerReport {
             return 0.0;
         }
         self.work_units as f64 / (self.elapsed_ns as f64 / 1e9)
+    }
+
+    /// CPUs' worth of time it got (on-CPU time over its run time), or `None`
+    /// when the kernel did not say or it never ran.
+    pub fn cpu_share(&self) -> Option<f64> {
+        match (self.on_cpu_ns, self.elapsed_ns) {
+            (Some(on), elapsed) if elapsed > 0 => Some(on as f64 / elapsed as f64),
+            _ => None,
+        }
     }
 }
 

@@ -311,6 +311,7 @@ fn work_and_report(spec: &WorkerSpec, report: &OwnedFd, shared: *mut Control) {
         wake: t.wake_summary().map(WakeStats::from),
         migrations: t.migrations,
         kernel_migrations: t.kernel_migrations,
+        on_cpu_ns: t.on_cpu_ns,
         runqueue_wait_ns,
         sleep_ns: t.sleep_ns,
         off_cpu_ns: runqueue_wait_ns.unwrap_or(0) + t.sleep_ns,

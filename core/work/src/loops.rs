@@ -6,7 +6,7 @@ use std::hint::black_box;
 use crate::{now_ns, pair, Control, Loop, Tracker};
 
 /// Runs `work` on this thread until `c.stop`; the tracker covers every
-/// thread of the loop, the kernel counters this one only.
+/// thread of the loop (a partner thread reads its own kernel counters).
 pub fn run(work: &Loop, c: &Control) -> Tracker {
     let mut t = match *work {
         Loop::Spin => spin(c),

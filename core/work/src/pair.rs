@@ -46,7 +46,11 @@ fn futex_wake(word: &AtomicU32) {
 pub(crate) fn futex_ping_pong(c: &Control) -> Tracker {
     let pp = PingPong { turn: AtomicU32::new(0), stamp_ns: AtomicU64::new(0) };
     std::thread::scope(|s| {
-        let partner = s.spawn(|| futex_side(&pp, 1, c));
+        let partner = s.spawn(|| {
+            let mut t = futex_side(&pp, 1, c);
+            t.read_kernel_counters();
+            t
+        });
         let mut mine = futex_side(&pp, 0, c);
         // Whoever is waiting wakes up, sees the stop, and leaves.
         pp.turn.store(2, Ordering::Release);
@@ -138,6 +142,7 @@ pub(crate) fn pipe_ping_pong(c: &Control) -> Tracker {
                     write_stamp(&ba_w);
                 }
             }
+            t.read_kernel_counters();
             t
         });
         let mut t = Tracker::new();

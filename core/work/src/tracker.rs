@@ -17,6 +17,8 @@ pub struct Tracker {
     /// Time voluntarily asleep (timers, partner waits), wake-up latency excluded.
     pub sleep_ns: u64,
     pub wake: Latencies,
+    /// Time running on a CPU (`schedstat` field 1), the thread's whole life.
+    pub on_cpu_ns: Option<u64>,
     /// Time runnable but waiting for a CPU (`schedstat` field 2).
     pub runqueue_wait_ns: Option<u64>,
     /// `se.nr_migrations` from `/proc/thread-self/sched` (CONFIG_SCHED_DEBUG).
@@ -56,12 +58,16 @@ impl Tracker {
         self.wake.record(latency_ns);
     }
 
-    /// Reads this thread's kernel counters; call at the end, from the thread.
+    /// Adds this thread's kernel counters to what partner threads merged in;
+    /// call once at the end, from the thread.
     pub fn read_kernel_counters(&mut self) {
         let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat").ok();
-        self.runqueue_wait_ns = schedstat.as_deref().and_then(schedstat_wait_ns);
+        let field = |n| schedstat.as_deref().and_then(|s| schedstat_field(s, n));
+        self.on_cpu_ns = add_opt(self.on_cpu_ns, field(0));
+        self.runqueue_wait_ns = add_opt(self.runqueue_wait_ns, field(1));
         let sched = std::fs::read_to_string("/proc/thread-self/sched").ok();
-        self.kernel_migrations = sched.as_deref().and_then(nr_migrations);
+        self.kernel_migrations =
+            add_opt(self.kernel_migrations, sched.as_deref().and_then(nr_migrations));
     }
 
     /// Folds another thread's observations into this one.
@@ -77,6 +83,7 @@ impl Tracker {
         }
         self.sleep_ns += other.sleep_ns;
         self.wake.merge(other.wake);
+        self.on_cpu_ns = add_opt(self.on_cpu_ns, other.on_cpu_ns);
         self.runqueue_wait_ns = add_opt(self.runqueue_wait_ns, other.runqueue_wait_ns);
         self.kernel_migrations = add_opt(self.kernel_migrations, other.kernel_migrations);
     }
@@ -129,9 +136,9 @@ fn add_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
-/// `schedstat` is "on-cpu-ns runqueue-wait-ns timeslices".
-fn schedstat_wait_ns(text: &str) -> Option<u64> {
-    text.split_whitespace().nth(1)?.parse().ok()
+/// Field `n` (from 0) of `schedstat`: "on-cpu-ns runqueue-wait-ns timeslices".
+fn schedstat_field(text: &str, n: usize) -> Option<u64> {
+    text.split_whitespace().nth(n)?.parse().ok()
 }
 
 /// The value of the `se.nr_migrations : N` line of `/proc/…/sched`.
@@ -146,11 +153,19 @@ mod tests {
 
     #[test]
     fn reads_kernel_counter_formats() {
-        assert_eq!(schedstat_wait_ns("123 456 7\n"), Some(456));
-        assert_eq!(schedstat_wait_ns("123"), None);
+        assert_eq!(schedstat_field("123 456 7\n", 0), Some(123));
+        assert_eq!(schedstat_field("123 456 7\n", 1), Some(456));
+        assert_eq!(schedstat_field("123", 1), None);
         let sched = "cat (1, #threads: 1)\n---\nse.exec_start : 1.0\nse.nr_migrations                             :                    3\n";
         assert_eq!(nr_migrations(sched), Some(3));
         assert_eq!(nr_migrations("nothing"), None);
+    }
+
+    #[test]
+    fn kernel_counters_add_to_what_partners_merged_in() {
+        let mut t = Tracker { on_cpu_ns: Some(1 << 60), ..Tracker::new() };
+        t.read_kernel_counters();
+        assert!(t.on_cpu_ns >= Some(1 << 60), "a partner thread's time is kept");
     }
 
     #[test]
@@ -165,6 +180,7 @@ mod tests {
             migrations: 2,
             sleep_ns: 5,
             runqueue_wait_ns: Some(7),
+            on_cpu_ns: Some(11),
             ..Tracker::new()
         };
         b.wake(10);
@@ -172,6 +188,7 @@ mod tests {
         assert!(a.cpus().contains(&67));
         assert!(a.cpus_since_change().contains(&67));
         assert_eq!((a.migrations, a.sleep_ns, a.runqueue_wait_ns), (2, 5, Some(7)));
+        assert_eq!(a.on_cpu_ns, Some(11));
         assert_eq!(a.wake_summary().unwrap().samples, 1);
         assert!(Tracker::new().wake_summary().is_none());
     }
