@@ -11,10 +11,10 @@ use kvm_bindings::{
     KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY,
 };
 use kvm_ioctls::{Cap, IoEventAddress, Kvm, NoDatamatch, VmFd};
-use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vm_memory::{Bytes, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
-use crate::arch::x86_64::{acpi, boot, cpuid, kernel, layout::*, regs, topo, xsave};
+use crate::arch::x86_64::{acpi, boot, cpuid, kernel, layout::*, mptable, regs, topo, xsave};
 use crate::devices::bus::Bus;
 use crate::devices::i8042::I8042;
 use crate::devices::serial::{LineSink, Serial};
@@ -131,6 +131,8 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
         })
         .collect();
     acpi::write(&mem, &acpi::build(&cpu_topo, &nodes, cfg.disks.len())?)?;
+    let mp = mptable::build(&cpu_topo, MPTABLE_START as u32);
+    mem.write_slice(&mp, vm_memory::GuestAddress(MPTABLE_START)).context("write the MP table")?;
 
     let exit = Arc::new(ExitState::default());
     let mut irqs = Vec::new();

@@ -200,7 +200,7 @@ pub fn build(t: &CpuTopo, nodes: &[NodeRam], disks: usize) -> anyhow::Result<Vec
     }
     let xsdt_addr = place(xsdt(&listed), &mut out);
     if next > ACPI_END {
-        anyhow::bail!("ACPI tables ({} bytes) overflow the BIOS area", next - ACPI_START);
+        anyhow::bail!("ACPI tables ({} bytes) overflow their BIOS area", next - ACPI_START);
     }
     out.insert(0, (ACPI_START, rsdp(xsdt_addr)));
     Ok(out)

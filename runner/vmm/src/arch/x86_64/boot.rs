@@ -40,12 +40,12 @@ pub fn initrd_addr(
     Ok(addr)
 }
 
-/// The e820 map: low RAM up to the EBDA, the BIOS/ACPI area reserved, then RAM
+/// The e820 map: low RAM up to the EBDA, the BIOS area (ACPI, MP) reserved, then RAM
 /// from 1 MiB, split around the MMIO gap.
 pub fn e820_map(mem_bytes: u64) -> Vec<boot_e820_entry> {
     let mut map = vec![
         boot_e820_entry { addr: 0, size: EBDA_START, r#type: E820_RAM },
-        boot_e820_entry { addr: ACPI_START, size: ACPI_END - ACPI_START, r#type: E820_RESERVED },
+        boot_e820_entry { addr: ACPI_START, size: BIOS_END - ACPI_START, r#type: E820_RESERVED },
     ];
     let low_end = mem_bytes.min(MMIO_GAP_START);
     if low_end > HIMEM_START {

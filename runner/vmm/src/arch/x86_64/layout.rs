@@ -21,9 +21,13 @@ pub const CMDLINE: u64 = 0x20000;
 pub const CMDLINE_MAX: usize = 4096;
 /// Start of the EBDA: RAM below it is usable.
 pub const EBDA_START: u64 = 0x9fc00;
-/// The BIOS area the kernel scans for the ACPI RSDP; tables follow the RSDP.
+/// The BIOS area, reserved in the e820 map: the kernel scans its first half
+/// for the ACPI RSDP (tables follow the RSDP), its second half for the MP
+/// floating pointer (the MP table follows it).
 pub const ACPI_START: u64 = 0xe0000;
-pub const ACPI_END: u64 = 0x100000;
+pub const ACPI_END: u64 = 0xf0000;
+pub const MPTABLE_START: u64 = 0xf0000;
+pub const BIOS_END: u64 = 0x100000;
 /// The protected-mode kernel is loaded here (`code32_start`).
 pub const HIMEM_START: u64 = 0x100000;
 
