@@ -159,8 +159,10 @@ pub struct NestedArgs {
     /// Keep the L1 console log and outputs here.
     #[arg(long, value_name = "DIR")]
     pub artifacts: Option<PathBuf>,
-    /// More kernel command-line arguments for L1, e.g. `kvm_amd.npt=0` to
-    /// study how L1's KVM settings change the L2 guests' behaviour.
+    /// More kernel command-line arguments for L1, after ktstr's own. Under
+    /// TCG, L1's KVM shadows L2's page tables (`kvm_amd.npt=0`: TCG's
+    /// emulated nested paging corrupts a few L2 boots in a hundred);
+    /// `kvm_amd.npt=1` takes nested paging back.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub l1_cmdline: Option<String>,
     /// The ktstr command line to run inside L1 (after `--`).

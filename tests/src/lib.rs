@@ -192,14 +192,13 @@ pub fn metric(doc: &serde_json::Value, name: &str) -> Option<f64> {
 /// a line in `notes_log()`, which `.ci/run` prints in its final summary. Any
 /// other failure inside L1 is never retried.
 ///
-/// L1's KVM runs with shadow paging (`kvm_amd.npt=0`): under TCG's emulated
-/// nested paging about one L2 boot in ten died with corrupt state (triple
-/// faults, oopses at garbage RIPs in interrupt context), under either VM
-/// engine; with shadow paging none did in 51 runs (README, VM engines). What
-/// is tested, our VMM inside a real /dev/kvm, is the same either way.
+/// L1's KVM shadows L2's page tables (`kvm_amd.npt=0`, `ktstr nested`'s
+/// default under TCG): under TCG's emulated nested paging a few L2 boots in
+/// a hundred died with corrupt state under either VM engine. What is tested,
+/// our VMM inside a real /dev/kvm, is the same either way.
 pub fn ktstr_nested(args: &[&str]) -> Output {
     let _turn = nested_turn();
-    let mut all = vec!["nested", "--l1-cmdline", "kvm_amd.npt=0"];
+    let mut all = vec!["nested"];
     all.extend_from_slice(args);
     let out = ktstr(&all);
     let stderr = String::from_utf8_lossy(&out.stderr);

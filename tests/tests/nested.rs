@@ -218,8 +218,6 @@ fn our_kvm_vmm_gives_an_interactive_shell_through_two_relays() {
     let _turn = ktstr_tests::nested_turn();
     let args = [
         "nested",
-        "--l1-cmdline",
-        "kvm_amd.npt=0",
         "--",
         "shell",
         "--vmm",
