@@ -21,9 +21,9 @@ pub const CMDLINE: u64 = 0x20000;
 pub const CMDLINE_MAX: usize = 4096;
 /// Start of the EBDA: RAM below it is usable.
 pub const EBDA_START: u64 = 0x9fc00;
-/// The BIOS area, reserved in the e820 map: the kernel scans its first half
-/// for the ACPI RSDP (tables follow the RSDP), its second half for the MP
-/// floating pointer (the MP table follows it).
+/// The BIOS area, reserved in the e820 map, where the kernel searches for
+/// the ACPI RSDP (all of it) and the MP floating pointer (its second half):
+/// the RSDP and the ACPI tables fill the first half, the MP table the second.
 pub const ACPI_START: u64 = 0xe0000;
 pub const ACPI_END: u64 = 0xf0000;
 pub const MPTABLE_START: u64 = 0xf0000;
