@@ -67,7 +67,7 @@ for p in /sys/class/virtio-ports/*; do
 done
 # A heartbeat on the console: the host ends an L1 that falls silent.
 ( while :; do sleep {HEARTBEAT_S}; echo "{HEARTBEAT} $(cut -d' ' -f1 /proc/uptime)"; done ) &
-echo "[L1] up $(cut -d' ' -f1 /proc/uptime)s; /dev/kvm: $([ -e /dev/kvm ] && echo present || echo MISSING); running: ktstr {shown}"
+echo "[L1] up $(cut -d' ' -f1 /proc/uptime)s; /dev/kvm: $([ -e /dev/kvm ] && echo present || echo MISSING); running: ktstr "{shown}
 {run}
 rc=$?
 if [ $rc -ne 0 ]; then
@@ -82,7 +82,8 @@ poweroff -f
 "#,
         HEARTBEAT = super::l1::HEARTBEAT,
         HEARTBEAT_S = super::l1::HEARTBEAT_EVERY.as_secs(),
-        shown = quoted.join(" ").replace('`', "'"),
+        // The quoted command line, itself single-quoted: shown as given, never run.
+        shown = shell_quote(&quoted.join(" ")),
     )
 }
 
@@ -196,6 +197,26 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote("--check=x>=1"), "'--check=x>=1'");
+    }
+
+    /// Arguments a shell would otherwise read: the script must stay valid
+    /// and show them as given (a `"` once ended the echo's string and L1's
+    /// init died with a syntax error, reported as L1 crashing).
+    #[test]
+    fn any_argument_leaves_the_script_valid_and_is_shown_as_given() {
+        let nasty = r#"a "b" (c) $(d) `e` $f \g 'h'; i"#;
+        let args = ["shell".to_string(), "--exec".into(), nasty.into()];
+        let script = init_script(&args, None);
+        let check = std::process::Command::new("sh").args(["-n", "-c", &script]).output().unwrap();
+        assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+        let echo = script.lines().find(|l| l.starts_with("echo \"[L1] up")).unwrap();
+        let out = std::process::Command::new("sh").args(["-c", echo]).output().unwrap();
+        let shown = String::from_utf8(out.stdout).unwrap();
+        let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+        assert!(
+            shown.trim_end().ends_with(&format!("running: ktstr {}", quoted.join(" "))),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -72,6 +72,10 @@ impl L1Outcome {
                 SILENCE_LIMIT.as_secs()
             ),
             End::Exited => match l1_kernel_crash(&std::fs::read_to_string(&self.console_log).unwrap_or_default()) {
+                // ktstr's own init script ended: our fault, never retried as the emulator's.
+                Some(line) if line.contains("Attempted to kill init") => format!(
+                    "L1's init (ktstr's script) ended before ktstr inside it reported an exit code (`{line}`); its console: {console}"
+                ),
                 Some(line) => format!("{L1_CRASHED}: its kernel says `{line}`; its console: {console}"),
                 None => format!(
                     "{L1_CRASHED}: it reset or stopped before ktstr inside it reported an exit code; its console: {console}"
@@ -250,6 +254,24 @@ mod tests {
             super::l1_kernel_crash(own),
             Some("[ 171.26] Oops: Bad pagetable: ffff [#1] SMP")
         );
+    }
+
+    #[test]
+    fn the_end_of_our_own_init_script_is_not_blamed_on_the_emulator() {
+        let dir = tempfile::tempdir().unwrap();
+        let outcome = |console: &str| {
+            let console_log = dir.path().join("l1-console.log");
+            std::fs::write(&console_log, console).unwrap();
+            super::L1Outcome { code: None, end: super::End::Exited, stdout: vec![], console_log }
+        };
+        let watchdog = std::time::Duration::from_secs(1);
+        let init = "/init: line 28: syntax error
+[    2.10] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000200
+";
+        let why = outcome(init).failure(watchdog);
+        assert!(why.starts_with("L1's init (ktstr's script) ended"), "{why}");
+        let oops = "[ 171.26] Oops: Bad pagetable: ffff [#1] SMP\n";
+        assert!(outcome(oops).failure(watchdog).starts_with(super::L1_CRASHED));
     }
 
     #[test]
