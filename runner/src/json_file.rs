@@ -1,5 +1,5 @@
-//! Small JSON files that caches keep beside their data: read whole or not at
-//! all, and replaced atomically (temp file + rename), so that concurrent
+//! JSON files read whole or not at all (caches, run results, metadata), and
+//! cache files replaced atomically (temp file + rename), so that concurrent
 //! runs never read half of one.
 
 use std::path::Path;

@@ -185,7 +185,7 @@ fn init_uptime_ms(console: &str) -> Option<u64> {
 
 /// A run's `--json` result, if it wrote one that parses.
 fn result_doc(json: &Path) -> Option<serde_json::Value> {
-    serde_json::from_str(&std::fs::read_to_string(json).ok()?).ok()
+    crate::json_file::load(json)
 }
 
 /// The reason and console tail of a failed run's result, for the log.

@@ -146,10 +146,7 @@ fn reservation(run_args: &[String]) -> (u32, u64) {
 
 /// One run from its result.json (a run that wrote none is a failed run).
 fn run_sample(id: &str, path: &Path, verdict: &str) -> RunSample {
-    let doc: Value = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
+    let doc: Value = crate::json_file::load(path).unwrap_or(Value::Null);
     let metrics = doc["metrics"].as_array().map(Vec::as_slice).unwrap_or_default();
     RunSample {
         id: id.to_string(),

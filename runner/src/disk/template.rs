@@ -186,7 +186,7 @@ pub fn get_or_build(
 }
 
 pub fn read_meta(path: &Path) -> Option<Meta> {
-    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    crate::json_file::load(path)
 }
 
 /// Formats a blank image of `size_bytes` at `tmp` with the guest's mkfs,

@@ -90,9 +90,7 @@ pub fn start(exe: &Path, cell: &Cell, dir: PathBuf) -> Result<Running> {
 /// The result of a cell whose process has ended with `code`.
 pub fn finish(run: Running, code: Option<i32>) -> CellResult {
     let wall_ms = run.started.elapsed().as_millis() as u64;
-    let doc: Option<Value> = std::fs::read_to_string(run.dir.join("result.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let doc: Option<Value> = crate::json_file::load(&run.dir.join("result.json"));
     let Some(doc) = doc else {
         let stderr = std::fs::read_to_string(run.dir.join("progress.log")).unwrap_or_default();
         let why = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output");
