@@ -17,8 +17,6 @@ use super::topo::CpuTopo;
 const SPEC_1_4: u8 = 4;
 const APIC_VERSION: u8 = 0x14;
 const IOAPIC_VERSION: u8 = 0x11;
-/// Pins of KVM's in-kernel IOAPIC.
-const IOAPIC_PINS: u8 = 24;
 /// ISA IRQs, wired one to one to IOAPIC pins as in the MADT (no overrides).
 const ISA_IRQS: u8 = 16;
 /// Family 6 in the processor entries' signature; FPU and APIC present.
@@ -51,7 +49,7 @@ pub fn build(t: &CpuTopo, at: u32) -> Vec<u8> {
     entries.push([BUS, 0, b'I', b'S', b'A', b' ', b' ', b' ']);
     let addr = (IOAPIC_ADDR as u32).to_le_bytes();
     entries.push([IOAPIC, IOAPIC_ID, IOAPIC_VERSION, 1, addr[0], addr[1], addr[2], addr[3]]);
-    for irq in 0..ISA_IRQS.min(IOAPIC_PINS) {
+    for irq in 0..ISA_IRQS {
         // Flags 0: polarity and trigger as the ISA bus has them.
         entries.push([INTSRC, INT, 0, 0, 0, irq, IOAPIC_ID, irq]);
     }
