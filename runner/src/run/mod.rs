@@ -189,11 +189,8 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
     // The shell's (or --exec command's) exit code is ours, its output went to stdout.
     let command_exit = args.tee_payload || args.interactive;
     match args.json.as_deref() {
+        // Only the document: a run's progress already went to stderr.
         Some(p) if p.as_os_str() == "-" => crate::output::stdout(&format!("{doc}\n")),
-        Some(p) => {
-            std::fs::write(p, &doc).with_context(|| format!("write {}", p.display()))?;
-            crate::output::stdout(&outcome.summary());
-        }
         // The payload's own output went to stdout: the summary is ours.
         None if command_exit => match exec::command_code(&record, verdict) {
             Some(code) => {
@@ -202,7 +199,8 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
             }
             None => eprint!("{}", outcome.summary()),
         },
-        None => crate::output::stdout(&outcome.summary()),
+        // A file and the summary on stdout, or the summary alone.
+        json => crate::output::emit(json, &doc, &outcome.summary())?,
     }
     if command_exit {
         return Ok(exec::exit_code(&record, verdict));
