@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::archive;
+use super::liveness::{stall_report, Hang, Liveness, SILENCE_LIMIT, STALL_GRACE};
 use crate::initramfs::write_newc;
 use crate::kernel::KernelEntry;
 use crate::plugins::Catalog;
@@ -23,12 +24,11 @@ const L1_CMDLINE: &str = "panic=-1 oops=panic softlockup_panic=1 rdinit=/init qu
 /// oops or panic, before the host stops it.
 const CRASH_GRACE: Duration = Duration::from_secs(5);
 const EXIT_MARKER: &str = "KTSTR-NESTED-EXIT ";
-/// L1's init prints this line every `HEARTBEAT_EVERY`; when nothing reaches
-/// its console for `SILENCE_LIMIT`, L1 hung (seen under nested TCG: a
-/// silent L1 that would otherwise hold the run until the 900 s watchdog).
+/// L1's init prints this line every `HEARTBEAT_EVERY`; when they stop, L1
+/// hung (see [`super::liveness`]), where it would otherwise hold the run
+/// until the 900 s watchdog.
 pub const HEARTBEAT: &str = "KTSTR-L1-ALIVE";
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
-const SILENCE_LIMIT: Duration = Duration::from_secs(90);
 
 /// How the end of L1 itself is reported: the emulated host, not what runs
 /// inside it, failed (callers may retry on it). Nested SVM under TCG is
@@ -63,25 +63,44 @@ impl L1Outcome {
     /// Why there is no exit code, in words (an L1 crash starts with `L1_CRASHED`).
     pub fn failure(&self, watchdog: Duration) -> String {
         let console = self.console_log.display();
-        match self.end {
-            End::Watchdog => format!("L1 did not finish within {}s; its console: {console}", watchdog.as_secs()),
-            End::Interrupted => "interrupted".into(),
-            End::Hung => format!(
-                "{L1_CRASHED}: it hung (its console, its {}s heartbeat included, was silent for {}s); its console: {console}",
-                HEARTBEAT_EVERY.as_secs(),
-                SILENCE_LIMIT.as_secs()
-            ),
-            End::Exited => match l1_kernel_crash(&std::fs::read_to_string(&self.console_log).unwrap_or_default()) {
-                // ktstr's own init script ended: our fault, never retried as the emulator's.
-                Some(line) if line.contains("Attempted to kill init") => format!(
-                    "L1's init (ktstr's script) ended before ktstr inside it reported an exit code (`{line}`); its console: {console}"
-                ),
-                Some(line) => format!("{L1_CRASHED}: its kernel says `{line}`; its console: {console}"),
-                None => format!(
-                    "{L1_CRASHED}: it reset or stopped before ktstr inside it reported an exit code; its console: {console}"
-                ),
-            },
+        let why = match self.end {
+            End::Watchdog => format!("L1 did not finish within {}s", watchdog.as_secs()),
+            End::Interrupted => return "interrupted".into(),
+            End::Hung => format!("{L1_CRASHED}: it hung ({})", hang_cause(&self.console_log)),
+            End::Exited => exit_cause(&self.console_log),
+        };
+        format!("{why}; its console: {console}")
+    }
+}
+
+/// Why L1 hung, from what its console kept.
+fn hang_cause(console_log: &Path) -> String {
+    match first_stall(console_log) {
+        Some(line) => {
+            let grace = STALL_GRACE.as_secs();
+            format!("its kernel says `{line}`, and no heartbeat came within {grace}s of that")
         }
+        None => {
+            let (every, limit) = (HEARTBEAT_EVERY.as_secs(), SILENCE_LIMIT.as_secs());
+            format!("no heartbeat, due every {every}s, for {limit}s")
+        }
+    }
+}
+
+/// Why L1 ended before ktstr inside it reported an exit code.
+fn exit_cause(console_log: &Path) -> String {
+    let text = std::fs::read_to_string(console_log).unwrap_or_default();
+    match l1_kernel_crash(&text) {
+        // ktstr's own init script ended: our fault, never retried as the emulator's.
+        Some(line) if line.contains("Attempted to kill init") => {
+            let what =
+                "L1's init (ktstr's script) ended before ktstr inside it reported an exit code";
+            format!("{what} (`{line}`)")
+        }
+        Some(line) => format!("{L1_CRASHED}: its kernel says `{line}`"),
+        None => format!(
+            "{L1_CRASHED}: it reset or stopped before ktstr inside it reported an exit code"
+        ),
     }
 }
 
@@ -125,7 +144,7 @@ pub enum End {
     Exited,
     Watchdog,
     Interrupted,
-    /// Its console fell silent, heartbeat included, for `SILENCE_LIMIT`.
+    /// Its heartbeat stopped (see [`Liveness`]).
     Hung,
 }
 
@@ -133,7 +152,7 @@ pub enum End {
 fn follow(engine: &QemuEngine, vm: &VmSpec, watchdog: Duration) -> Result<End> {
     let mut running = engine.boot(vm)?;
     let started = Instant::now();
-    let mut console = ConsoleTail::default();
+    let mut console = ConsoleTail::new(started);
     let mut crashed_at: Option<Instant> = None;
     let end = loop {
         console.echo(&vm.console_log);
@@ -152,11 +171,16 @@ fn follow(engine: &QemuEngine, vm: &VmSpec, watchdog: Duration) -> Result<End> {
             running.kill()?;
             break End::Interrupted;
         }
-        if console.last_line.unwrap_or(started).elapsed() > SILENCE_LIMIT {
-            progress(&format!(
-                "L1 has been silent for {}s, heartbeat included: it hung; ending it",
-                SILENCE_LIMIT.as_secs()
-            ));
+        if let Some(hang) = console.liveness.hung(Instant::now()) {
+            progress(&match hang {
+                Hang::Silent => format!(
+                    "L1 sent no heartbeat for {}s: it hung; ending it",
+                    SILENCE_LIMIT.as_secs()
+                ),
+                Hang::Stalled(line) => format!(
+                    "L1's kernel reported a stall (`{line}`), no heartbeat followed: ending it"
+                ),
+            });
             running.kill()?;
             break End::Hung;
         }
@@ -174,17 +198,20 @@ fn follow(engine: &QemuEngine, vm: &VmSpec, watchdog: Duration) -> Result<End> {
     Ok(end)
 }
 
-/// Echoes new console lines that come from ktstr inside L1, and notes the
-/// first line in which L1's own kernel reports a crash.
-#[derive(Default)]
+/// Echoes new console lines that come from ktstr inside L1, notes the
+/// first line in which L1's own kernel reports a crash, and follows L1's
+/// heartbeat.
 struct ConsoleTail {
     pos: u64,
     crash: Option<String>,
-    /// When the last whole line arrived.
-    last_line: Option<Instant>,
+    liveness: Liveness,
 }
 
 impl ConsoleTail {
+    fn new(started: Instant) -> ConsoleTail {
+        ConsoleTail { pos: 0, crash: None, liveness: Liveness::new(started) }
+    }
+
     fn echo(&mut self, path: &Path) {
         let Ok(f) = std::fs::File::open(path) else { return };
         let mut reader = std::io::BufReader::new(f);
@@ -198,9 +225,9 @@ impl ConsoleTail {
                 break;
             }
             self.pos += n as u64;
-            self.last_line = Some(Instant::now());
             let text = String::from_utf8_lossy(&line);
             let text = text.trim_end();
+            self.liveness.line(text, Instant::now());
             if ["[ktstr]", "[bench]", "[L1]", "error:"].iter().any(|p| text.starts_with(p)) {
                 eprintln!("[L1] {}", text.trim_start_matches("[L1] "));
             }
@@ -225,8 +252,14 @@ fn l1_kernel_crash(console: &str) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The first stall L1's own kernel reported in its console log.
+fn first_stall(console_log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(console_log).ok()?;
+    text.lines().map(str::trim).find(|l| stall_report(l)).map(str::to_string)
+}
+
 /// Whether `line` starts with a printk timestamp.
-fn is_kernel_line(line: &str) -> bool {
+pub(super) fn is_kernel_line(line: &str) -> bool {
     let Some(rest) = line.strip_prefix('[') else { return false };
     rest.split_once(']').is_some_and(|(stamp, _)| stamp.trim().parse::<f64>().is_ok())
 }
@@ -272,6 +305,31 @@ mod tests {
         assert!(why.starts_with("L1's init (ktstr's script) ended"), "{why}");
         let oops = "[ 171.26] Oops: Bad pagetable: ffff [#1] SMP\n";
         assert!(outcome(oops).failure(watchdog).starts_with(super::L1_CRASHED));
+    }
+
+    #[test]
+    fn a_hang_names_the_stall_l1s_kernel_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let console_log = dir.path().join("l1-console.log");
+        let hung = |console: &str| {
+            std::fs::write(&console_log, console).unwrap();
+            let end = super::End::Hung;
+            let o = super::L1Outcome {
+                code: None,
+                end,
+                stdout: vec![],
+                console_log: console_log.clone(),
+            };
+            o.failure(std::time::Duration::from_secs(1))
+        };
+        let stalled = "L1-inner: [ 3.0] rcu: INFO: rcu_sched detected stalls on CPUs/tasks:
+[   26.331305] rcu: INFO: rcu_sched detected stalls on CPUs/tasks:
+";
+        let why = hung(stalled);
+        assert!(why.starts_with(super::L1_CRASHED), "{why}");
+        assert!(why.contains("`[   26.331305] rcu: INFO: rcu_sched detected stalls"), "{why}");
+        let why = hung("[    5.0] kvm: unhandled WRMSR\n");
+        assert!(why.contains("no heartbeat, due every 10s, for 90s"), "{why}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 mod archive;
 mod bench;
 mod l1;
+mod liveness;
 
 use std::io::Write;
 use std::time::Duration;
