@@ -60,6 +60,9 @@ fn run_streamed(ch: &mut Channel, streams: &mut Streams) -> anyhow::Result<()> {
     if plan.setup_only {
         return Ok(());
     }
+    if plan.scheduler.launch.sched_ext {
+        streams.arm_sched_ext_dump(ch);
+    }
     let mut sched = Scheduler::start(&plan.scheduler)?;
     let ready = sched.wait_ready(&mut || {
         streams.poll(ch);

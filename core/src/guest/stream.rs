@@ -42,26 +42,30 @@ pub struct Streams {
 }
 
 impl Streams {
-    /// Opens `/dev/kmsg` (from its first record) and arms the sched_ext dump.
+    /// Opens `/dev/kmsg` (from its first record); the sched_ext dump waits
+    /// for [`Streams::arm_sched_ext_dump`].
     pub fn open(ch: &mut Channel) -> Streams {
         let kmsg_file = kmsg::open();
         if let Err(e) = &kmsg_file {
             ch.log(format!("kernel log not streamed: /dev/kmsg: {e}"));
         }
-        let dump = match arm_dump() {
-            Ok(f) => {
-                ch.log(format!("sched_ext_dump tracepoint armed in {TRACE_INSTANCE}"));
-                Some(f)
-            }
-            Err(e) => {
-                ch.log(format!("no sched_ext dump capture: {e}"));
-                None
-            }
-        };
         Streams {
             sched_log: Source::new(OutputSource::Scheduler, None),
             kmsg: Source::new(OutputSource::Kernel, kmsg_file.ok()),
-            dump: Source::new(OutputSource::SchedExtDump, dump),
+            dump: Source::new(OutputSource::SchedExtDump, None),
+        }
+    }
+
+    /// Captures sched_ext's dump from now on. Only a sched_ext scheduler
+    /// can write one, and the trace instance costs the guest ~0.25 s to
+    /// create under nested TCG, so a run under EEVDF does not arm it.
+    pub fn arm_sched_ext_dump(&mut self, ch: &mut Channel) {
+        match arm_dump() {
+            Ok(f) => {
+                ch.log(format!("sched_ext_dump tracepoint armed in {TRACE_INSTANCE}"));
+                self.dump.file = Some(f);
+            }
+            Err(e) => ch.log(format!("no sched_ext dump capture: {e}")),
         }
     }
 
