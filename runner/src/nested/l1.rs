@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::archive;
-use super::liveness::{stall_report, Hang, Liveness, SILENCE_LIMIT, STALL_GRACE};
+use super::liveness::{Hang, Liveness, SILENCE_LIMIT, STALL_GRACE};
 use crate::initramfs::write_newc;
 use crate::kernel::KernelEntry;
 use crate::plugins::Catalog;
@@ -63,24 +63,24 @@ impl L1Outcome {
     /// Why there is no exit code, in words (an L1 crash starts with `L1_CRASHED`).
     pub fn failure(&self, watchdog: Duration) -> String {
         let console = self.console_log.display();
-        let why = match self.end {
+        let why = match &self.end {
             End::Watchdog => format!("L1 did not finish within {}s", watchdog.as_secs()),
             End::Interrupted => return "interrupted".into(),
-            End::Hung => format!("{L1_CRASHED}: it hung ({})", hang_cause(&self.console_log)),
+            End::Hung(hang) => format!("{L1_CRASHED}: it hung ({})", hang_cause(hang)),
             End::Exited => exit_cause(&self.console_log),
         };
         format!("{why}; its console: {console}")
     }
 }
 
-/// Why L1 hung, from what its console kept.
-fn hang_cause(console_log: &Path) -> String {
-    match first_stall(console_log) {
-        Some(line) => {
+/// Why L1 hung, in words.
+fn hang_cause(hang: &Hang) -> String {
+    match hang {
+        Hang::Stalled(line) => {
             let grace = STALL_GRACE.as_secs();
             format!("its kernel says `{line}`, and no heartbeat came within {grace}s of that")
         }
-        None => {
+        Hang::Silent => {
             let (every, limit) = (HEARTBEAT_EVERY.as_secs(), SILENCE_LIMIT.as_secs());
             format!("no heartbeat, due every {every}s, for {limit}s")
         }
@@ -139,13 +139,13 @@ impl L1Host<'_> {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum End {
     Exited,
     Watchdog,
     Interrupted,
     /// Its heartbeat stopped (see [`Liveness`]).
-    Hung,
+    Hung(Hang),
 }
 
 /// Boots L1 and waits for it, echoing the inner ktstr's progress lines.
@@ -172,7 +172,7 @@ fn follow(engine: &QemuEngine, vm: &VmSpec, watchdog: Duration) -> Result<End> {
             break End::Interrupted;
         }
         if let Some(hang) = console.liveness.hung(Instant::now()) {
-            progress(&match hang {
+            progress(&match &hang {
                 Hang::Silent => format!(
                     "L1 sent no heartbeat for {}s: it hung; ending it",
                     SILENCE_LIMIT.as_secs()
@@ -182,7 +182,7 @@ fn follow(engine: &QemuEngine, vm: &VmSpec, watchdog: Duration) -> Result<End> {
                 ),
             });
             running.kill()?;
-            break End::Hung;
+            break End::Hung(hang);
         }
         if started.elapsed() > watchdog {
             progress(&format!(
@@ -252,12 +252,6 @@ fn l1_kernel_crash(console: &str) -> Option<&str> {
         .map(str::trim)
 }
 
-/// The first stall L1's own kernel reported in its console log.
-fn first_stall(console_log: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(console_log).ok()?;
-    text.lines().map(str::trim).find(|l| stall_report(l)).map(str::to_string)
-}
-
 /// Whether `line` starts with a printk timestamp.
 pub(super) fn is_kernel_line(line: &str) -> bool {
     let Some(rest) = line.strip_prefix('[') else { return false };
@@ -308,27 +302,19 @@ mod tests {
     }
 
     #[test]
-    fn a_hang_names_the_stall_l1s_kernel_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let console_log = dir.path().join("l1-console.log");
-        let hung = |console: &str| {
-            std::fs::write(&console_log, console).unwrap();
-            let end = super::End::Hung;
-            let o = super::L1Outcome {
-                code: None,
-                end,
-                stdout: vec![],
-                console_log: console_log.clone(),
-            };
+    fn a_hang_says_how_it_was_seen() {
+        let outcome = |hang: super::Hang| {
+            let end = super::End::Hung(hang);
+            let console_log = "/tmp/l1-console.log".into();
+            let o = super::L1Outcome { code: None, end, stdout: vec![], console_log };
             o.failure(std::time::Duration::from_secs(1))
         };
-        let stalled = "L1-inner: [ 3.0] rcu: INFO: rcu_sched detected stalls on CPUs/tasks:
-[   26.331305] rcu: INFO: rcu_sched detected stalls on CPUs/tasks:
-";
-        let why = hung(stalled);
+        let rcu = "[   26.331305] rcu: INFO: rcu_sched detected stalls on CPUs/tasks:";
+        let why = outcome(super::Hang::Stalled(rcu.into()));
         assert!(why.starts_with(super::L1_CRASHED), "{why}");
-        assert!(why.contains("`[   26.331305] rcu: INFO: rcu_sched detected stalls"), "{why}");
-        let why = hung("[    5.0] kvm: unhandled WRMSR\n");
+        let said = format!("its kernel says `{rcu}`, and no heartbeat came within 25s");
+        assert!(why.contains(&said), "{why}");
+        let why = outcome(super::Hang::Silent);
         assert!(why.contains("no heartbeat, due every 10s, for 90s"), "{why}");
     }
 

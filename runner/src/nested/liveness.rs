@@ -70,7 +70,7 @@ impl Liveness {
 
 /// Whether `line` is L1's own kernel reporting a stall (not an inner
 /// console quoting one: those lines start with `L1-inner:` or `[ktstr]`).
-pub fn stall_report(line: &str) -> bool {
+fn stall_report(line: &str) -> bool {
     is_kernel_line(line) && STALL_REPORTS.iter().any(|r| line.contains(r))
 }
 
