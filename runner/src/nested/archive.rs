@@ -80,8 +80,8 @@ echo "KTSTR-NESTED-EXIT $rc" > /dev/ttyS1
 sync
 poweroff -f
 "#,
-        HEARTBEAT = super::l1::HEARTBEAT,
-        HEARTBEAT_S = super::l1::HEARTBEAT_EVERY.as_secs(),
+        HEARTBEAT = super::liveness::HEARTBEAT,
+        HEARTBEAT_S = super::liveness::HEARTBEAT_EVERY.as_secs(),
         // The quoted command line, itself single-quoted: shown as given, never run.
         shown = shell_quote(&quoted.join(" ")),
     )

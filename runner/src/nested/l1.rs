@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::archive;
-use super::liveness::{Hang, Liveness, SILENCE_LIMIT, STALL_GRACE};
+use super::liveness::{Hang, Liveness, HEARTBEAT_EVERY, SILENCE_LIMIT, STALL_GRACE};
 use crate::initramfs::write_newc;
 use crate::kernel::KernelEntry;
 use crate::plugins::Catalog;
@@ -24,11 +24,6 @@ const L1_CMDLINE: &str = "panic=-1 oops=panic softlockup_panic=1 rdinit=/init qu
 /// oops or panic, before the host stops it.
 const CRASH_GRACE: Duration = Duration::from_secs(5);
 const EXIT_MARKER: &str = "KTSTR-NESTED-EXIT ";
-/// L1's init prints this line every `HEARTBEAT_EVERY`; when they stop, L1
-/// hung (see [`super::liveness`]), where it would otherwise hold the run
-/// until the 900 s watchdog.
-pub const HEARTBEAT: &str = "KTSTR-L1-ALIVE";
-pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 
 /// How the end of L1 itself is reported: the emulated host, not what runs
 /// inside it, failed (callers may retry on it). Nested SVM under TCG is
@@ -172,15 +167,7 @@ fn follow(engine: &QemuEngine, vm: &VmSpec, watchdog: Duration) -> Result<End> {
             break End::Interrupted;
         }
         if let Some(hang) = console.liveness.hung(Instant::now()) {
-            progress(&match &hang {
-                Hang::Silent => format!(
-                    "L1 sent no heartbeat for {}s: it hung; ending it",
-                    SILENCE_LIMIT.as_secs()
-                ),
-                Hang::Stalled(line) => format!(
-                    "L1's kernel reported a stall (`{line}`), no heartbeat followed: ending it"
-                ),
-            });
+            progress(&format!("L1 hung ({}); ending it", hang_cause(&hang)));
             running.kill()?;
             break End::Hung(hang);
         }

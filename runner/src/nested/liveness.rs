@@ -1,15 +1,18 @@
 //! Whether L1 still lives, judged from its console. L1's init prints a
-//! heartbeat line every ten seconds; its userspace is alive while
+//! heartbeat line every [`HEARTBEAT_EVERY`]; its userspace is alive while
 //! they come. Other console output proves nothing: a wedged L1 kernel goes
 //! on printing its RCU stall reports every minute (seen under nested TCG,
 //! its userspace dead from its fifth second) and must not pass for alive.
 
 use std::time::{Duration, Instant};
 
-use super::l1::{is_kernel_line, HEARTBEAT};
+use super::l1::is_kernel_line;
 
-#[cfg(test)]
-use super::l1::HEARTBEAT_EVERY;
+/// L1's init prints this line every `HEARTBEAT_EVERY` (see `archive.rs`);
+/// when they stop, L1 hung, where it would otherwise hold the run until
+/// the 900 s watchdog.
+pub const HEARTBEAT: &str = "KTSTR-L1-ALIVE";
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 
 /// No heartbeat for this long: L1 hung.
 pub const SILENCE_LIMIT: Duration = Duration::from_secs(90);

@@ -114,7 +114,7 @@ fn single(host: &l1::L1Host, args: &[String], dir: &std::path::Path) -> Result<i
 /// Under TCG, L1's KVM shadows L2's page tables (`kvm_amd.npt=0`) instead of
 /// using TCG's emulated nested paging, under which about 3 L2 boots in 100
 /// died with corrupt state under either engine (triple faults, page faults
-/// in the entry code); with shadow paging none did in 231, at 12-20% more
+/// in the entry code); with shadow paging none did in 431, at 12-20% more
 /// time a run (README, Performance). The user's `--l1-cmdline` comes after,
 /// so `kvm_amd.npt=1` takes nested paging back. Real KVM keeps its default.
 fn l1_cmdline(accel: Accel, user: Option<&str>) -> String {
