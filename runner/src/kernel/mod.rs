@@ -21,6 +21,7 @@ mod progress;
 mod resolve;
 mod schedulers;
 mod source;
+pub mod symbols;
 mod tools;
 
 use std::path::PathBuf;

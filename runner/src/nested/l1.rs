@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::archive;
 use super::liveness::{Hang, Liveness, HEARTBEAT_EVERY, SILENCE_LIMIT, STALL_GRACE};
+use super::{archive, hang_report};
 use crate::initramfs::write_newc;
 use crate::kernel::KernelEntry;
 use crate::plugins::Catalog;
@@ -61,7 +61,9 @@ impl L1Outcome {
         let why = match &self.end {
             End::Watchdog => format!("L1 did not finish within {}s", watchdog.as_secs()),
             End::Interrupted => return "interrupted".into(),
-            End::Hung(hang) => format!("{L1_CRASHED}: it hung ({})", hang_cause(hang)),
+            End::Hung { hang, seen } => {
+                format!("{L1_CRASHED}: it hung ({}); {seen}", hang_cause(hang))
+            }
             End::Exited => exit_cause(&self.console_log),
         };
         format!("{why}; its console: {console}")
@@ -120,7 +122,7 @@ impl L1Host<'_> {
             disks: Vec::new(),
             shell_socket: self.terminal.as_ref().map(|(sock, _)| sock.clone()),
         };
-        let ended = follow(&self.engine, &vm, self.watchdog);
+        let ended = self.follow(&vm, dir);
         // The archive is large and rebuilt each time; the rest is evidence.
         let _ = std::fs::remove_file(&initramfs);
         let end = ended?;
@@ -139,50 +141,62 @@ pub enum End {
     Exited,
     Watchdog,
     Interrupted,
-    /// Its heartbeat stopped (see [`Liveness`]).
-    Hung(Hang),
+    /// Its heartbeat stopped (see [`Liveness`]); `seen`: what its vCPUs
+    /// and its QEMU were doing then (see [`hang_report`]).
+    Hung {
+        hang: Hang,
+        seen: String,
+    },
 }
 
-/// Boots L1 and waits for it, echoing the inner ktstr's progress lines.
-fn follow(engine: &QemuEngine, vm: &VmSpec, watchdog: Duration) -> Result<End> {
-    let mut running = engine.boot(vm)?;
-    let started = Instant::now();
-    let mut console = ConsoleTail::new(started);
-    let mut crashed_at: Option<Instant> = None;
-    let end = loop {
+impl L1Host<'_> {
+    /// Boots L1 and waits for it, echoing the inner ktstr's progress lines.
+    fn follow(&self, vm: &VmSpec, dir: &Path) -> Result<End> {
+        let watchdog = self.watchdog;
+        let mut running = self.engine.boot(vm)?;
+        let started = Instant::now();
+        let mut console = ConsoleTail::new(started);
+        let mut crashed_at: Option<Instant> = None;
+        let end = loop {
+            console.echo(&vm.console_log);
+            if running.try_wait()?.is_some() {
+                break End::Exited;
+            }
+            if let (None, Some(line)) = (crashed_at, &console.crash) {
+                progress(&format!("L1's own kernel crashed (`{line}`); ending it"));
+                crashed_at = Some(Instant::now());
+            }
+            if crashed_at.is_some_and(|t| t.elapsed() > CRASH_GRACE) {
+                running.kill()?;
+                break End::Exited;
+            }
+            if crate::interrupt::requested() {
+                running.kill()?;
+                break End::Interrupted;
+            }
+            if let Some(hang) = console.liveness.hung(Instant::now()) {
+                progress(&format!(
+                    "L1 hung ({}); reading its vCPUs, then ending it",
+                    hang_cause(&hang)
+                ));
+                let vmlinux = self.kernel.vmlinux.as_deref();
+                let seen = hang_report::take(&mut *running, vmlinux, dir);
+                running.kill()?;
+                break End::Hung { hang, seen };
+            }
+            if started.elapsed() > watchdog {
+                progress(&format!(
+                    "watchdog: L1 still running after {}s; stopping it",
+                    watchdog.as_secs()
+                ));
+                running.kill()?;
+                break End::Watchdog;
+            }
+            std::thread::sleep(POLL);
+        };
         console.echo(&vm.console_log);
-        if running.try_wait()?.is_some() {
-            break End::Exited;
-        }
-        if let (None, Some(line)) = (crashed_at, &console.crash) {
-            progress(&format!("L1's own kernel crashed (`{line}`); ending it"));
-            crashed_at = Some(Instant::now());
-        }
-        if crashed_at.is_some_and(|t| t.elapsed() > CRASH_GRACE) {
-            running.kill()?;
-            break End::Exited;
-        }
-        if crate::interrupt::requested() {
-            running.kill()?;
-            break End::Interrupted;
-        }
-        if let Some(hang) = console.liveness.hung(Instant::now()) {
-            progress(&format!("L1 hung ({}); ending it", hang_cause(&hang)));
-            running.kill()?;
-            break End::Hung(hang);
-        }
-        if started.elapsed() > watchdog {
-            progress(&format!(
-                "watchdog: L1 still running after {}s; stopping it",
-                watchdog.as_secs()
-            ));
-            running.kill()?;
-            break End::Watchdog;
-        }
-        std::thread::sleep(POLL);
-    };
-    console.echo(&vm.console_log);
-    Ok(end)
+        Ok(end)
+    }
 }
 
 /// Echoes new console lines that come from ktstr inside L1, notes the
@@ -291,7 +305,7 @@ mod tests {
     #[test]
     fn a_hang_says_how_it_was_seen() {
         let outcome = |hang: super::Hang| {
-            let end = super::End::Hung(hang);
+            let end = super::End::Hung { hang, seen: "vCPU 0: kernel, halted".into() };
             let console_log = "/tmp/l1-console.log".into();
             let o = super::L1Outcome { code: None, end, stdout: vec![], console_log };
             o.failure(std::time::Duration::from_secs(1))
@@ -302,7 +316,10 @@ mod tests {
         let said = format!("its kernel says `{rcu}`, and no heartbeat came within 25s");
         assert!(why.contains(&said), "{why}");
         let why = outcome(super::Hang::Silent);
-        assert!(why.contains("no heartbeat, due every 10s, for 90s"), "{why}");
+        assert!(
+            why.contains("no heartbeat, due every 10s, for 90s); vCPU 0: kernel, halted"),
+            "{why}"
+        );
     }
 
     #[test]

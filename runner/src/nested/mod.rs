@@ -6,6 +6,7 @@
 
 mod archive;
 mod bench;
+mod hang_report;
 mod l1;
 mod liveness;
 

@@ -6,6 +6,8 @@
 mod kvm;
 mod qemu;
 mod qemu_args;
+mod qmp;
+pub mod vcpus;
 
 pub use kvm::KvmEngine;
 pub use qemu::{Accel, QemuEngine};
@@ -105,5 +107,9 @@ pub trait RunningVm: Send {
     /// status (e.g. "triple fault").
     fn end_detail(&self) -> Option<String> {
         None
+    }
+    /// Where the vCPUs are now, for a guest that stopped answering.
+    fn vcpus(&mut self) -> anyhow::Result<vcpus::VcpuReport> {
+        anyhow::bail!("this engine cannot tell where its vCPUs are")
     }
 }

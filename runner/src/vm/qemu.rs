@@ -11,13 +11,23 @@ use anyhow::{bail, Context};
 
 pub use super::qemu_args::Accel;
 use super::qemu_args::{self, QemuConfig, TcgTiming};
-use super::{RunningVm, VmEngine, VmExit, VmSpec};
+use super::vcpus::{self, VcpuReport};
+use super::{qmp, RunningVm, VmEngine, VmExit, VmSpec};
 
 const BINARY: &str = "qemu-system-x86_64";
 
 /// QEMU rejects bad options within milliseconds; waiting this long at boot
 /// turns that into an error that carries QEMU's own message.
 const EARLY_EXIT_WINDOW: Duration = Duration::from_millis(300);
+
+/// QEMU's monitor socket, in a directory of its own under /tmp (a run's
+/// directory can be deeper than a socket path may be long).
+const QMP_SOCKET: &str = "qmp.sock";
+/// A QEMU whose main loop is stuck does not answer its monitor; that is
+/// evidence too, and must not hold up the report.
+const MONITOR_TIMEOUT: Duration = Duration::from_secs(3);
+/// How many words of each vCPU's kernel stack a report reads.
+const STACK_WORDS: usize = 64;
 
 #[derive(Debug)]
 pub struct QemuEngine {
@@ -110,7 +120,13 @@ impl VmEngine for QemuEngine {
         if let Some(j) = &joined {
             one.initramfs = vec![j.to_path_buf()];
         }
-        let args = qemu_args::build(&self.config(spec), &one)?;
+        let mut args = qemu_args::build(&self.config(spec), &one)?;
+        let monitor = tempfile::Builder::new().prefix("ktstr-qmp-").tempdir()?;
+        let socket = monitor.path().join(QMP_SOCKET);
+        args.extend([
+            "-qmp".into(),
+            format!("unix:{},server=on,wait=off", qemu_args::path_str(&socket)?),
+        ]);
         let stderr_path = spec.console_log.with_file_name("qemu.stderr");
         let stderr = File::create(&stderr_path)
             .with_context(|| format!("create {}", stderr_path.display()))?;
@@ -134,7 +150,7 @@ impl VmEngine for QemuEngine {
         }
         let child = cmd.spawn().with_context(|| format!("start {}", self.binary.display()))?;
         tracing::debug!("qemu pid {}: {} {}", child.id(), self.binary.display(), args.join(" "));
-        let mut vm = RunningQemu { child, exit: None, _initrd: joined };
+        let mut vm = RunningQemu { child, exit: None, _initrd: joined, monitor };
         let started = Instant::now();
         while started.elapsed() < EARLY_EXIT_WINDOW {
             if let Some(VmExit::Exited { code, signal }) = vm.try_wait()? {
@@ -158,6 +174,8 @@ struct RunningQemu {
     exit: Option<VmExit>,
     /// A joined initramfs, deleted with the VM.
     _initrd: Option<tempfile::TempPath>,
+    /// Holds the QMP socket.
+    monitor: tempfile::TempDir,
 }
 
 impl RunningVm for RunningQemu {
@@ -183,6 +201,20 @@ impl RunningVm for RunningQemu {
         let status = self.child.wait().context("reap QEMU")?;
         self.exit = Some(VmExit::Exited { code: status.code(), signal: status.signal() });
         Ok(())
+    }
+
+    /// Asks QEMU's monitor for every vCPU's registers, then for the top of
+    /// each kernel stack, read through that vCPU's own page tables.
+    fn vcpus(&mut self) -> anyhow::Result<VcpuReport> {
+        let socket = self.monitor.path().join(QMP_SOCKET);
+        let mut monitor = qmp::Monitor::connect(&socket, MONITOR_TIMEOUT)?;
+        let raw = monitor.human("info registers -a", None)?;
+        let mut vcpus = vcpus::parse_qemu_registers(&raw);
+        for v in vcpus.iter_mut().filter(|v| v.cpl == 0 && v.rsp != 0) {
+            let words = monitor.human(&format!("x/{STACK_WORDS}gx {:#x}", v.rsp), Some(v.index))?;
+            v.stack = vcpus::parse_qemu_words(&words);
+        }
+        Ok(VcpuReport { vcpus, raw })
     }
 }
 

@@ -204,7 +204,7 @@ fn disk_args(i: usize, disk: &VmDisk, machine: Machine) -> anyhow::Result<[Strin
     Ok(["-drive".into(), drive, "-device".into(), device])
 }
 
-fn path_str(p: &Path) -> anyhow::Result<&str> {
+pub(super) fn path_str(p: &Path) -> anyhow::Result<&str> {
     p.to_str().with_context(|| format!("path {} is not UTF-8; QEMU options need text", p.display()))
 }
 

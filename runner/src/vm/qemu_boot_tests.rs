@@ -101,14 +101,14 @@ fn static_busybox() -> Prereq<PathBuf> {
     Prereq::Have(p)
 }
 
-fn build_initramfs(busybox: &Path, dir: &Path) -> PathBuf {
+fn build_initramfs(busybox: &Path, init_script: &str, dir: &Path) -> PathBuf {
     let root = dir.join("root");
     for d in ["bin", "proc", "sys", "dev"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
     let init = root.join("init");
-    std::fs::write(&init, INIT).unwrap();
+    std::fs::write(&init, init_script).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = dir.join("initramfs.cpio");
@@ -231,7 +231,7 @@ fn guest_sees_the_requested_topology() {
         }
     };
     let dir = tempfile::tempdir().unwrap();
-    let initramfs = build_initramfs(&busybox, dir.path());
+    let initramfs = build_initramfs(&busybox, INIT, dir.path());
     eprintln!("kernel {}", kernel.display());
     // KTSTR_VM_TEST_TOPOLOGIES=1n2l4c2t,2n4l2c1t tries other shapes.
     let topologies =
@@ -259,4 +259,60 @@ impl<T> Prereq<T> {
             Prereq::Missing(why) => Some(why),
         }
     }
+}
+
+/// A guest that never stops: one vCPU spins in a shell loop, the other idles.
+const SPIN_INIT: &str = r#"#!/bin/busybox sh
+echo KTSTR-SPINNING
+while :; do :; done
+"#;
+
+/// What a hung guest's report is made of: QEMU's monitor names every vCPU,
+/// and the vmlinux beside the bzImage names the kernel code they are in.
+#[test]
+fn a_running_guest_tells_where_its_vcpus_are() {
+    let (Prereq::Have(kernel), Prereq::Have(busybox), Prereq::Have(()), Ok(engine)) =
+        (newest_cached_kernel(), static_busybox(), which("cpio"), QemuEngine::detect(None))
+    else {
+        // guest_sees_the_requested_topology says what is missing, or skips loudly.
+        assert!(skip_allowed(), "see guest_sees_the_requested_topology");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let initramfs = build_initramfs(&busybox, SPIN_INIT, dir.path());
+    let spec = VmSpec {
+        kernel: kernel.clone(),
+        vmlinux: None,
+        initramfs: vec![initramfs],
+        cmdline: "rdinit=/init panic=-1 loglevel=1".into(),
+        topology: "1n1l2c1t".parse().unwrap(),
+        memory_mib: 256,
+        console_log: dir.path().join("console.log"),
+        data_out: dir.path().join("data.bin"),
+        data_fallback_out: dir.path().join("com2.bin"),
+        disks: Vec::new(),
+        shell_socket: None,
+    };
+    let mut vm = engine.boot(&spec).expect("boot");
+    let started = Instant::now();
+    let console = || std::fs::read_to_string(&spec.console_log).unwrap_or_default();
+    while !console().contains("KTSTR-SPINNING") {
+        assert!(started.elapsed() < WATCHDOG, "the guest never started spinning:\n{}", console());
+        assert!(vm.try_wait().unwrap().is_none(), "the guest ended:\n{}", console());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let report = vm.vcpus().expect("QEMU's monitor answers");
+    vm.kill().unwrap();
+    let indices: Vec<u32> = report.vcpus.iter().map(|v| v.index).collect();
+    assert_eq!(indices, [0, 1], "{}", report.raw);
+    let symbols = crate::kernel::symbols::Symbols::from_vmlinux(&kernel.with_file_name("vmlinux"))
+        .expect("the cache entry's vmlinux");
+    let lines = report.lines(Some(&symbols));
+    // The spinning shell may be caught in the kernel (a timer tick) or not;
+    // any vCPU in the kernel is in code its vmlinux names.
+    for (v, line) in report.vcpus.iter().zip(&lines) {
+        assert!(v.cpl == 3 || !line.contains(" at 0x"), "{line}\n{}", report.raw);
+    }
+    assert!(report.vcpus.iter().any(|v| v.cpl == 0), "{}", lines.join("\n"));
+    eprintln!("{}", lines.join("\n"));
 }
