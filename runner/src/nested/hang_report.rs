@@ -18,8 +18,8 @@ const APART: Duration = Duration::from_secs(1);
 pub fn take(vm: &mut dyn RunningVm, vmlinux: Option<&Path>, dir: &Path) -> String {
     let pid = vm.pid();
     let cpu_before = cpu_ticks(pid);
-    let first = vm.vcpus();
     let t0 = Instant::now();
+    let first = vm.vcpus();
     std::thread::sleep(APART);
     let second = vm.vcpus();
     let cpu = cpu_ticks(pid).zip(cpu_before).map(|(after, before)| {
@@ -36,26 +36,27 @@ pub fn take(vm: &mut dyn RunningVm, vmlinux: Option<&Path>, dir: &Path) -> Strin
         None => format!("QEMU's CPU use (pid {pid}) could not be read"),
     };
     let mut text = format!("{qemu_line}\n{symbols_note}");
-    let mut summary = vec![qemu_line];
-    for (label, read) in [("first look", &first), ("a second later", &second)] {
-        let lines = match read {
-            Ok(report) => report.lines(symbols.as_ref()),
-            Err(e) => vec![format!("the vCPUs could not be read: {e:#}")],
-        };
-        text.push_str(&format!("\n== {label}\n{}\n", lines.join("\n")));
-        if let Ok(report) = read {
-            text.push_str(&format!("\n{}\n", report.raw.trim_end()));
-        }
-        if label == "a second later" {
-            summary.extend(lines);
+    for (label, look) in [("first look", &first), ("a second later", &second)] {
+        match look {
+            Ok(r) => text.push_str(&format!(
+                "\n== {label}\n{}\n\n{}\n",
+                r.lines(symbols.as_ref()).join("\n"),
+                r.raw.trim_end()
+            )),
+            Err(e) => text.push_str(&format!("\n== {label}\nthe vCPUs could not be read: {e:#}\n")),
         }
     }
+    let mut summary = vec![qemu_line];
+    match (&first, &second) {
+        (Ok(a), Ok(b)) => summary.extend(b.lines_since(a, symbols.as_ref())),
+        (_, Ok(b)) => summary.extend(b.lines(symbols.as_ref())),
+        (_, Err(e)) => summary.push(format!("the vCPUs could not be read: {e:#}")),
+    }
     let path = dir.join(FILE);
-    let kept = match std::fs::write(&path, text) {
+    summary.push(match std::fs::write(&path, text) {
         Ok(()) => format!("details in {}", path.display()),
         Err(e) => format!("{} could not be written: {e}", path.display()),
-    };
-    summary.push(kept);
+    });
     summary.join("; ")
 }
 

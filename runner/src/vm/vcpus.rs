@@ -33,6 +33,19 @@ impl VcpuReport {
     pub fn lines(&self, symbols: Option<&Symbols>) -> Vec<String> {
         self.vcpus.iter().map(|v| vcpu_line(v, symbols)).collect()
     }
+
+    /// The same, each line saying whether its vCPU was at the same address
+    /// in an `earlier` report: stuck, or (perhaps) moving.
+    pub fn lines_since(&self, earlier: &VcpuReport, symbols: Option<&Symbols>) -> Vec<String> {
+        let lines = self.lines(symbols);
+        let stuck = |v: &Vcpu| earlier.vcpus.iter().any(|e| e.index == v.index && e.rip == v.rip);
+        (self.vcpus.iter().zip(lines))
+            .map(|(v, line)| match stuck(v) {
+                true => format!("{line} (there in the earlier look too)"),
+                false => format!("{line} (elsewhere in the earlier look)"),
+            })
+            .collect()
+    }
 }
 
 fn vcpu_line(v: &Vcpu, symbols: Option<&Symbols>) -> String {
@@ -155,5 +168,15 @@ EIP=0000fff0 EFL=00000002 [-------] CPL=3 II=0 A20=1 SMM=0 HLT=0
             ["vCPU 0: kernel, halted, at native_safe_halt+0xae; stack: default_idle+0x9"]
         );
         assert_eq!(report.lines(None), ["vCPU 0: kernel, halted, at 0xffffffff81a2f0ae"]);
+        let moved = Vcpu { index: 1, rip: 0x10, ..Vcpu::default() };
+        let earlier = VcpuReport { vcpus: vec![v.clone(), moved.clone()], raw: String::new() };
+        let now = Vcpu { rip: 0x20, ..moved };
+        let later = VcpuReport { vcpus: vec![v, now], raw: String::new() };
+        let lines = later.lines_since(&earlier, None);
+        assert!(lines[0].ends_with("(there in the earlier look too)"), "{lines:?}");
+        assert!(
+            lines[1].ends_with("kernel, running, at 0x20 (elsewhere in the earlier look)"),
+            "{lines:?}"
+        );
     }
 }
