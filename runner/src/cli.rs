@@ -133,8 +133,9 @@ its progress lines on stderr, and its exit code is this command's exit code.
 When L1's own kernel oopses or panics, L1 is ended at once and the run fails
 with `the emulated L1 host crashed` (exit 5), L1's console kept; so is an L1
 whose heartbeat (every 10 s) stops: after 90 s, or 25 s after its kernel
-reports a stall. `bench`
-inside L1 survives that: it goes on in a fresh L1 from the run L1 died in,
+reports a stall. A hung L1's vCPUs are read first (where each one is, named
+with the kernel's symbols; `l1-hang.txt` in --artifacts). `bench` inside L1
+survives that: it goes on in a fresh L1 from the run L1 died in,
 and its table counts L1 deaths per engine.
 
 EXAMPLES:
