@@ -26,6 +26,7 @@ use crate::devices::virtio::throttle::Throttle;
 use crate::devices::virtio::worker::{QueueWorker, ShellReader};
 use crate::exit::{ExitState, ResetLine};
 use crate::prefault;
+use crate::snapshot::Snapshots;
 use crate::vcpu::Vcpu;
 use crate::{DiskConfig, VmConfig};
 use virtio_bindings::virtio_mmio::VIRTIO_MMIO_QUEUE_NOTIFY;
@@ -50,6 +51,8 @@ pub struct Built {
     pub workers: Vec<(String, Box<dyn FnOnce() + Send>)>,
     pub resources: VmResources,
     pub exit: Arc<ExitState>,
+    /// Where the vCPUs are, asked while the VM runs.
+    pub snapshots: Arc<Snapshots>,
 }
 
 /// The full kernel command line: the caller's, then what this VMM needs.
@@ -194,6 +197,7 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
         kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).context("KVM_GET_SUPPORTED_CPUID")?;
     let extras = cpuid::KvmExtras { tsc_deadline: kvm.check_extension(Cap::TscDeadlineTimer) };
     let mut vcpus = Vec::new();
+    let snapshots = Arc::new(Snapshots::new(cpu_topo.places().len()));
     for place in cpu_topo.places() {
         // The vCPU id is the initial APIC id.
         let fd = vm
@@ -232,12 +236,14 @@ pub fn build(cfg: &VmConfig) -> anyhow::Result<Built> {
             pio: pio.clone(),
             mmio: mmio.clone(),
             exit: exit.clone(),
+            mem: mem.clone(),
+            snapshots: snapshots.clone(),
         });
     }
     steps.done("vCPUs");
     tracing::debug!("VM built: {steps}");
     let resources = VmResources { _kvm: kvm, _vm: vm, _mem: mem, _irqs: irqs };
-    Ok(Built { vcpus, workers, resources, exit })
+    Ok(Built { vcpus, workers, resources, exit, snapshots })
 }
 
 /// How long each step of a build took, said as `kernel 12 ms, …`.

@@ -18,6 +18,7 @@ mod builder;
 pub mod devices;
 mod exit;
 mod prefault;
+mod snapshot;
 mod vcpu;
 mod vm;
 
@@ -28,6 +29,7 @@ use ktstr_topology::Topology;
 pub use builder::{kernel_cmdline, DATA_PORT_NAME, SHELL_PORT_NAME};
 pub use exit::VmExitReason;
 
+pub use snapshot::VcpuState;
 pub use vm::{RunningVm, Vm};
 
 /// What to boot and where its output goes.

@@ -3,7 +3,7 @@
 //! signal (`kick_signal`) whose handler sets the thread's `immediate_exit`
 //! (as Firecracker does): KVM_RUN returns EINTR at once, even when the signal
 //! lands between the loop's stop check and its next KVM_RUN, and the loop
-//! sees the stop flag.
+//! sees the stop flag; or, asked where it is, answers (see `snapshot`).
 
 use std::cell::Cell;
 use std::sync::{Arc, Once};
@@ -11,9 +11,11 @@ use std::sync::{Arc, Once};
 use kvm_bindings::kvm_run;
 
 use kvm_ioctls::{VcpuExit, VcpuFd};
+use vm_memory::GuestMemoryMmap;
 
 use crate::devices::bus::Bus;
 use crate::exit::{ExitState, VmExitReason};
+use crate::snapshot::Snapshots;
 
 /// SIGRTMIN+2: real-time, so never coalesced with the host's own signals.
 pub fn kick_signal() -> libc::c_int {
@@ -54,6 +56,9 @@ pub struct Vcpu {
     pub pio: Arc<Bus>,
     pub mmio: Arc<Bus>,
     pub exit: Arc<ExitState>,
+    /// Guest RAM, to read the top of the stack when a snapshot is asked for.
+    pub mem: GuestMemoryMmap,
+    pub snapshots: Arc<Snapshots>,
 }
 
 impl Vcpu {
@@ -71,6 +76,8 @@ impl Vcpu {
                 }
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                     self.fd.set_kvm_immediate_exit(0);
+                    // A kick is a stop or a request for where this vCPU is.
+                    self.snapshots.answer_if_asked(self.index, &self.fd, &self.mem);
                 }
                 Err(e) => {
                     self.exit.end(VmExitReason::Error(format!("vCPU {}: KVM_RUN: {e}", self.index)))

@@ -12,9 +12,10 @@ use anyhow::Context;
 
 use crate::builder;
 use crate::exit::{ExitState, VmExitReason};
+use crate::snapshot::{Snapshots, VcpuState};
 use crate::vcpu::{install_kick_handler, kick_signal};
 use crate::VmConfig;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// How long the supervisor kicks vCPU threads before it leaves the ones still
 /// busy to finish by themselves.
@@ -29,8 +30,10 @@ impl Vm {
         install_kick_handler()?;
         let built = builder::build(cfg)?;
         let exit = built.exit.clone();
+        let snapshots = built.snapshots.clone();
         let resources = Arc::new(built.resources);
         let mut handles = Vec::new();
+        let vcpu_count = built.vcpus.len();
         for vcpu in built.vcpus {
             let name = format!("ktstr-vcpu{}", vcpu.index);
             let keep = resources.clone();
@@ -43,7 +46,7 @@ impl Vm {
                 Err(e) => {
                     // Stop and join what already runs before failing.
                     exit.end(VmExitReason::Error(format!("spawn vCPU thread: {e}")));
-                    supervise(handles, exit);
+                    supervise(handles, exit, &Mutex::new(Vec::new()));
                     return Err(e).context("spawn vCPU thread");
                 }
             }
@@ -58,24 +61,29 @@ impl Vm {
                 Ok(h) => handles.push(h),
                 Err(e) => {
                     exit.end(VmExitReason::Error(format!("spawn thread {name}: {e}")));
-                    supervise(handles, exit);
+                    supervise(handles, exit, &Mutex::new(Vec::new()));
                     return Err(e).with_context(|| format!("spawn thread {name}"));
                 }
             }
         }
         drop(resources);
-        let sup_exit = exit.clone();
+        // The vCPU threads come first in `handles`, the device workers after.
+        let vcpu_ids = handles[..vcpu_count].iter().map(|h| h.as_pthread_t()).collect();
+        let kickable = Arc::new(Mutex::new(vcpu_ids));
+        let (sup_exit, sup_kickable) = (exit.clone(), kickable.clone());
         let supervisor = std::thread::Builder::new()
             .name("ktstr-vmm".into())
-            .spawn(move || supervise(handles, sup_exit))
+            .spawn(move || supervise(handles, sup_exit, &sup_kickable))
             .context("spawn VMM supervisor thread")?;
-        Ok(RunningVm { supervisor: Some(supervisor), exit, done: None })
+        Ok(RunningVm { supervisor: Some(supervisor), exit, done: None, snapshots, kickable })
     }
 }
 
 /// Waits for the VM to end, then stops the vCPU threads (see `stop_threads`).
-fn supervise(vcpus: Vec<JoinHandle<()>>, exit: Arc<ExitState>) {
+fn supervise(vcpus: Vec<JoinHandle<()>>, exit: Arc<ExitState>, kickable: &Kickable) {
     exit.wait(None);
+    // From here on nobody else kicks: the threads are about to be joined.
+    kickable.lock().unwrap_or_else(|e| e.into_inner()).clear();
     let busy = stop_threads(vcpus, STOP_DEADLINE, |h| {
         // SAFETY: `h` is not joined or dropped yet, so its pthread_t is valid.
         unsafe { libc::pthread_kill(h.as_pthread_t(), kick_signal()) };
@@ -117,11 +125,17 @@ pub(crate) fn stop_threads(
     busy
 }
 
+/// The threads' pthread ids while they may be kicked: until the supervisor
+/// takes them over to stop and join them (a joined thread's id is stale).
+type Kickable = Mutex<Vec<libc::pthread_t>>;
+
 /// A booted VM. Dropping it stops it and frees everything.
 pub struct RunningVm {
     supervisor: Option<JoinHandle<()>>,
     exit: Arc<ExitState>,
     done: Option<VmExitReason>,
+    snapshots: Arc<Snapshots>,
+    kickable: Arc<Kickable>,
 }
 
 impl RunningVm {
@@ -139,6 +153,26 @@ impl RunningVm {
             self.join();
         }
         self.done.clone()
+    }
+
+    /// Where each vCPU is now, by index, waiting up to `timeout` for the
+    /// answers; None for a vCPU that did not answer (busy in a device
+    /// access) and for all of them once the VM is ending.
+    pub fn vcpus(&self, timeout: Duration) -> Vec<Option<VcpuState>> {
+        let gen = self.snapshots.request();
+        {
+            let threads = self.kickable.lock().unwrap_or_else(|e| e.into_inner());
+            if threads.is_empty() {
+                return self.snapshots.collect(gen, Duration::ZERO);
+            }
+            for &t in threads.iter() {
+                // SAFETY: the supervisor has not taken the threads over (the
+                // list is not empty, and it empties it under this lock
+                // before joining), so each id is a live thread's.
+                unsafe { libc::pthread_kill(t, kick_signal()) };
+            }
+        }
+        self.snapshots.collect(gen, timeout)
     }
 
     /// Stops the VM (if still running) and joins every thread. Idempotent.
