@@ -166,6 +166,11 @@ fn our_kvm_vmm_stops_a_guest_that_never_ends_within_its_stop_deadline() {
     // payload's 10 minutes", with room for a loaded emulated host.
     let stop_ms = doc["engine"]["stop_ms"].as_u64().expect("stop_ms reported");
     assert!(stop_ms < 5000, "stopping took {stop_ms} ms\n{stderr}");
+    // Before the stop, each vCPU thread said where its vCPU was.
+    let vcpus = doc["engine"]["vcpus_at_stop"].as_array().expect("vcpus_at_stop");
+    let lines: Vec<&str> = vcpus.iter().filter_map(|l| l.as_str()).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("vCPU 0: ") && lines[1].starts_with("vCPU 1: "), "{lines:?}");
 }
 
 #[test]

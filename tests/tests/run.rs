@@ -162,6 +162,14 @@ fn a_guest_that_never_answers_is_ended_by_the_watchdog() {
     assert_eq!(code, 4, "{doc:#}\n{}", explain(&out));
     assert_eq!(doc["verdict"], "TIMEOUT");
     assert!(!doc["console_tail"].as_array().unwrap().is_empty(), "the last console lines are kept");
+    // Where the vCPUs were, read from QEMU's monitor before it was stopped:
+    // with the payload asleep, one at least idles in code the vmlinux names.
+    let vcpus = doc["engine"]["vcpus_at_stop"].as_array().expect("vcpus_at_stop");
+    let lines: Vec<&str> = vcpus.iter().filter_map(|l| l.as_str()).collect();
+    assert!(lines.first().is_some_and(|l| l.starts_with("vCPU 0: ")), "{lines:?}");
+    let named_idle = |l: &&str| l.contains(": kernel, halted, at ") && !l.contains(" at 0x");
+    assert!(lines.iter().any(named_idle), "{lines:?}");
+    assert!(artifacts.path().join("vcpus.txt").is_file(), "the engine's dump is kept");
     // This run's QEMU names the artifacts directory in its arguments (other
     // tests run their own VMs at the same time).
     let qemu_left = std::process::Command::new("pgrep")

@@ -15,6 +15,7 @@ mod scheduler_end;
 mod session;
 pub(crate) mod setup_vm;
 mod timeline;
+mod vcpus_at_stop;
 mod verdict;
 
 use std::path::PathBuf;
@@ -158,6 +159,9 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
             peak_rss_kib: ended.peak_rss_kib,
             end_detail: ended.detail.clone(),
             stop_ms: ended.stop_ms,
+            vcpus_at_stop: ended.vcpus.as_ref().map_or_else(Vec::new, |seen| {
+                vcpus_at_stop::record(seen, kernel.vmlinux.as_deref(), &artifacts)
+            }),
         },
         topology: prepared.topology.to_string(),
         topology_mismatches: mismatches,

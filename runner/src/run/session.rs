@@ -13,6 +13,7 @@ use super::record::Record;
 use super::timeline::{Mark, Timeline};
 use super::verdict::{Verdict, VmEnd};
 use crate::interrupt;
+use crate::vm::vcpus::VcpuReport;
 use crate::vm::{RunningVm, VmEngine, VmSpec};
 
 /// After the guest's last word, how long it may take to power off.
@@ -105,6 +106,9 @@ pub struct Ended {
     pub detail: Option<String>,
     /// How long `kill` took, when the VM had to be stopped.
     pub stop_ms: Option<u128>,
+    /// Where the vCPUs were when a guest that had not finished was stopped
+    /// (watchdog, or past the grace after a console report).
+    pub vcpus: Option<Result<VcpuReport, String>>,
 }
 
 /// Boots `spec`, follows both data channels until the guest powers off, the
@@ -125,6 +129,7 @@ pub fn run_vm(
     let mut channels = [Tail::new(&spec.data_out), Tail::new(&spec.data_fallback_out)];
     let mut finished_at: Option<Instant> = None;
     let mut stop_ms = None;
+    let mut vcpus = None;
     let mut console = ConsoleTail { file: None, path: spec.console_log.clone(), pos: 0 };
     let mut first_report: Option<Instant> = None;
     let mut told_class = false;
@@ -187,6 +192,7 @@ pub fn run_vm(
                 "the guest did not finish within {}s of the console's report; stopping the VM",
                 limits.stall_grace.as_secs()
             ));
+            vcpus = Some(vm.vcpus().map_err(|e| format!("{e:#}")));
             stop_ms = Some(stop(&mut *vm));
             break VmEnd::Stalled;
         }
@@ -196,6 +202,7 @@ pub fn run_vm(
                 "watchdog: no result after {}s; stopping the VM",
                 watchdog.as_secs()
             ));
+            vcpus = Some(vm.vcpus().map_err(|e| format!("{e:#}")));
             stop_ms = Some(stop(&mut *vm));
             break VmEnd::WatchdogKilled;
         }
@@ -211,7 +218,7 @@ pub fn run_vm(
     }
     timeline.observe(record);
     console.read_new(watch);
-    Ok(Ended { end, peak_rss_kib, detail: vm.end_detail(), stop_ms })
+    Ok(Ended { end, peak_rss_kib, detail: vm.end_detail(), stop_ms, vcpus })
 }
 
 /// `VmHWM` of a live process, in KiB.

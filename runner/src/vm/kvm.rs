@@ -9,6 +9,7 @@
 
 use ktstr_vmm::{RunningVm as VmmRunning, Vm, VmConfig, VmExitReason};
 
+use super::vcpus::{Vcpu, VcpuReport};
 use super::{RunningVm, VmEngine, VmExit, VmSpec};
 
 // `--disk` is checked against core's limit; it must be the VMM's slots.
@@ -147,6 +148,37 @@ impl RunningVm for RunningKvm {
     fn end_detail(&self) -> Option<String> {
         self.reason.as_ref().map(describe)
     }
+
+    fn vcpus(&mut self) -> anyhow::Result<VcpuReport> {
+        if self.exit.is_some() {
+            anyhow::bail!("the VM has ended");
+        }
+        Ok(report(self.vm.vcpus(SNAPSHOT_WAIT)))
+    }
+}
+
+/// How long a request for the vCPUs' state waits for their answers: a vCPU
+/// thread answers between two KVM_RUNs, at once unless a device access holds it.
+const SNAPSHOT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The VMM's answers as the engine-neutral report; `raw` lists them all,
+/// the silent ones too.
+fn report(answers: Vec<Option<ktstr_vmm::VcpuState>>) -> VcpuReport {
+    let mut raw = String::new();
+    let mut vcpus = Vec::new();
+    for (i, answer) in answers.into_iter().enumerate() {
+        let Some(s) = answer else {
+            raw.push_str(&format!("vCPU {i}: no answer (busy in a device access)\n"));
+            continue;
+        };
+        let state = if s.halted { "halted" } else { "runnable" };
+        let (rip, rsp, cpl, words) = (s.rip, s.rsp, s.cpl, s.stack.len());
+        raw.push_str(&format!(
+            "vCPU {i}: RIP={rip:016x} RSP={rsp:016x} CPL={cpl} {state}; {words} stack words read\n"
+        ));
+        vcpus.push(Vcpu { index: s.index, rip, rsp, cpl, halted: s.halted, stack: s.stack });
+    }
+    VcpuReport { vcpus, raw }
 }
 
 #[cfg(test)]
@@ -168,6 +200,15 @@ mod tests {
             to_exit(&VmExitReason::Error("x".into())),
             VmExit::Exited { code: Some(1), signal: None }
         );
+    }
+
+    #[test]
+    fn silent_vcpus_are_said_in_the_raw_report() {
+        let answered = ktstr_vmm::VcpuState { index: 0, rip: 0x10, cpl: 3, ..Default::default() };
+        let r = report(vec![Some(answered), None]);
+        assert_eq!(r.vcpus.len(), 1);
+        assert_eq!((r.vcpus[0].rip, r.vcpus[0].cpl), (0x10, 3));
+        assert!(r.raw.contains("vCPU 1: no answer"), "{}", r.raw);
     }
 
     #[test]

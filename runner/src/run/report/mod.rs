@@ -28,6 +28,8 @@ pub struct EngineInfo {
     /// How long stopping the VM took, when ktstr had to stop it (watchdog,
     /// Ctrl-C, a guest that did not power off).
     pub stop_ms: Option<u128>,
+    /// Where each vCPU was when ktstr stopped a guest that had not finished.
+    pub vcpus_at_stop: Vec<String>,
 }
 
 /// Everything a rendering needs.
@@ -218,7 +220,7 @@ impl Outcome<'_> {
             "ended_by": self.vm_end.as_str(),
             "console_reports": { "seen": self.console.seen, "sched_ext": self.console.sched_ext, "reports": self.console.reports() },
             "truncated": r.truncated.iter().map(|(what, note)| json!({"what": what, "note": note})).collect::<Vec<_>>(),
-            "engine": { "name": self.engine.name, "description": self.engine.description, "peak_rss_kib": self.engine.peak_rss_kib, "end": self.engine.end_detail, "stop_ms": self.engine.stop_ms },
+            "engine": { "name": self.engine.name, "description": self.engine.description, "peak_rss_kib": self.engine.peak_rss_kib, "end": self.engine.end_detail, "stop_ms": self.engine.stop_ms, "vcpus_at_stop": self.engine.vcpus_at_stop },
             "kernel": self.kernel,
             "topology": { "requested": self.topology, "mismatches": self.topology_mismatches,
                           "from": self.topology_from.map(|s| &s.source),

@@ -65,6 +65,9 @@ impl Outcome<'_> {
             .map(|k| format!("; peak RSS {} MiB", k / 1024))
             .unwrap_or_default();
         row("engine", format!("{}{rss}", self.engine.description));
+        for (i, line) in self.engine.vcpus_at_stop.iter().enumerate() {
+            row(if i == 0 { "stopped" } else { "" }, line.clone());
+        }
         row("timeline", self.timeline.line());
         let topo = if r.topology_json.is_none() {
             "(not reported by the guest)".to_string()

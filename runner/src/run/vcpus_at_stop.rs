@@ -1,0 +1,54 @@
+//! Where a guest's vCPUs were when the run gave up on it (the watchdog, or
+//! a console report the guest did not get past): one line each for the
+//! summary and `--json`, named with the kernel's symbols, and `vcpus.txt`
+//! in the artifacts with the engine's own dump.
+
+use std::path::Path;
+
+use crate::kernel::symbols::Symbols;
+use crate::vm::vcpus::VcpuReport;
+
+pub const FILE: &str = "vcpus.txt";
+
+/// The lines, after writing `FILE` into `artifacts`.
+pub fn record(
+    seen: &Result<VcpuReport, String>,
+    vmlinux: Option<&Path>,
+    artifacts: &Path,
+) -> Vec<String> {
+    let report = match seen {
+        Ok(r) => r,
+        Err(e) => return vec![format!("could not be read: {e}")],
+    };
+    let symbols = vmlinux.and_then(|p| match Symbols::from_vmlinux(p) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("vCPU addresses stay unnamed: {e:#}");
+            None
+        }
+    });
+    let lines = report.lines(symbols.as_ref());
+    let text = format!("{}\n\n{}\n", lines.join("\n"), report.raw.trim_end());
+    if let Err(e) = std::fs::write(artifacts.join(FILE), text) {
+        tracing::warn!("could not write {}: {e}", artifacts.join(FILE).display());
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::vm::vcpus::{Vcpu, VcpuReport};
+
+    #[test]
+    fn the_lines_are_returned_and_kept_with_the_engines_dump() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = Vcpu { index: 0, rip: 0x1234, cpl: 3, ..Vcpu::default() };
+        let seen = Ok(VcpuReport { vcpus: vec![v], raw: "RIP=0000000000001234".into() });
+        let lines = super::record(&seen, None, dir.path());
+        assert_eq!(lines, ["vCPU 0: user, running, at 0x1234"]);
+        let kept = std::fs::read_to_string(dir.path().join(super::FILE)).unwrap();
+        assert!(kept.contains("vCPU 0: user") && kept.contains("RIP=0000000000001234"), "{kept}");
+        let failed = super::record(&Err("the VM has ended".into()), None, dir.path());
+        assert_eq!(failed, ["could not be read: the VM has ended"]);
+    }
+}
