@@ -171,6 +171,10 @@ fn our_kvm_vmm_stops_a_guest_that_never_ends_within_its_stop_deadline() {
     let lines: Vec<&str> = vcpus.iter().filter_map(|l| l.as_str()).collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(lines[0].starts_with("vCPU 0: ") && lines[1].starts_with("vCPU 1: "), "{lines:?}");
+    // In the kernel, by name: L1 has the kernel's symbols.map.
+    for l in &lines {
+        assert!(l.contains(": user, ") || !l.contains(" at 0x"), "{lines:?}");
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! - `<key>/` one finished entry: `bzImage`, `vmlinux`, `config`,
 //!   `schedulers/`, `build.log`, `metadata.json`. It appears by rename only,
 //!   so an entry that exists is complete. `vmlinux.boot` (see `boot_elf`)
-//!   is made in it when first needed.
+//!   and `symbols.map` (see `symbols`) are made in it when first needed.
 //! - `.tmp-<key>-<pid>/` a build in progress (or killed); ignored by `list`.
 //! - `.locks/<key>.lock` flock(2) files serialising builds of one key.
 //! - `failed-<key>.log` the log of the last failed build of a key.

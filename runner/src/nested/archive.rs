@@ -129,7 +129,8 @@ pub fn l1_archive(
 }
 
 /// The entry as L1's kernel cache sees it: the 100 MB vmlinux only as its
-/// loadable 15 MB (`vmlinux.boot`, which ktstr-vmm boots in L1).
+/// loadable 15 MB (`vmlinux.boot`, which ktstr-vmm boots in L1) and its
+/// functions' addresses (`symbols.map`).
 fn add_kernel_entry(a: &mut ArchiveSpec, kernel: &KernelEntry) -> Result<()> {
     let key = kernel.key.as_deref().context(
         "the L2 kernel must be a cache entry (`ktstr kernel build`), not a bare bzImage",
@@ -144,6 +145,9 @@ fn add_kernel_entry(a: &mut ArchiveSpec, kernel: &KernelEntry) -> Result<()> {
     if let Some(vmlinux) = &kernel.vmlinux {
         let boot = crate::kernel::boot_elf::ensure(&kernel.dir, vmlinux)?;
         a.add_file(&boot, format!("{guest}/{}", crate::kernel::boot_elf::BOOT_ELF), 0o644);
+        // So that a guest stopped in L1 says where its vCPUs were by name.
+        let map = crate::kernel::symbols::ensure_map(kernel)?;
+        a.add_file(&map, format!("{guest}/{}", crate::kernel::symbols::MAP), 0o644);
     }
     for (name, path) in kernel.schedulers() {
         a.add_elf_with_deps(&path, format!("{guest}/schedulers/{name}"))?;

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::kernel::symbols::Symbols;
+use crate::kernel::KernelEntry;
 use crate::vm::RunningVm;
 
 pub const FILE: &str = "l1-hang.txt";
@@ -15,7 +16,7 @@ const APART: Duration = Duration::from_secs(1);
 
 /// Reads the hung VM and writes `FILE` in `dir`; returns one line for the
 /// failure message. Never fails: what cannot be read is said.
-pub fn take(vm: &mut dyn RunningVm, vmlinux: Option<&Path>, dir: &Path) -> String {
+pub fn take(vm: &mut dyn RunningVm, kernel: &KernelEntry, dir: &Path) -> String {
     let pid = vm.pid();
     let cpu_before = cpu_ticks(pid);
     let t0 = Instant::now();
@@ -26,10 +27,9 @@ pub fn take(vm: &mut dyn RunningVm, vmlinux: Option<&Path>, dir: &Path) -> Strin
         let secs = t0.elapsed().as_secs_f64();
         100.0 * after.saturating_sub(before) as f64 / clock_ticks_per_sec() / secs
     });
-    let (symbols, symbols_note) = match vmlinux.map(Symbols::from_vmlinux) {
-        Some(Ok(s)) => (Some(s), String::new()),
-        Some(Err(e)) => (None, format!("addresses unnamed: {e:#}\n")),
-        None => (None, "addresses unnamed: the kernel has no vmlinux\n".into()),
+    let (symbols, symbols_note) = match Symbols::for_kernel(kernel) {
+        Ok(s) => (Some(s), String::new()),
+        Err(e) => (None, format!("addresses unnamed: {e:#}\n")),
     };
     let qemu_line = match cpu {
         Some(pct) => format!("QEMU (pid {pid}) used {pct:.0}% of a CPU in that second"),

@@ -179,8 +179,7 @@ impl L1Host<'_> {
                     "L1 hung ({}); reading its vCPUs, then ending it",
                     hang_cause(&hang)
                 ));
-                let vmlinux = self.kernel.vmlinux.as_deref();
-                let seen = hang_report::take(&mut *running, vmlinux, dir);
+                let seen = hang_report::take(&mut *running, self.kernel, dir);
                 running.kill()?;
                 break End::Hung { hang, seen };
             }

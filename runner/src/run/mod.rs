@@ -160,7 +160,7 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
             end_detail: ended.detail.clone(),
             stop_ms: ended.stop_ms,
             vcpus_at_stop: ended.vcpus.as_ref().map_or_else(Vec::new, |seen| {
-                vcpus_at_stop::record(seen, kernel.vmlinux.as_deref(), &artifacts)
+                vcpus_at_stop::record(seen, Some(&kernel), &artifacts)
             }),
         },
         topology: prepared.topology.to_string(),

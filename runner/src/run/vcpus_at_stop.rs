@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use crate::kernel::symbols::Symbols;
+use crate::kernel::KernelEntry;
 use crate::vm::vcpus::VcpuReport;
 
 pub const FILE: &str = "vcpus.txt";
@@ -13,14 +14,14 @@ pub const FILE: &str = "vcpus.txt";
 /// The lines, after writing `FILE` into `artifacts`.
 pub fn record(
     seen: &Result<VcpuReport, String>,
-    vmlinux: Option<&Path>,
+    kernel: Option<&KernelEntry>,
     artifacts: &Path,
 ) -> Vec<String> {
     let report = match seen {
         Ok(r) => r,
         Err(e) => return vec![format!("could not be read: {e}")],
     };
-    let symbols = vmlinux.and_then(|p| match Symbols::from_vmlinux(p) {
+    let symbols = kernel.and_then(|k| match Symbols::for_kernel(k) {
         Ok(s) => Some(s),
         Err(e) => {
             tracing::warn!("vCPU addresses stay unnamed: {e:#}");
