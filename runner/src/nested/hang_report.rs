@@ -1,8 +1,8 @@
-//! What a hung L1 was doing, read before it is killed: where its vCPUs
-//! were, twice a second apart (stuck in one place, or moving), and how
-//! much CPU its QEMU used in that second (an emulator spinning, or one
-//! idle and waiting). The summary goes into the failure, the whole dump
-//! into `l1-hang.txt` beside L1's console.
+//! What a hung L1, or one its watchdog ends, was doing, read before it is
+//! killed: where its vCPUs were, twice a second apart (stuck in one place,
+//! or moving), and how much CPU its QEMU used in that second (an emulator
+//! spinning, or one idle and waiting). The summary goes into the failure,
+//! the whole dump into `l1-hang.txt` beside L1's console.
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -59,7 +59,9 @@ impl L1Outcome {
     pub fn failure(&self, watchdog: Duration) -> String {
         let console = self.console_log.display();
         let why = match &self.end {
-            End::Watchdog => format!("L1 did not finish within {}s", watchdog.as_secs()),
+            End::Watchdog { seen } => {
+                format!("L1 did not finish within {}s; {seen}", watchdog.as_secs())
+            }
             End::Interrupted => return "interrupted".into(),
             End::Hung { hang, seen } => {
                 format!("{L1_CRASHED}: it hung ({}); {seen}", hang_cause(hang))
@@ -139,7 +141,10 @@ impl L1Host<'_> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum End {
     Exited,
-    Watchdog,
+    /// `seen`: what its vCPUs and its QEMU were doing then.
+    Watchdog {
+        seen: String,
+    },
     Interrupted,
     /// Its heartbeat stopped (see [`Liveness`]); `seen`: what its vCPUs
     /// and its QEMU were doing then (see [`hang_report`]).
@@ -185,11 +190,12 @@ impl L1Host<'_> {
             }
             if started.elapsed() > watchdog {
                 progress(&format!(
-                    "watchdog: L1 still running after {}s; stopping it",
+                    "watchdog: L1 still running after {}s; reading its vCPUs, then stopping it",
                     watchdog.as_secs()
                 ));
+                let seen = hang_report::take(&mut *running, self.kernel, dir);
                 running.kill()?;
-                break End::Watchdog;
+                break End::Watchdog { seen };
             }
             std::thread::sleep(POLL);
         };

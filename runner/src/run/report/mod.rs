@@ -32,6 +32,19 @@ pub struct EngineInfo {
     pub vcpus_at_stop: Vec<String>,
 }
 
+impl EngineInfo {
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "name": self.name,
+            "description": self.description,
+            "peak_rss_kib": self.peak_rss_kib,
+            "end": self.end_detail,
+            "stop_ms": self.stop_ms,
+            "vcpus_at_stop": self.vcpus_at_stop,
+        })
+    }
+}
+
 /// Everything a rendering needs.
 pub struct Outcome<'a> {
     pub verdict: Verdict,
@@ -220,7 +233,7 @@ impl Outcome<'_> {
             "ended_by": self.vm_end.as_str(),
             "console_reports": { "seen": self.console.seen, "sched_ext": self.console.sched_ext, "reports": self.console.reports() },
             "truncated": r.truncated.iter().map(|(what, note)| json!({"what": what, "note": note})).collect::<Vec<_>>(),
-            "engine": { "name": self.engine.name, "description": self.engine.description, "peak_rss_kib": self.engine.peak_rss_kib, "end": self.engine.end_detail, "stop_ms": self.engine.stop_ms, "vcpus_at_stop": self.engine.vcpus_at_stop },
+            "engine": self.engine.to_json(),
             "kernel": self.kernel,
             "topology": { "requested": self.topology, "mismatches": self.topology_mismatches,
                           "from": self.topology_from.map(|s| &s.source),
