@@ -158,8 +158,9 @@ impl RunningVm for RunningKvm {
 }
 
 /// How long a request for the vCPUs' state waits for their answers: a vCPU
-/// thread answers between two KVM_RUNs, at once unless a device access holds it.
-const SNAPSHOT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+/// thread answers between two KVM_RUNs, at once unless a device access holds
+/// it; the margin is for a loaded, emulated host that schedules it late.
+const SNAPSHOT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The VMM's answers as the engine-neutral report; `raw` lists them all,
 /// the silent ones too.
