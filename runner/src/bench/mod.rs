@@ -193,6 +193,9 @@ fn failure_evidence(doc: &serde_json::Value) -> Vec<String> {
     let mut out = vec![format!("reason: {}", doc["reason"].as_str().unwrap_or("?"))];
     let tail = doc["console_tail"].as_array().map(Vec::as_slice).unwrap_or_default();
     out.extend(tail.iter().filter_map(|l| l.as_str()).map(|l| format!("console: {l}")));
+    // Where the vCPUs were, when ktstr had to stop a guest that never finished.
+    let vcpus = doc["engine"]["vcpus_at_stop"].as_array().map(Vec::as_slice).unwrap_or_default();
+    out.extend(vcpus.iter().filter_map(|l| l.as_str()).map(|l| format!("stopped: {l}")));
     if let Some(dir) = doc["artifacts"].as_str() {
         out.push(format!("artifacts: {dir}"));
     }
@@ -252,6 +255,13 @@ mod tests {
         assert_eq!(lines[1], "L1-inner: [ 1.0] Kernel panic - not syncing: x");
         let evidence = failure_evidence(&doc);
         assert_eq!(evidence.last().unwrap(), &format!("artifacts: {}", run.display()));
+        let stopped = serde_json::json!({"reason": "watchdog", "console_tail": ["c"],
+            "engine": {"vcpus_at_stop": ["vCPU 0: kernel, halted, at f+0x1"]}});
+        let evidence = failure_evidence(&stopped);
+        assert_eq!(
+            evidence,
+            ["reason: watchdog", "console: c", "stopped: vCPU 0: kernel, halted, at f+0x1"]
+        );
     }
 
     #[test]
