@@ -248,7 +248,7 @@ pub struct RunArgs {
     /// End the whole guest if it has not finished after this many seconds
     /// [default: 150 s for boot and scheduler start, plus the payload's time
     /// limit]. The payload's own limit (--duration plus grace) ends only it.
-    /// Before a guest is ended so, where each vCPU was is read: the summary's
+    /// Before ending it, ktstr reads where each vCPU is: the summary's
     /// `stopped` lines, `engine.vcpus_at_stop` in --json, `vcpus.txt`.
     #[arg(long, value_name = "SECS")]
     pub watchdog: Option<u64>,
