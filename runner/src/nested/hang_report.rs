@@ -38,11 +38,7 @@ pub fn take(vm: &mut dyn RunningVm, kernel: &KernelEntry, dir: &Path) -> String 
     let mut text = format!("{qemu_line}\n{symbols_note}");
     for (label, look) in [("first look", &first), ("a second later", &second)] {
         match look {
-            Ok(r) => text.push_str(&format!(
-                "\n== {label}\n{}\n\n{}\n",
-                r.lines(symbols.as_ref()).join("\n"),
-                r.raw.trim_end()
-            )),
+            Ok(r) => text.push_str(&format!("\n== {label}\n{}", r.text(symbols.as_ref()))),
             Err(e) => text.push_str(&format!("\n== {label}\nthe vCPUs could not be read: {e:#}\n")),
         }
     }

@@ -28,12 +28,10 @@ pub fn record(
             None
         }
     });
-    let lines = report.lines(symbols.as_ref());
-    let text = format!("{}\n\n{}\n", lines.join("\n"), report.raw.trim_end());
-    if let Err(e) = std::fs::write(artifacts.join(FILE), text) {
+    if let Err(e) = std::fs::write(artifacts.join(FILE), report.text(symbols.as_ref())) {
         tracing::warn!("could not write {}: {e}", artifacts.join(FILE).display());
     }
-    lines
+    report.lines(symbols.as_ref())
 }
 
 #[cfg(test)]

@@ -35,16 +35,23 @@ impl VcpuReport {
     }
 
     /// The same, each line saying whether its vCPU was at the same address
-    /// in an `earlier` report: stuck, or (perhaps) moving.
+    /// in an `earlier` report: stuck, or (perhaps) moving. A vCPU that the
+    /// earlier report lacks gets no such word.
     pub fn lines_since(&self, earlier: &VcpuReport, symbols: Option<&Symbols>) -> Vec<String> {
         let lines = self.lines(symbols);
-        let stuck = |v: &Vcpu| earlier.vcpus.iter().any(|e| e.index == v.index && e.rip == v.rip);
+        let before = |v: &Vcpu| earlier.vcpus.iter().find(|e| e.index == v.index).map(|e| e.rip);
         (self.vcpus.iter().zip(lines))
-            .map(|(v, line)| match stuck(v) {
-                true => format!("{line} (there in the earlier look too)"),
-                false => format!("{line} (elsewhere in the earlier look)"),
+            .map(|(v, line)| match before(v) {
+                Some(rip) if rip == v.rip => format!("{line} (there in the earlier look too)"),
+                Some(_) => format!("{line} (elsewhere in the earlier look)"),
+                None => line,
             })
             .collect()
+    }
+
+    /// The lines, then the engine's own dump: what a report file keeps.
+    pub fn text(&self, symbols: Option<&Symbols>) -> String {
+        format!("{}\n\n{}\n", self.lines(symbols).join("\n"), self.raw.trim_end())
     }
 }
 
@@ -178,5 +185,10 @@ EIP=0000fff0 EFL=00000002 [-------] CPL=3 II=0 A20=1 SMM=0 HLT=0
             lines[1].ends_with("kernel, running, at 0x20 (elsewhere in the earlier look)"),
             "{lines:?}"
         );
+        // vCPU 1 did not answer the first time: nothing is said of its motion.
+        let unanswered = VcpuReport { vcpus: vec![earlier.vcpus[0].clone()], raw: String::new() };
+        let lines = later.lines_since(&unanswered, None);
+        assert_eq!(lines[1], "vCPU 1: kernel, running, at 0x20", "{lines:?}");
+        assert_eq!(later.text(None), format!("{}\n\n\n", later.lines(None).join("\n")));
     }
 }
