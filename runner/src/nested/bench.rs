@@ -18,11 +18,19 @@ use crate::run::progress;
 /// L1 deaths in a row, with no sample in between, before the bench gives up.
 const MAX_DEATHS_IN_A_ROW: u32 = 3;
 
-pub fn execute(host: &L1Host, args: &[String], bench: &BenchArgs, dir: &Path) -> Result<i32> {
+/// The bench's exit code, and how many L1s died on the way (their consoles
+/// are evidence to keep even when every run passed).
+pub fn execute(
+    host: &L1Host,
+    args: &[String],
+    bench: &BenchArgs,
+    dir: &Path,
+) -> Result<(i32, u32)> {
     let plan = Plan::new(bench)?;
     let (samples, deaths) =
         drive(&plan, args, dir, host.watchdog, |inner, dir| host.run(inner, dir))?;
-    report::print(&plan, &samples, Some(&deaths), bench)
+    let code = report::print(&plan, &samples, Some(&deaths), bench)?;
+    Ok((code, deaths.iter().sum()))
 }
 
 /// Runs the bench in as many L1s as it takes (`run_l1` boots one); returns

@@ -86,15 +86,20 @@ pub fn execute(args: &NestedArgs, discovery: &Discovery) -> Result<i32> {
         }
     ));
     let relay = relay.map(crate::terminal::Relay::start).transpose()?;
+    let mut l1_deaths = 0;
     let result = match &bench_args {
-        Some(b) => bench::execute(&host, &args.args, b, &artifacts),
+        Some(b) => bench::execute(&host, &args.args, b, &artifacts).map(|(code, deaths)| {
+            l1_deaths = deaths;
+            code
+        }),
         None => single(&host, &args.args, &artifacts),
     };
     if let Some(relay) = relay {
         relay.stop();
     }
-    if !matches!(result, Ok(0)) && args.artifacts.is_none() {
-        // Keep the evidence of a failure: the L1 console holds the inner run's.
+    // Keep the evidence of a failure (the L1 console holds the inner run's),
+    // and of an L1 that died under a bench that went on and passed.
+    if (!matches!(result, Ok(0)) || l1_deaths > 0) && args.artifacts.is_none() {
         let kept = work.keep();
         progress(&format!("L1 consoles and outputs kept in {}", kept.display()));
     }
