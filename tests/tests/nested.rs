@@ -2,7 +2,7 @@
 //! under QEMU (TCG `-cpu max` exposes SVM) has a real /dev/kvm, and inside it
 //! `ktstr run --vmm kvm` boots L2 with our VMM.
 
-use ktstr_tests::{ktstr_nested, metric, stdout_json, vm_tests_enabled};
+use ktstr_tests::{ktstr, ktstr_nested, metric, stdout_json, vm_tests_enabled};
 
 #[test]
 fn our_kvm_vmm_boots_the_exact_topology_inside_an_l1_guest() {
@@ -77,6 +77,19 @@ fn nested_passes_the_inner_exit_code_through() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("[L1] error: ") && stderr.contains("no-such-payload"), "{stderr}");
     assert!(artifacts.path().join("l1-console.log").is_file(), "the L1 console is kept");
+}
+
+#[test]
+fn a_command_line_ktstr_refuses_is_answered_before_booting_l1() {
+    // No VM needed: the inner arguments are parsed here, as L1 would.
+    let out = ktstr(&["nested", "--", "run", "--plugin", "workers", "--no-such-flag"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("error: unexpected argument '--no-such-flag'"), "{stderr}");
+    assert!(!stderr.contains("L1:"), "no L1 was booted: {stderr}");
+    let help = ktstr(&["nested", "--", "run", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: ktstr run"));
 }
 
 #[test]

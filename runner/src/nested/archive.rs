@@ -43,7 +43,8 @@ fn init_script(args: &[String], terminal: Option<&str>) -> String {
         r#"#!/bin/busybox sh
 /bin/busybox mkdir -p /bin /sbin /usr/sbin /proc /sys /dev /tmp /run /root
 /bin/busybox --install -s
-export PATH={BIN_DIR}:/bin:/sbin:/usr/sbin HOME=/root KTSTR_CACHE_DIR={CACHE_DIR}
+# No colours: the host forwards ktstr's `error:` lines from this console.
+export PATH={BIN_DIR}:/bin:/sbin:/usr/sbin HOME=/root KTSTR_CACHE_DIR={CACHE_DIR} NO_COLOR=1
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev

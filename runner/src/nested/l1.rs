@@ -234,7 +234,7 @@ impl ConsoleTail {
             let text = String::from_utf8_lossy(&line);
             let text = text.trim_end();
             self.liveness.line(text, Instant::now());
-            if ["[ktstr]", "[bench]", "[L1]", "error:"].iter().any(|p| text.starts_with(p)) {
+            if FORWARDED.iter().any(|p| text.starts_with(p)) {
                 eprintln!("[L1] {}", text.trim_start_matches("[L1] "));
             }
             if self.crash.is_none() {
@@ -244,6 +244,10 @@ impl ConsoleTail {
         }
     }
 }
+
+/// The lines of L1's console that are ktstr's own stderr, echoed on ours:
+/// progress, and a refused command line's error with clap's tip.
+const FORWARDED: [&str; 5] = ["[ktstr]", "[bench]", "[L1]", "error:", "  tip:"];
 
 /// The first line of an oops or panic of L1's own kernel: a kernel log line
 /// (`[  12.345678] …`). What ktstr inside L1 prints (`[bench] …`, `[ktstr]

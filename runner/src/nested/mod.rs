@@ -29,11 +29,20 @@ pub fn execute(args: &NestedArgs, discovery: &Discovery) -> Result<i32> {
     if args.args.first().is_some_and(|a| a == "nested") {
         return Err(UsageError("ktstr nested cannot run `nested` inside L1".into()).into());
     }
+    // The same binary parses them in L1: a refused command line (or a --help)
+    // is answered here, at once, rather than after booting L1.
+    let inner =
+        match Cli::try_parse_from(std::iter::once("ktstr".to_string()).chain(args.args.clone())) {
+            Ok(cli) => cli,
+            Err(e) => {
+                e.print()?;
+                return Ok(e.exit_code());
+            }
+        };
     // A bench inside L1 is driven from here, so that it outlives L1 dying.
-    let inner = Cli::try_parse_from(std::iter::once("ktstr".to_string()).chain(args.args.clone()));
-    let (bench_args, interactive) = match inner {
-        Ok(Cli { command: Command::Bench(b), .. }) => (Some(b), false),
-        Ok(Cli { command: Command::Shell(s), .. }) => (None, s.exec.is_none()),
+    let (bench_args, interactive) = match inner.command {
+        Command::Bench(b) => (Some(b), false),
+        Command::Shell(s) => (None, s.exec.is_none()),
         _ => (None, false),
     };
     // An interactive shell in L2: L1's ktstr gets a terminal relayed from ours.
