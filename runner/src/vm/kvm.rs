@@ -173,11 +173,13 @@ fn report(answers: Vec<Option<ktstr_vmm::VcpuState>>) -> VcpuReport {
             continue;
         };
         let state = if s.halted { "halted" } else { "runnable" };
-        let (rip, rsp, cpl, words) = (s.rip, s.rsp, s.cpl, s.stack.len());
+        let ktstr_vmm::VcpuState { index, rip, rsp, cpl, halted, stack, pending, in_service } = s;
         raw.push_str(&format!(
-            "vCPU {i}: RIP={rip:016x} RSP={rsp:016x} CPL={cpl} {state}; {words} stack words read\n"
+            "vCPU {i}: RIP={rip:016x} RSP={rsp:016x} CPL={cpl} {state}; {} stack words read; \
+             IRR {pending:?} ISR {in_service:?}\n",
+            stack.len()
         ));
-        vcpus.push(Vcpu { index: s.index, rip, rsp, cpl, halted: s.halted, stack: s.stack });
+        vcpus.push(Vcpu { index, rip, rsp, cpl, halted, stack, pending, in_service });
     }
     VcpuReport { vcpus, raw }
 }

@@ -6,6 +6,7 @@
 mod kvm;
 mod qemu;
 mod qemu_args;
+mod qemu_vcpus;
 mod qmp;
 pub mod vcpus;
 

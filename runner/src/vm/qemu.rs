@@ -11,8 +11,9 @@ use anyhow::{bail, Context};
 
 pub use super::qemu_args::Accel;
 use super::qemu_args::{self, QemuConfig, TcgTiming};
-use super::vcpus::{self, VcpuReport};
-use super::{qmp, RunningVm, VmEngine, VmExit, VmSpec};
+use super::qemu_vcpus;
+use super::vcpus::VcpuReport;
+use super::{RunningVm, VmEngine, VmExit, VmSpec};
 
 const BINARY: &str = "qemu-system-x86_64";
 
@@ -26,8 +27,6 @@ const QMP_SOCKET: &str = "qmp.sock";
 /// A QEMU whose main loop is stuck does not answer its monitor; that is
 /// evidence too, and must not hold up the report.
 const MONITOR_TIMEOUT: Duration = Duration::from_secs(3);
-/// How many words of each vCPU's kernel stack a report reads.
-const STACK_WORDS: usize = 64;
 
 #[derive(Debug)]
 pub struct QemuEngine {
@@ -203,18 +202,8 @@ impl RunningVm for RunningQemu {
         Ok(())
     }
 
-    /// Asks QEMU's monitor for every vCPU's registers, then for the top of
-    /// each kernel stack, read through that vCPU's own page tables.
     fn vcpus(&mut self) -> anyhow::Result<VcpuReport> {
-        let socket = self.monitor.path().join(QMP_SOCKET);
-        let mut monitor = qmp::Monitor::connect(&socket, MONITOR_TIMEOUT)?;
-        let raw = monitor.human("info registers -a", None)?;
-        let mut vcpus = vcpus::parse_qemu_registers(&raw);
-        for v in vcpus.iter_mut().filter(|v| v.cpl == 0 && v.rsp != 0) {
-            let words = monitor.human(&format!("x/{STACK_WORDS}gx {:#x}", v.rsp), Some(v.index))?;
-            v.stack = vcpus::parse_qemu_words(&words);
-        }
-        Ok(VcpuReport { vcpus, raw })
+        qemu_vcpus::read(&self.monitor.path().join(QMP_SOCKET), MONITOR_TIMEOUT)
     }
 }
 

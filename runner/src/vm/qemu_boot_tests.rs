@@ -305,6 +305,11 @@ fn a_running_guest_tells_where_its_vcpus_are() {
     vm.kill().unwrap();
     let indices: Vec<u32> = report.vcpus.iter().map(|v| v.index).collect();
     assert_eq!(indices, [0, 1], "{}", report.raw);
+    // Each vCPU's local APIC was read too (its dump is kept in `raw`).
+    for i in 0..2 {
+        let dump = format!("local APIC state for CPU {i}");
+        assert!(report.raw.contains(&dump), "{}", report.raw);
+    }
     let symbols = crate::kernel::symbols::Symbols::from_vmlinux(&kernel.with_file_name("vmlinux"))
         .expect("the cache entry's vmlinux");
     let lines = report.lines(Some(&symbols));

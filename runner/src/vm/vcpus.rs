@@ -15,6 +15,11 @@ pub struct Vcpu {
     pub halted: bool,
     /// The words on top of its stack, innermost first (kernel stacks only).
     pub stack: Vec<u64>,
+    /// Interrupt vectors its local APIC has requested and not yet given it
+    /// (IRR), and those it took and has not yet ended (ISR). A halted vCPU
+    /// with one pending, unmasked, is a wakeup that was never delivered.
+    pub pending: Vec<u8>,
+    pub in_service: Vec<u8>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -60,6 +65,13 @@ fn vcpu_line(v: &Vcpu, symbols: Option<&Symbols>) -> String {
     let state = if v.halted { "halted" } else { "running" };
     let name = |a: u64| symbols.and_then(|s| s.name(a)).unwrap_or_else(|| format!("{a:#x}"));
     let mut line = format!("vCPU {}: {mode}, {state}, at {}", v.index, name(v.rip));
+    let list = |vectors: &[u8]| vectors.iter().map(u8::to_string).collect::<Vec<_>>().join(" ");
+    if !v.pending.is_empty() {
+        line.push_str(&format!("; interrupts pending {}", list(&v.pending)));
+    }
+    if !v.in_service.is_empty() {
+        line.push_str(&format!("; in service {}", list(&v.in_service)));
+    }
     // Words that point into kernel code, past a function's first byte (a
     // function pointer is no return address), are return-address candidates.
     let frames: Vec<String> = match symbols {
@@ -77,83 +89,9 @@ fn vcpu_line(v: &Vcpu, symbols: Option<&Symbols>) -> String {
     line
 }
 
-/// QEMU's `info registers -a`: a `CPU#N` line, then the registers
-/// (`RIP=… RFL=… CPL=0 II=0 A20=1 SMM=0 HLT=1`, `RSP=…`; `EIP`/`ESP` in
-/// 32-bit modes).
-pub fn parse_qemu_registers(text: &str) -> Vec<Vcpu> {
-    let mut vcpus: Vec<Vcpu> = Vec::new();
-    for line in text.lines() {
-        if let Some(n) = line.trim().strip_prefix("CPU#") {
-            if let Ok(index) = n.trim().parse() {
-                vcpus.push(Vcpu { index, ..Vcpu::default() });
-            }
-            continue;
-        }
-        let Some(v) = vcpus.last_mut() else { continue };
-        for field in line.split_whitespace() {
-            let Some((key, value)) = field.split_once('=') else { continue };
-            let hex = || u64::from_str_radix(value, 16).ok();
-            match key {
-                "RIP" | "EIP" => v.rip = hex().unwrap_or(v.rip),
-                "RSP" | "ESP" => v.rsp = hex().unwrap_or(v.rsp),
-                "CPL" => v.cpl = value.parse().unwrap_or(v.cpl),
-                "HLT" => v.halted = value == "1",
-                _ => {}
-            }
-        }
-    }
-    vcpus
-}
-
-/// QEMU's `x/Ngx ADDR`: lines of `ADDR: 0xWORD 0xWORD`.
-pub fn parse_qemu_words(text: &str) -> Vec<u64> {
-    text.lines()
-        .filter_map(|l| l.split_once(':'))
-        .flat_map(|(_, words)| words.split_whitespace())
-        .filter_map(|w| u64::from_str_radix(w.strip_prefix("0x")?, 16).ok())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const REGISTERS: &str = "CPU#0
-RAX=0000000000000000 RBX=0000000000000000 RCX=0000000000000001 RDX=0000000000000000
-RSI=0000000000000087 RDI=0000000000000000 RBP=0000000000000000 RSP=ffffffff82003e80
-RIP=ffffffff81a2f0ae RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=1
-CPU#1
-EAX=00000000 EBX=00000000 ECX=00000000 EDX=00060fb1
-ESI=00000000 EDI=00000000 EBP=00000000 ESP=00007ff0
-EIP=0000fff0 EFL=00000002 [-------] CPL=3 II=0 A20=1 SMM=0 HLT=0
-";
-
-    #[test]
-    fn registers_are_read_per_vcpu_in_either_mode() {
-        let v = parse_qemu_registers(REGISTERS);
-        assert_eq!(v.len(), 2);
-        let first = Vcpu {
-            index: 0,
-            rip: 0xffffffff81a2f0ae,
-            rsp: 0xffffffff82003e80,
-            cpl: 0,
-            halted: true,
-            stack: vec![],
-        };
-        assert_eq!(v[0], first);
-        assert_eq!(
-            (v[1].index, v[1].rip, v[1].rsp, v[1].cpl, v[1].halted),
-            (1, 0xfff0, 0x7ff0, 3, false)
-        );
-    }
-
-    #[test]
-    fn memory_dumps_give_their_words_in_order() {
-        let text = "ffffc90000013e58: 0xffffffff81a3b0c6 0x0000000000000000\n\
-                    ffffc90000013e68: 0x0000000000000010 0xffffffff8100d2e1\n";
-        assert_eq!(parse_qemu_words(text), [0xffffffff81a3b0c6, 0, 0x10, 0xffffffff8100d2e1]);
-        assert!(parse_qemu_words("unknown register\n").is_empty());
-    }
 
     #[test]
     fn a_line_names_the_code_and_keeps_only_code_addresses_of_the_stack() {
@@ -175,6 +113,11 @@ EIP=0000fff0 EFL=00000002 [-------] CPL=3 II=0 A20=1 SMM=0 HLT=0
             ["vCPU 0: kernel, halted, at native_safe_halt+0xae; stack: default_idle+0x9"]
         );
         assert_eq!(report.lines(None), ["vCPU 0: kernel, halted, at 0xffffffff81a2f0ae"]);
+        let waiting = Vcpu { pending: vec![34, 236], in_service: vec![48], ..v.clone() };
+        assert_eq!(
+            VcpuReport { vcpus: vec![waiting], raw: String::new() }.lines(None),
+            ["vCPU 0: kernel, halted, at 0xffffffff81a2f0ae; interrupts pending 34 236; in service 48"]
+        );
         let moved = Vcpu { index: 1, rip: 0x10, ..Vcpu::default() };
         let earlier = VcpuReport { vcpus: vec![v.clone(), moved.clone()], raw: String::new() };
         let now = Vcpu { rip: 0x20, ..moved };

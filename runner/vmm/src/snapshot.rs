@@ -12,6 +12,8 @@ use kvm_bindings::KVM_MP_STATE_HALTED;
 use kvm_ioctls::VcpuFd;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
+use crate::arch::x86_64::regs;
+
 /// How many 8-byte words of a kernel stack are read.
 const STACK_WORDS: u64 = 64;
 const PAGE: u64 = 4096;
@@ -27,6 +29,10 @@ pub struct VcpuState {
     /// The words on top of the stack, innermost first, up to the end of
     /// its page (kernel stacks only).
     pub stack: Vec<u64>,
+    /// Interrupt vectors its local APIC has requested but not yet given
+    /// the vCPU (IRR), and those given and not yet ended (ISR).
+    pub pending: Vec<u8>,
+    pub in_service: Vec<u8>,
 }
 
 /// The requests and the answers, shared by the asker and the vCPU threads.
@@ -92,6 +98,10 @@ fn read_state(index: u32, fd: &VcpuFd, mem: &GuestMemoryMmap) -> VcpuState {
         s.cpl = (sregs.cs.selector & 3) as u8;
     }
     s.halted = fd.get_mp_state().is_ok_and(|m| m.mp_state == KVM_MP_STATE_HALTED);
+    if let Ok(lapic) = fd.get_lapic() {
+        s.pending = regs::lapic_vectors(&lapic, regs::APIC_IRR);
+        s.in_service = regs::lapic_vectors(&lapic, regs::APIC_ISR);
+    }
     if s.cpl == 0 {
         s.stack = stack_words(fd, mem, s.rsp);
     }

@@ -192,6 +192,21 @@ fn set_reg(l: &mut kvm_lapic_state, off: usize, v: u32) {
 
 const APIC_LVT_MASKED: u32 = 1 << 16;
 
+/// The in-service (ISR) and request (IRR) registers: 256 bits each, in
+/// eight 32-bit registers 16 bytes apart.
+pub const APIC_ISR: usize = 0x100;
+pub const APIC_IRR: usize = 0x200;
+
+/// The vectors whose bit is set in the 256-bit register at `base`.
+pub fn lapic_vectors(l: &kvm_lapic_state, base: usize) -> Vec<u8> {
+    (0..8usize)
+        .flat_map(|i| {
+            let word = get_reg(l, base + i * 0x10);
+            (0..32u32).filter(move |b| word & (1 << b) != 0).map(move |b| (i as u32 * 32 + b) as u8)
+        })
+        .collect()
+}
+
 /// LINT0 = ExtINT but masked, LINT1 = NMI.
 ///
 /// Our machine has no 8259 (the MADT says so and ACPI is hardware-reduced,
@@ -261,6 +276,17 @@ mod tests {
         set_lint(&mut l);
         assert_eq!(get_reg(&l, APIC_LVT0), 0x0001_0700, "ExtINT, masked");
         assert_eq!(get_reg(&l, APIC_LVT1), 0x400, "NMI");
+    }
+
+    #[test]
+    fn lapic_vectors_are_read_bit_by_bit_across_the_eight_registers() {
+        let mut l = kvm_lapic_state::default();
+        set_reg(&mut l, APIC_IRR, 1 << 5);
+        set_reg(&mut l, APIC_IRR + 7 * 0x10, 1 << 12); // vector 236, the local timer
+        set_reg(&mut l, APIC_ISR + 0x10, 1);
+        assert_eq!(lapic_vectors(&l, APIC_IRR), [5, 236]);
+        assert_eq!(lapic_vectors(&l, APIC_ISR), [32]);
+        assert!(lapic_vectors(&kvm_lapic_state::default(), APIC_IRR).is_empty());
     }
 
     #[test]
