@@ -88,7 +88,8 @@ the median peak RSS of the VM process (for --vmm kvm that is the ktstr
 process, which is the VMM), and the ratio of the first engine to the second.
 A second table splits the time by the stages of `ktstr run`'s timeline
 (prepare, boot, kernel+init, scheduler, payload, results, power off, exit),
-so a difference between engines can be placed. Where /dev/kvm cannot run
+and draws them as bars on one scale, so a difference between engines can
+be placed. Where /dev/kvm cannot run
 guests, benchmark inside an L1 guest:
 
 EXAMPLES:

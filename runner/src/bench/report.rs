@@ -132,8 +132,13 @@ fn table(results: &[EngineResult], ratio: Option<f64>) -> String {
         results.iter().map(|r| (r.vmm, r.median_stage_ms.as_slice())).collect();
     s.push_str("\nmedian ms per stage of the passing runs (ktstr run's timeline):\n");
     s.push_str(&stages::table(&rows));
+    s.push('\n');
+    s.push_str(&stages::bars(&rows, BAR_WIDTH));
     s
 }
+
+/// The widest bar of the stage picture: fits a terminal of 100 columns.
+const BAR_WIDTH: usize = 80;
 
 #[cfg(test)]
 mod tests {

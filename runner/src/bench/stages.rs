@@ -77,6 +77,39 @@ pub fn table(rows: &[(&str, &[StageMedian])]) -> String {
     s
 }
 
+/// Each stage's mark in the picture, in `STAGES` order.
+const GLYPHS: [char; 8] = ['p', 'b', 'K', 's', 'P', 'r', 'o', 'x'];
+
+/// The medians as bars on one scale, a character per stage per `step` ms
+/// (the longest bar is at most `width` wide), so that where two engines'
+/// time parts shows at a glance. A stage ends where its cumulative time
+/// rounds to, so a bar is as long as its total, short stages may vanish.
+pub fn bars(rows: &[(&str, &[StageMedian])], width: usize) -> String {
+    let total = |m: &[StageMedian]| m.iter().map(|s| s.ms).sum::<u64>();
+    let longest = rows.iter().map(|(_, m)| total(m)).max().unwrap_or(0);
+    let step = [50u64, 100, 200, 250, 500, 1000, 2000, 5000, 10_000]
+        .into_iter()
+        .find(|step| longest.div_ceil(*step) <= width as u64)
+        .unwrap_or(longest.div_ceil(width.max(1) as u64).max(1));
+    let legend: Vec<String> =
+        STAGES.iter().zip(GLYPHS).map(|((stage, _), g)| format!("{g} {stage}")).collect();
+    let mut s = format!("one character per {step} ms: {}\n", legend.join(", "));
+    let w = engine_width(rows.iter().map(|(e, _)| *e));
+    for (engine, medians) in rows {
+        let mut bar = String::new();
+        let mut at = 0u64;
+        for ((stage, _), glyph) in STAGES.iter().zip(GLYPHS) {
+            let Some(m) = medians.iter().find(|m| m.stage == *stage) else { continue };
+            let from = (at + step / 2) / step;
+            at += m.ms;
+            let to = (at + step / 2) / step;
+            bar.extend(std::iter::repeat_n(glyph, (to - from) as usize));
+        }
+        s.push_str(&format!("{engine:<w$}  {bar}\n"));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +151,21 @@ mod tests {
         assert!(lines[1].starts_with("kvm-vmlinux") && lines[1].contains(" 2000 "), "{s}");
         assert_eq!(lines[1].len(), lines[0].len(), "{s}");
         assert!(lines[2].trim_end().ends_with('-'), "an engine without passing runs: {s}");
+    }
+
+    #[test]
+    fn the_bars_share_one_scale_and_each_is_as_long_as_its_total() {
+        let fast = timeline([200, 300, 2300, 2350, 3450, 3600, 3650]);
+        let slow = timeline([400, 750, 6250, 6300, 7450, 7600, 7850]);
+        let (f, s) = (medians([(&fast, 3750)].into_iter()), medians([(&slow, 7950)].into_iter()));
+        let pic = bars(&[("kvm", &f), ("qemu", &s)], 80);
+        let lines: Vec<&str> = pic.lines().collect();
+        assert!(lines[0].starts_with("one character per 100 ms: p prepare, b boot, K kernel+init"));
+        let bar = |l: &str| l.split_whitespace().nth(1).unwrap().to_string();
+        assert_eq!(bar(lines[1]), "ppbKKKKKKKKKKKKKKKKKKKKsPPPPPPPPPPProx", "{pic}");
+        assert_eq!(bar(lines[2]).len(), 80, "{pic}");
+        assert!(lines[2].starts_with("qemu    pppp"), "{pic}");
+        // Too long for 100 ms a character: the next step that fits.
+        assert!(bars(&[("kvm", &s)], 40).starts_with("one character per 200 ms"));
     }
 }
