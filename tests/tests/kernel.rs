@@ -19,14 +19,21 @@ const BUSYBOX: &str = "/bin/busybox";
 
 fn skip_vm_tests() -> bool {
     if std::env::var("KTSTR_SKIP_VM_TESTS").is_ok_and(|v| v == "1") {
-        eprintln!("\n******** SKIPPED: KTSTR_SKIP_VM_TESTS=1, kernel build and boot not tested ********\n");
+        eprintln!(
+            "\n******** SKIPPED: KTSTR_SKIP_VM_TESTS=1, \
+             kernel build and boot not tested ********\n"
+        );
         return true;
     }
     false
 }
 
 fn require(ok: bool, what: &str) {
-    assert!(ok, "\n\n!!!!!!!! {what} is missing: run scripts/setup.sh (or set KTSTR_SKIP_VM_TESTS=1 to skip VM tests) !!!!!!!!\n");
+    assert!(
+        ok,
+        "\n\n!!!!!!!! {what} is missing: run scripts/setup.sh \
+         (or set KTSTR_SKIP_VM_TESTS=1 to skip VM tests) !!!!!!!!\n"
+    );
 }
 
 fn on_path(name: &str) -> bool {
@@ -238,8 +245,13 @@ fn boot(bzimage: &Path, initrd: &Path) -> String {
     let errors = String::from_utf8_lossy(&err_reader.join().unwrap()).into_owned();
     eprintln!("guest ran {:.2?}", start.elapsed());
     match status {
-        None => panic!("QEMU did not finish within {BOOT_WATCHDOG:?} and was killed; console:\n{console}\nstderr:\n{errors}"),
-        Some(s) => assert!(s.success(), "QEMU exited with {s}; console:\n{console}\nstderr:\n{errors}"),
+        None => panic!(
+            "QEMU did not finish within {BOOT_WATCHDOG:?} and was killed; \
+             console:\n{console}\nstderr:\n{errors}"
+        ),
+        Some(s) => {
+            assert!(s.success(), "QEMU exited with {s}; console:\n{console}\nstderr:\n{errors}")
+        }
     }
     console
 }

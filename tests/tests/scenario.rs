@@ -181,20 +181,49 @@ fn every_canned_scenario_runs_and_the_llc_split_stays_isolated() {
 fn bad_scenarios_are_rejected_before_boot_with_the_step_and_op() {
     let dir = tempfile::tempdir().unwrap();
     let spawn = |cgroup: &str, comm: &str| {
-        format!("name = \"bad\"\n[[steps]]\nname = \"s\"\nhold = {{ secs = 1 }}\ncgroups = [{{ name = \"a\" }}]\n[[steps.ops]]\nop = \"spawn\"\ncgroup = \"{cgroup}\"\nwork = \"spin\"\ncomm = \"{comm}\"\n")
+        format!(
+            r#"name = "bad"
+[[steps]]
+name = "s"
+hold = {{ secs = 1 }}
+cgroups = [{{ name = "a" }}]
+[[steps.ops]]
+op = "spawn"
+cgroup = "{cgroup}"
+work = "spin"
+comm = "{comm}"
+"#
+        )
     };
     let cases = [
         (spawn("nope", "w"), "step \"s\" op 1 (spawn): unknown cgroup \"nope\""),
-        (spawn("a", "a-name-longer-than-15"), "step \"s\" op 1 (spawn): comm \"a-name-longer-than-15\" is 21 bytes; the kernel keeps at most 15"),
+        (
+            spawn("a", "a-name-longer-than-15"),
+            "step \"s\" op 1 (spawn): comm \"a-name-longer-than-15\" is 21 bytes; \
+             the kernel keeps at most 15",
+        ),
         (spawn("../a", "w"), "\"..\""),
         (spawn("a\\u0000b", "w"), "contains a NUL byte"),
         (spawn("", "w"), "step \"s\" op 1 (spawn)"),
         (
-            "name = \"bad\"\n[[steps]]\nname = \"s\"\nhold = { secs = 1 }\ncgroups = [{ name = \"a\", cpuset = \"0-7\" }]\n".to_string(),
-            "step \"s\" cgroup 1: cpuset \"0-7\": CPU 4 is outside the topology 1n2l2c1t (CPUs 0-3)",
+            r#"name = "bad"
+[[steps]]
+name = "s"
+hold = { secs = 1 }
+cgroups = [{ name = "a", cpuset = "0-7" }]
+"#
+            .to_string(),
+            "step \"s\" cgroup 1: cpuset \"0-7\": \
+             CPU 4 is outside the topology 1n2l2c1t (CPUs 0-3)",
         ),
         (
-            "name = \"bad\"\n[[steps]]\nname = \"s\"\nhold = { secs = 1 }\ncgroups = [{ name = \"a\", cpuset = { llc = 2 } }]\n".to_string(),
+            r#"name = "bad"
+[[steps]]
+name = "s"
+hold = { secs = 1 }
+cgroups = [{ name = "a", cpuset = { llc = 2 } }]
+"#
+            .to_string(),
             "LLC 2 is outside the topology 1n2l2c1t (2 LLCs)",
         ),
     ];

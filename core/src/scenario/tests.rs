@@ -7,7 +7,14 @@ fn topo(s: &str) -> Topology {
 /// A one-step scenario around `ops` (TOML array-of-tables text), with
 /// cgroups a and b set up.
 fn with_ops(ops: &str) -> String {
-    format!("name = \"t\"\n[[steps]]\nname = \"split\"\nhold = {{ secs = 1 }}\ncgroups = [{{ name = \"a\" }}, {{ name = \"b\" }}]\n{ops}")
+    format!(
+        r#"name = "t"
+[[steps]]
+name = "split"
+hold = {{ secs = 1 }}
+cgroups = [{{ name = "a" }}, {{ name = "b" }}]
+{ops}"#
+    )
 }
 
 /// The validation errors of `text` on a 1n2l2c1t machine (4 CPUs, 2 LLCs).
@@ -176,10 +183,25 @@ fn unknown_and_malformed_cgroups() {
         ("./a", "cgroup name \"./a\" has a \".\" component"),
         ("a//b", "cgroup name \"a//b\" has an empty component"),
         ("a\\u0000b", "cgroup name \"a\\0b\" contains a NUL byte"),
-        ("a b", "cgroup name \"a b\" has \"a b\" (only letters, digits, '.', '_' and '-' are allowed)"),
-        ("cgroup.procs", "cgroup name \"cgroup.procs\" has \"cgroup.procs\" (clashes with cgroup interface files)"),
+        (
+            "a b",
+            "cgroup name \"a b\" has \"a b\" \
+             (only letters, digits, '.', '_' and '-' are allowed)",
+        ),
+        (
+            "cgroup.procs",
+            "cgroup name \"cgroup.procs\" has \"cgroup.procs\" \
+             (clashes with cgroup interface files)",
+        ),
     ] {
-        let text = format!("name = \"t\"\n[[steps]]\nname = \"split\"\nhold = {{ secs = 1 }}\ncgroups = [{{ name = \"{name}\" }}]\n");
+        let text = format!(
+            r#"name = "t"
+[[steps]]
+name = "split"
+hold = {{ secs = 1 }}
+cgroups = [{{ name = "{name}" }}]
+"#
+        );
         assert_eq!(one_error(&text), format!("step \"split\" cgroup 1: {why}"), "{name:?}");
     }
     // A malformed name in an op is reported as malformed, not unknown.
@@ -189,7 +211,12 @@ fn unknown_and_malformed_cgroups() {
 
 #[test]
 fn nesting_and_duplicates() {
-    let text = "name = \"t\"\n[[steps]]\nname = \"s\"\nhold = { secs = 1 }\ncgroups = [{ name = \"p/c\" }, { name = \"x\" }, { name = \"x\" }]\n";
+    let text = r#"name = "t"
+[[steps]]
+name = "s"
+hold = { secs = 1 }
+cgroups = [{ name = "p/c" }, { name = "x" }, { name = "x" }]
+"#;
     assert_eq!(
         errors(text),
         [
@@ -197,7 +224,12 @@ fn nesting_and_duplicates() {
             "step \"s\" cgroup 3: cgroup \"x\" already exists"
         ]
     );
-    let ok = "name = \"t\"\n[[steps]]\nname = \"s\"\nhold = { secs = 1 }\ncgroups = [{ name = \"p\" }, { name = \"p/c\" }]\n";
+    let ok = r#"name = "t"
+[[steps]]
+name = "s"
+hold = { secs = 1 }
+cgroups = [{ name = "p" }, { name = "p/c" }]
+"#;
     assert!(errors(ok).is_empty());
 }
 
@@ -208,7 +240,11 @@ fn comm_and_work_and_count() {
             "[[steps.ops]]\nop = \"spawn\"\ncgroup = \"a\"\nwork = \"spin\"\n{extra}\n"
         ))
     };
-    assert_eq!(one_error(&op("comm = \"sixteen-bytes-xx\"")), "step \"split\" op 1 (spawn): comm \"sixteen-bytes-xx\" is 16 bytes; the kernel keeps at most 15");
+    assert_eq!(
+        one_error(&op("comm = \"sixteen-bytes-xx\"")),
+        "step \"split\" op 1 (spawn): comm \"sixteen-bytes-xx\" is 16 bytes; \
+         the kernel keeps at most 15"
+    );
     assert_eq!(
         one_error(&op("comm = \"\"")),
         "step \"split\" op 1 (spawn): comm must not be empty"
@@ -238,9 +274,21 @@ fn cpu_selections_outside_the_topology() {
     let set = |sel: &str| {
         with_ops(&format!("[[steps.ops]]\nop = \"set_cpuset\"\ncgroup = \"a\"\ncpus = {sel}\n"))
     };
-    assert_eq!(one_error(&set("\"0-4\"")), "step \"split\" op 1 (set_cpuset): cpuset \"0-4\": CPU 4 is outside the topology 1n2l2c1t (CPUs 0-3)");
-    assert_eq!(one_error(&set("{ llc = 2 }")), "step \"split\" op 1 (set_cpuset): cpuset { llc = 2 }: LLC 2 is outside the topology 1n2l2c1t (2 LLCs)");
-    assert_eq!(one_error(&set("{ node = 1 }")), "step \"split\" op 1 (set_cpuset): cpuset { node = 1 }: node 1 is outside the topology 1n2l2c1t (1 nodes)");
+    assert_eq!(
+        one_error(&set("\"0-4\"")),
+        "step \"split\" op 1 (set_cpuset): cpuset \"0-4\": \
+         CPU 4 is outside the topology 1n2l2c1t (CPUs 0-3)"
+    );
+    assert_eq!(
+        one_error(&set("{ llc = 2 }")),
+        "step \"split\" op 1 (set_cpuset): cpuset { llc = 2 }: \
+         LLC 2 is outside the topology 1n2l2c1t (2 LLCs)"
+    );
+    assert_eq!(
+        one_error(&set("{ node = 1 }")),
+        "step \"split\" op 1 (set_cpuset): cpuset { node = 1 }: \
+         node 1 is outside the topology 1n2l2c1t (1 nodes)"
+    );
     assert!(one_error(&set("\"3-1\""))
         .starts_with("step \"split\" op 1 (set_cpuset): cpuset \"3-1\": bad cpulist"));
     let pin = |sel: &str| {
@@ -249,14 +297,30 @@ fn cpu_selections_outside_the_topology() {
             spawn("a")
         ))
     };
-    assert_eq!(one_error(&pin("\"7\"")), "step \"split\" op 2 (set_affinity): affinity \"7\": CPU 7 is outside the topology 1n2l2c1t (CPUs 0-3)");
+    assert_eq!(
+        one_error(&pin("\"7\"")),
+        "step \"split\" op 2 (set_affinity): affinity \"7\": \
+         CPU 7 is outside the topology 1n2l2c1t (CPUs 0-3)"
+    );
     assert!(errors(&pin("{ llc = 1 }")).is_empty());
     // Pinning outside the cgroup's cpuset cannot work: the kernel refuses it.
     let disjoint = format!(
-        "{}[[steps.ops]]\nop = \"set_cpuset\"\ncgroup = \"a\"\ncpus = {{ llc = 0 }}\n[[steps.ops]]\nop = \"set_affinity\"\ncgroup = \"a\"\ncpus = \"2-3\"\n",
+        r#"{}[[steps.ops]]
+op = "set_cpuset"
+cgroup = "a"
+cpus = {{ llc = 0 }}
+[[steps.ops]]
+op = "set_affinity"
+cgroup = "a"
+cpus = "2-3"
+"#,
         spawn("a")
     );
-    assert_eq!(one_error(&with_ops(&disjoint)), "step \"split\" op 3 (set_affinity): affinity \"2-3\" has no CPU in the cpuset of \"a\" (\"0-1\")");
+    assert_eq!(
+        one_error(&with_ops(&disjoint)),
+        "step \"split\" op 3 (set_affinity): \
+         affinity \"2-3\" has no CPU in the cpuset of \"a\" (\"0-1\")"
+    );
     let idle = with_ops("[[steps.ops]]\nop = \"set_affinity\"\ncgroup = \"b\"\ncpus = \"1\"\n");
     assert_eq!(
         one_error(&idle),
@@ -267,19 +331,45 @@ fn cpu_selections_outside_the_topology() {
 #[test]
 fn payload_names() {
     let run = |name: &str| {
-        format!("[[steps.ops]]\nop = \"run_payload\"\nname = \"{name}\"\nplugin = \"workers\"\ncgroup = \"a\"\n")
+        format!(
+            r#"[[steps.ops]]
+op = "run_payload"
+name = "{name}"
+plugin = "workers"
+cgroup = "a"
+"#
+        )
     };
     let e = one_error(&with_ops(&format!("{}{}", run("p"), run("p"))));
     assert_eq!(e, "step \"split\" op 2 (run_payload): duplicate payload name \"p\"");
     let e = one_error(&with_ops("[[steps.ops]]\nop = \"wait_payload\"\nname = \"ghost\"\n"));
     assert_eq!(e, "step \"split\" op 1 (wait_payload): unknown payload \"ghost\"");
-    let twice = format!("{}[[steps.ops]]\nop = \"kill_payload\"\nname = \"p\"\n[[steps.ops]]\nop = \"wait_payload\"\nname = \"p\"\n", run("p"));
+    let twice = format!(
+        r#"{}[[steps.ops]]
+op = "kill_payload"
+name = "p"
+[[steps.ops]]
+op = "wait_payload"
+name = "p"
+"#,
+        run("p")
+    );
     assert_eq!(
         one_error(&with_ops(&twice)),
-        "step \"split\" op 3 (wait_payload): payload \"p\" is no longer running (already waited for or killed, or its step ended)"
+        "step \"split\" op 3 (wait_payload): payload \"p\" is no longer running \
+         (already waited for or killed, or its step ended)"
     );
     // A later step cannot wait for a payload its own step already ended.
-    let later = format!("{}[[steps]]\nname = \"next\"\nhold = {{ secs = 1 }}\n[[steps.ops]]\nop = \"kill_payload\"\nname = \"p\"\n", with_ops(&run("p")));
+    let later = format!(
+        r#"{}[[steps]]
+name = "next"
+hold = {{ secs = 1 }}
+[[steps.ops]]
+op = "kill_payload"
+name = "p"
+"#,
+        with_ops(&run("p"))
+    );
     assert!(one_error(&later)
         .starts_with("step \"next\" op 1 (kill_payload): payload \"p\" is no longer running"));
     let hold = "name = \"t\"\n[[steps]]\nname = \"s\"\nhold = \"payloads\"\n";
@@ -293,8 +383,20 @@ fn payload_names() {
 fn removing_cgroups_in_use() {
     let rm = |c: &str| format!("[[steps.ops]]\nop = \"remove_cgroup\"\ncgroup = \"{c}\"\n");
     let e = one_error(&with_ops(&format!("{}{}", spawn("a"), rm("a"))));
-    assert_eq!(e, "step \"split\" op 2 (remove_cgroup): cgroup \"a\" still holds workers or payloads; move them out or stop its payloads first");
-    let nested = "name = \"t\"\n[[steps]]\nname = \"s\"\nhold = { secs = 1 }\ncgroups = [{ name = \"p\" }, { name = \"p/c\" }]\n[[steps.ops]]\nop = \"remove_cgroup\"\ncgroup = \"p\"\n";
+    assert_eq!(
+        e,
+        "step \"split\" op 2 (remove_cgroup): cgroup \"a\" still holds workers or payloads; \
+         move them out or stop its payloads first"
+    );
+    let nested = r#"name = "t"
+[[steps]]
+name = "s"
+hold = { secs = 1 }
+cgroups = [{ name = "p" }, { name = "p/c" }]
+[[steps.ops]]
+op = "remove_cgroup"
+cgroup = "p"
+"#;
     assert_eq!(
         one_error(nested),
         "step \"s\" op 1 (remove_cgroup): cgroup \"p\" still has the child cgroup \"p/c\""
@@ -317,15 +419,45 @@ fn removing_cgroups_in_use() {
 
 #[test]
 fn step_cgroups_end_with_their_step() {
-    let backdrop = "name = \"t\"\n[backdrop]\ncgroups = [{ name = \"home\" }]\n[[backdrop.ops]]\nop = \"spawn\"\ncgroup = \"home\"\nwork = \"spin\"\n";
+    let backdrop = r#"name = "t"
+[backdrop]
+cgroups = [{ name = "home" }]
+[[backdrop.ops]]
+op = "spawn"
+cgroup = "home"
+work = "spin"
+"#;
     // Backdrop workers left in a step's own cgroup would block its removal.
-    let stranded = format!("{backdrop}[[steps]]\nname = \"s\"\nhold = {{ secs = 1 }}\ncgroups = [{{ name = \"tmp\" }}]\n[[steps.ops]]\nop = \"move_tasks\"\nfrom = \"home\"\nto = \"tmp\"\n");
+    let stranded = format!(
+        r#"{backdrop}[[steps]]
+name = "s"
+hold = {{ secs = 1 }}
+cgroups = [{{ name = "tmp" }}]
+[[steps.ops]]
+op = "move_tasks"
+from = "home"
+to = "tmp"
+"#
+    );
     assert_eq!(
         one_error(&stranded),
-        "step \"s\" (end): cgroup \"tmp\" is removed when the step ends but still holds backdrop tasks moved there; move them out first"
+        "step \"s\" (end): cgroup \"tmp\" is removed when the step ends \
+         but still holds backdrop tasks moved there; move them out first"
     );
     // add_cgroup outlives the step, so the same move is fine there.
-    let added = format!("{backdrop}[[steps]]\nname = \"s\"\nhold = {{ secs = 1 }}\n[[steps.ops]]\nop = \"add_cgroup\"\ncgroup = \"tmp\"\n[[steps.ops]]\nop = \"move_tasks\"\nfrom = \"home\"\nto = \"tmp\"\n");
+    let added = format!(
+        r#"{backdrop}[[steps]]
+name = "s"
+hold = {{ secs = 1 }}
+[[steps.ops]]
+op = "add_cgroup"
+cgroup = "tmp"
+[[steps.ops]]
+op = "move_tasks"
+from = "home"
+to = "tmp"
+"#
+    );
     assert!(errors(&added).is_empty());
     let gone = format!(
         "{}[[steps]]\nname = \"later\"\nhold = {{ secs = 1 }}\n{}",
@@ -333,7 +465,15 @@ fn step_cgroups_end_with_their_step() {
         spawn("a")
     );
     assert_eq!(one_error(&gone), "step \"later\" op 1 (spawn): unknown cgroup \"a\"");
-    let capture_twice = "[[steps.ops]]\nop = \"capture\"\ncgroup = \"a\"\ntag = \"t\"\n[[steps.ops]]\nop = \"capture\"\ncgroup = \"b\"\ntag = \"t\"\n";
+    let capture_twice = r#"[[steps.ops]]
+op = "capture"
+cgroup = "a"
+tag = "t"
+[[steps.ops]]
+op = "capture"
+cgroup = "b"
+tag = "t"
+"#;
     assert_eq!(
         one_error(&with_ops(capture_twice)),
         "step \"split\" op 2 (capture): duplicate capture tag \"t\" in this step"
@@ -342,7 +482,16 @@ fn step_cgroups_end_with_their_step() {
 
 #[test]
 fn backdrop_and_scenario_level_errors() {
-    let e = errors("name = \"\"\nsteps = []\n[backdrop]\n[[backdrop.ops]]\nop = \"spawn\"\ncgroup = \"nope\"\nwork = \"spin\"\n");
+    let e = errors(
+        r#"name = ""
+steps = []
+[backdrop]
+[[backdrop.ops]]
+op = "spawn"
+cgroup = "nope"
+work = "spin"
+"#,
+    );
     assert_eq!(
         e,
         [
@@ -351,7 +500,17 @@ fn backdrop_and_scenario_level_errors() {
             "backdrop op 1 (spawn): unknown cgroup \"nope\""
         ]
     );
-    let steps = "name = \"t\"\n[[steps]]\nname = \"x\"\nhold = { secs = 0 }\n[[steps]]\nname = \"x\"\nhold = { fraction = 1.5 }\n[[steps]]\nname = \"backdrop\"\nhold = { ms = 0 }\n";
+    let steps = r#"name = "t"
+[[steps]]
+name = "x"
+hold = { secs = 0 }
+[[steps]]
+name = "x"
+hold = { fraction = 1.5 }
+[[steps]]
+name = "backdrop"
+hold = { ms = 0 }
+"#;
     assert_eq!(
         errors(steps),
         [
@@ -362,7 +521,13 @@ fn backdrop_and_scenario_level_errors() {
             "step \"backdrop\" (hold): ms must be in [1, 86400000], not 0",
         ]
     );
-    let checks = "name = \"t\"\n[checks]\nfairness_max_spread = -1\n[[steps]]\nname = \"s\"\nhold = { secs = 1 }\n";
+    let checks = r#"name = "t"
+[checks]
+fairness_max_spread = -1
+[[steps]]
+name = "s"
+hold = { secs = 1 }
+"#;
     assert_eq!(
         one_error(checks),
         "checks: fairness_max_spread must be a finite number >= 0, not -1"
@@ -375,7 +540,12 @@ fn several_errors_render_as_one_message() {
         .unwrap()
         .validate(&topo("1n2l2c1t"))
         .unwrap_err();
-    assert_eq!(e.to_string(), "2 problems in the scenario:\n  step \"split\" op 1 (spawn): unknown cgroup \"x\"\n  step \"split\" op 2 (spawn): unknown cgroup \"y\"");
+    assert_eq!(
+        e.to_string(),
+        "2 problems in the scenario:\
+         \n  step \"split\" op 1 (spawn): unknown cgroup \"x\"\
+         \n  step \"split\" op 2 (spawn): unknown cgroup \"y\""
+    );
 }
 
 #[test]

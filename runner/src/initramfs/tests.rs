@@ -65,7 +65,10 @@ fn initramfs_missing_library_names_it_and_the_needing_object() {
     let mut data = std::fs::read("/bin/ls").unwrap();
     let (from, to) = (b"libselinux.so.1", b"libktstrnope.so");
     let Some(at) = data.windows(from.len()).position(|w| w == from) else {
-        eprintln!("SKIP initramfs_missing_library_names_it_and_the_needing_object: /bin/ls does not need libselinux.so.1 here");
+        eprintln!(
+            "SKIP initramfs_missing_library_names_it_and_the_needing_object: \
+             /bin/ls does not need libselinux.so.1 here"
+        );
         return;
     };
     data[at..at + to.len()].copy_from_slice(to);
@@ -120,7 +123,10 @@ fn initramfs_chroot_runs_packed_stress_ng() {
         return;
     }
     if std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) != 0 {
-        eprintln!("SKIP initramfs_chroot_runs_packed_stress_ng: NOT ROOT, chroot needs root — the guest loader layout is UNVERIFIED here");
+        eprintln!(
+            "SKIP initramfs_chroot_runs_packed_stress_ng: NOT ROOT, chroot needs root \
+             — the guest loader layout is UNVERIFIED here"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -139,7 +145,10 @@ fn initramfs_chroot_runs_packed_stress_ng() {
     {
         Ok(st) => st,
         Err(e) => {
-            eprintln!("SKIP initramfs_chroot_runs_packed_stress_ng: system cpio unavailable ({e}) — the guest loader layout is UNVERIFIED here");
+            eprintln!(
+                "SKIP initramfs_chroot_runs_packed_stress_ng: system cpio unavailable ({e}) \
+                 — the guest loader layout is UNVERIFIED here"
+            );
             return;
         }
     };

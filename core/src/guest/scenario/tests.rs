@@ -277,7 +277,22 @@ fn an_op_failure_stops_the_scenario_and_is_reported() {
     std::fs::create_dir_all(&root).unwrap();
     // A file where the cgroup should go makes its creation fail.
     std::fs::write(root.join("b"), "in the way").unwrap();
-    let text = "name = \"f\"\n[[steps]]\nname = \"s\"\nhold = { secs = 30 }\ncgroups = [{ name = \"a\" }]\n[[steps.ops]]\nop = \"spawn\"\ncgroup = \"a\"\nwork = \"spin\"\n[[steps.ops]]\nop = \"add_cgroup\"\ncgroup = \"b\"\n[[steps]]\nname = \"never\"\nhold = { secs = 30 }\n";
+    let text = r#"name = "f"
+[[steps]]
+name = "s"
+hold = { secs = 30 }
+cgroups = [{ name = "a" }]
+[[steps.ops]]
+op = "spawn"
+cgroup = "a"
+work = "spin"
+[[steps.ops]]
+op = "add_cgroup"
+cgroup = "b"
+[[steps]]
+name = "never"
+hold = { secs = 30 }
+"#;
     let s = Scenario::from_toml(text).unwrap();
     let t = topo();
     let mut rec = Recorder::default();
@@ -300,7 +315,16 @@ fn an_op_failure_stops_the_scenario_and_is_reported() {
 #[test]
 fn the_run_loop_can_abort_a_hold() {
     let mount = tempfile::tempdir().unwrap();
-    let text = "name = \"a\"\n[[steps]]\nname = \"long\"\nhold = { secs = 60 }\ncgroups = [{ name = \"a\" }]\n[[steps.ops]]\nop = \"spawn\"\ncgroup = \"a\"\nwork = \"sleep_wake\"\n";
+    let text = r#"name = "a"
+[[steps]]
+name = "long"
+hold = { secs = 60 }
+cgroups = [{ name = "a" }]
+[[steps.ops]]
+op = "spawn"
+cgroup = "a"
+work = "sleep_wake"
+"#;
     let s = Scenario::from_toml(text).unwrap();
     let t = topo();
     let mut rec = Recorder { stop_after_calls: Some(3), ..Recorder::default() };
@@ -315,7 +339,15 @@ fn the_run_loop_can_abort_a_hold() {
 #[test]
 fn invalid_scenarios_do_not_start() {
     let mount = tempfile::tempdir().unwrap();
-    let s = Scenario::from_toml("name = \"x\"\n[[steps]]\nname = \"s\"\nhold = { secs = 1 }\ncgroups = [{ name = \"../up\" }]\n").unwrap();
+    let s = Scenario::from_toml(
+        r#"name = "x"
+[[steps]]
+name = "s"
+hold = { secs = 1 }
+cgroups = [{ name = "../up" }]
+"#,
+    )
+    .unwrap();
     let t = topo();
     let err = run(&input(&s, &t, mount.path(), "sc"), &mut Recorder::default()).unwrap_err();
     assert!(
@@ -346,7 +378,35 @@ fn real_cgroup_root() -> Option<(PathBuf, String)> {
 #[test]
 fn real_cgroups_place_and_capture_workers() {
     let Some((mount, root)) = real_cgroup_root() else { return };
-    let text = "name = \"real\"\n[checks]\nisolation = false\n[[steps]]\nname = \"s\"\nhold = { ms = 150 }\ncgroups = [{ name = \"a\" }, { name = \"b\" }]\n[[steps.ops]]\nop = \"spawn\"\ncgroup = \"a\"\ncount = 2\nwork = \"pipe\"\n[[steps.ops]]\nop = \"capture\"\ncgroup = \"a\"\ntag = \"two\"\n[[steps.ops]]\nop = \"move_tasks\"\nfrom = \"a\"\nto = \"b\"\n[[steps.ops]]\nop = \"capture\"\ncgroup = \"b\"\ntag = \"moved\"\n[[steps.ops]]\nop = \"capture\"\ncgroup = \"a\"\ntag = \"empty\"\n";
+    let text = r#"name = "real"
+[checks]
+isolation = false
+[[steps]]
+name = "s"
+hold = { ms = 150 }
+cgroups = [{ name = "a" }, { name = "b" }]
+[[steps.ops]]
+op = "spawn"
+cgroup = "a"
+count = 2
+work = "pipe"
+[[steps.ops]]
+op = "capture"
+cgroup = "a"
+tag = "two"
+[[steps.ops]]
+op = "move_tasks"
+from = "a"
+to = "b"
+[[steps.ops]]
+op = "capture"
+cgroup = "b"
+tag = "moved"
+[[steps.ops]]
+op = "capture"
+cgroup = "a"
+tag = "empty"
+"#;
     let s = Scenario::from_toml(text).unwrap();
     let t = topo();
     let r = run(&input(&s, &t, &mount, &root), &mut Recorder::default()).unwrap();
