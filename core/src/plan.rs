@@ -114,7 +114,8 @@ impl RunPlan {
             serde_json::from_str(text).map_err(|e| anyhow::anyhow!("unreadable run plan: {e}"))?;
         if plan.protocol != crate::protocol::PROTOCOL_VERSION {
             anyhow::bail!(
-                "run plan speaks protocol {}, this init speaks {}: the initramfs was built by another ktstr version",
+                "run plan speaks protocol {}, this init speaks {}: the initramfs was built by \
+                    another ktstr version",
                 plan.protocol,
                 crate::protocol::PROTOCOL_VERSION
             );

@@ -146,7 +146,8 @@ impl Manifest {
         let expected = PluginKind::ALL.map(|k| k == kind);
         if sections != expected {
             return Err(format!(
-                "manifest of `{name}` says kind {kind} but does not carry exactly the {kind} section"
+                "manifest of `{name}` says kind {kind} but does not carry exactly the {kind} \
+                    section"
             ));
         }
         Ok(())

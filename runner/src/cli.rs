@@ -12,11 +12,13 @@ use crate::kernel::KernelCmd;
 #[command(
     name = "ktstr",
     version,
-    about = "Test Linux process schedulers (sched_ext and EEVDF) in fresh VMs with exact CPU topologies",
-    long_about = "ktstr boots a sched_ext test kernel in a fresh VM with the CPU topology you ask for, \
-starts a scheduler, runs a workload (a payload plugin) in cgroups, extracts its metrics, checks \
-them, watches the scheduler for crashes and stalls, and prints a verdict with the evidence.\n\n\
-Start with `ktstr kernel build` (once), then `ktstr list-plugins` to see what is installed.",
+    about = "Test Linux process schedulers (sched_ext and EEVDF) in fresh VMs with exact CPU \
+        topologies",
+    long_about = "ktstr boots a sched_ext test kernel in a fresh VM with the CPU topology you \
+ask for, starts a scheduler, runs a workload (a payload plugin) in cgroups, extracts its \
+metrics, checks them, watches the scheduler for crashes and stalls, and prints a verdict with \
+the evidence.\n\nStart with `ktstr kernel build` (once), then `ktstr list-plugins` to see what \
+is installed.",
     after_help = crate::exit::HELP
 )]
 pub struct Cli {

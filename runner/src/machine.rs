@@ -56,7 +56,8 @@ pub fn from_file(path: &Path) -> Result<Shape> {
         .context("run tar")?;
     if !out.status.success() {
         return Err(usage(format!(
-            "neither `lscpu -p=CPU,CORE,SOCKET,NODE,CACHE` output nor a tarball of /sys/devices/system ({})",
+            "neither `lscpu -p=CPU,CORE,SOCKET,NODE,CACHE` output nor a tarball of \
+                /sys/devices/system ({})",
             String::from_utf8_lossy(&out.stderr).trim()
         ))
         .into());

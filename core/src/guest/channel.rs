@@ -39,7 +39,10 @@ impl Channel {
                 Channel { out: Some(f), description: format!("fallback {FALLBACK_TTY}") }
             }
             Err(e) => {
-                eprintln!("ktstr-init: no data channel ({FALLBACK_TTY}: {e}); results cannot reach the host");
+                eprintln!(
+                    "ktstr-init: no data channel ({FALLBACK_TTY}: {e}); results cannot \
+                    reach the host"
+                );
                 Channel { out: None, description: "none".into() }
             }
         }

@@ -102,7 +102,8 @@ impl Scheduler {
             if start.elapsed() > self.ready_timeout {
                 let want = self.ops_prefix.as_deref().unwrap_or("any");
                 return Err(self.failure(format!(
-                    "not ready after {:?}: sched_ext state `{state}`, ops `{ops}` (waiting for `enabled` with ops starting `{want}`)",
+                    "not ready after {:?}: sched_ext state `{state}`, ops `{ops}` (waiting for \
+                        `enabled` with ops starting `{want}`)",
                     self.ready_timeout
                 )));
             }
@@ -167,7 +168,8 @@ impl Scheduler {
             std::thread::sleep(Duration::from_millis(20));
         }
         eprintln!(
-            "ktstr-init: scheduler pid {} did not exit {} s after SIGKILL (stuck in the kernel?); going on without it",
+            "ktstr-init: scheduler pid {} did not exit {} s after SIGKILL (stuck in the \
+                kernel?); going on without it",
             child.id(),
             KILL_WAIT.as_secs()
         );
@@ -185,7 +187,8 @@ fn judge(state: &str, disabling_for: Option<Duration>) -> Result<(), String> {
         ("enabled", _) => Ok(()),
         ("disabling", Some(t)) if t <= DISABLING_GRACE => Ok(()),
         ("disabling", t) => Err(format!(
-            "{STUCK_DISABLING} for {:.1} s: the kernel began disabling the scheduler and never finished",
+            "{STUCK_DISABLING} for {:.1} s: the kernel began disabling the scheduler and never \
+                finished",
             t.unwrap_or_default().as_secs_f64()
         )),
         (other, _) => Err(format!(

@@ -279,7 +279,10 @@ mod tests {
         /// Arbitrary bytes never panic the decoder and never invent messages
         /// without a valid CRC (probability ~0 for random data).
         #[test]
-        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2000), chunk in 1usize..100) {
+        fn random_bytes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..2000),
+            chunk in 1usize..100,
+        ) {
             let mut d = Decoder::new();
             for c in bytes.chunks(chunk) {
                 d.push(c);
@@ -301,7 +304,8 @@ mod tests {
             let mut events = d.push(&bytes);
             events.extend(d.finish());
             let got = messages(&events);
-            prop_assert!(got.len() + 1 >= msgs.len(), "lost more than one frame: {} of {}", got.len(), msgs.len());
+            let (got_n, sent) = (got.len(), msgs.len());
+            prop_assert!(got_n + 1 >= sent, "lost more than one frame: {} of {}", got_n, sent);
             for m in &got {
                 prop_assert!(msgs.contains(m));
             }

@@ -63,7 +63,13 @@ mod tests {
         let one_llc: Topology = "1n1l4c1t".parse().unwrap();
         let s = Scenario::from_toml(canned("cpuset-split-per-llc").unwrap()).unwrap();
         let err = s.validate(&one_llc).unwrap_err().to_string();
-        assert!(err.contains("step \"split\" cgroup 2: cpuset { llc = 1 }: LLC 1 is outside the topology 1n1l4c1t (1 LLCs)"), "{err}");
+        assert!(
+            err.contains(
+                "step \"split\" cgroup 2: cpuset { llc = 1 }: LLC 1 is outside the \
+            topology 1n1l4c1t (1 LLCs)"
+            ),
+            "{err}"
+        );
         for name in
             ["two-equal-cgroups", "nested-cgroups", "payload-plus-background", "cgroup-churn"]
         {

@@ -333,9 +333,11 @@ impl Sim<'_> {
                     Some(i) => {
                         self.tasks.remove(i);
                     }
-                    None if self.payload_names.contains(name) => {
-                        self.err(format!("payload {} is no longer running (already waited for or killed, or its step ended)", q(name)))
-                    }
+                    None if self.payload_names.contains(name) => self.err(format!(
+                        "payload {} is no longer running (already waited for or \
+                            killed, or its step ended)",
+                        q(name)
+                    )),
                     None => self.err(format!("unknown payload {}", q(name))),
                 }
             }
@@ -392,7 +394,11 @@ impl Sim<'_> {
             ));
         }
         if self.tasks.iter().any(|t| t.cgroup == name) {
-            return self.err(format!("cgroup {} still holds workers or payloads; move them out or stop its payloads first", q(name)));
+            return self.err(format!(
+                "cgroup {} still holds workers or payloads; move them out or \
+                stop its payloads first",
+                q(name)
+            ));
         }
         self.cgroups.remove(name);
         self.step_cgroups.retain(|c| c != name);
@@ -425,10 +431,19 @@ impl Sim<'_> {
             let child_prefix = format!("{cg}/");
             if let Some(child) = self.cgroups.keys().find(|k| k.starts_with(&child_prefix)).cloned()
             {
-                self.err(format!("cgroup {} is removed when the step ends but still has the child cgroup {}, which add_cgroup made to outlive the step", q(&cg), q(&child)));
+                self.err(format!(
+                    "cgroup {} is removed when the step ends but still has the \
+                    child cgroup {}, which add_cgroup made to outlive the step",
+                    q(&cg),
+                    q(&child)
+                ));
             }
             if self.tasks.iter().any(|t| t.cgroup == cg) {
-                self.err(format!("cgroup {} is removed when the step ends but still holds backdrop tasks moved there; move them out first", q(&cg)));
+                self.err(format!(
+                    "cgroup {} is removed when the step ends but still holds \
+                    backdrop tasks moved there; move them out first",
+                    q(&cg)
+                ));
             }
             self.cgroups.remove(&cg);
         }

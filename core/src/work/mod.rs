@@ -203,7 +203,11 @@ impl<'de> Deserialize<'de> for Work {
         impl<'de> Visitor<'de> for V {
             type Value = Work;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "a work kind such as \"spin\" or a table such as {{ kind = \"sleep_wake\", duty = 0.5 }}")
+                write!(
+                    f,
+                    "a work kind such as \"spin\" or a table such as {{ kind = \
+                    \"sleep_wake\", duty = 0.5 }}"
+                )
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Work, E> {
                 WorkKind::deserialize(s.into_deserializer()).map(Work::new)

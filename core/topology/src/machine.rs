@@ -174,7 +174,8 @@ impl Machine {
         Ok(Approximation { topology, notes })
     }
 
-    /// Whether the machine's CPUs are numbered node → LLC → core → thread, as the guest's are.
+    /// Whether the machine's CPUs are numbered node → LLC → core → thread, as
+    /// the guest's are.
     fn numbered_like_ktstr(&self) -> bool {
         let mut sorted = self.cpus.clone();
         sorted.sort_by_key(|c| c.cpu);
@@ -202,7 +203,8 @@ fn most_common(level: &str, counts: impl Iterator<Item = u32>, notes: &mut Vec<S
     if tally.len() > 1 {
         let seen: Vec<String> = tally.iter().map(|(n, k)| format!("{k}×{n}")).collect();
         notes.push(format!(
-            "uneven {level} ({}): the guest has {best} everywhere (our engines build uniform topologies)",
+            "uneven {level} ({}): the guest has {best} everywhere (our engines build uniform \
+                topologies)",
             seen.join(", ")
         ));
     }

@@ -33,9 +33,16 @@ pub enum TopologyError {
     Syntax(String),
     #[error("bad topology \"{spec}\": the {level} count must be at least 1")]
     Zero { spec: String, level: &'static str },
-    #[error("topology \"{spec}\" has {cpus} CPUs; at most {MAX_CPUS} are supported (the test kernel is built with NR_CPUS={MAX_CPUS})")]
+    #[error(
+        "topology \"{spec}\" has {cpus} CPUs; at most {MAX_CPUS} are supported (the test \
+        kernel is built with NR_CPUS={MAX_CPUS})"
+    )]
     TooManyCpus { spec: String, cpus: u64 },
-    #[error("topology \"{spec}\" needs APIC id {apic_id}; guests get 8-bit xAPIC ids (at most {MAX_APIC_ID}), since our VM engines set up no interrupt remapping for x2APIC: use powers of two for cores and threads, or fewer LLCs")]
+    #[error(
+        "topology \"{spec}\" needs APIC id {apic_id}; guests get 8-bit xAPIC ids (at most \
+        {MAX_APIC_ID}), since our VM engines set up no interrupt remapping for x2APIC: use \
+        powers of two for cores and threads, or fewer LLCs"
+    )]
     ApicIds { spec: String, apic_id: u32 },
 }
 
@@ -206,7 +213,11 @@ mod tests {
             assert!(matches!(s.parse::<Topology>(), Err(TopologyError::Syntax(_))), "{s:?}");
         }
         let err = "1n2x".parse::<Topology>().unwrap_err().to_string();
-        assert_eq!(err, "bad topology \"1n2x\": expected NnNlNcNt, e.g. 1n2l2c1t (nodes, LLCs per node, cores per LLC, threads per core)");
+        assert_eq!(
+            err,
+            "bad topology \"1n2x\": expected NnNlNcNt, e.g. 1n2l2c1t (nodes, LLCs \
+            per node, cores per LLC, threads per core)"
+        );
         assert_eq!(
             "1n0l2c1t".parse::<Topology>().unwrap_err(),
             TopologyError::Zero { spec: "1n0l2c1t".into(), level: "LLC" }

@@ -156,7 +156,10 @@ mod tests {
         assert_eq!(schedstat_field("123 456 7\n", 0), Some(123));
         assert_eq!(schedstat_field("123 456 7\n", 1), Some(456));
         assert_eq!(schedstat_field("123", 1), None);
-        let sched = "cat (1, #threads: 1)\n---\nse.exec_start : 1.0\nse.nr_migrations                             :                    3\n";
+        let sched = concat!(
+            "cat (1, #threads: 1)\n---\nse.exec_start : 1.0\n",
+            "se.nr_migrations                             :                    3\n"
+        );
         assert_eq!(nr_migrations(sched), Some(3));
         assert_eq!(nr_migrations("nothing"), None);
     }

@@ -39,7 +39,8 @@ impl Plugin for Fio {
         Manifest::extractor(
             NAME,
             env!("CARGO_PKG_VERSION"),
-            "fio --output-format=json: IOPS, bandwidth and latency percentiles per job and direction",
+            "fio --output-format=json: IOPS, bandwidth and latency percentiles per job and \
+                direction",
             ExtractorSpec::new(&["fio-json"]),
         )
     }

@@ -40,7 +40,8 @@ impl Plugin for JsonExtractor {
         Manifest::extractor(
             NAME,
             env!("CARGO_PKG_VERSION"),
-            "generic JSON: every numeric leaf, named by its `/`-joined key path (JSON-Pointer escaped)",
+            "generic JSON: every numeric leaf, named by its `/`-joined key path (JSON-Pointer \
+                escaped)",
             ExtractorSpec::new(&["json"]),
         )
     }

@@ -52,7 +52,8 @@ impl Plugin for Schbench {
         Manifest::extractor(
             NAME,
             env!("CARGO_PKG_VERSION"),
-            "schbench: wake-up/request latency and RPS percentiles, from the stderr tables or --json",
+            "schbench: wake-up/request latency and RPS percentiles, from the stderr tables or \
+                --json",
             ExtractorSpec::new(&["schbench-text", "schbench-json"]),
         )
     }

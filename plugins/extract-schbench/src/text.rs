@@ -175,7 +175,8 @@ mod tests {
             .replace("* 99.0th: 28 ", "* 99.0th: 11 ")
             .replace("average rps: 471.00", "current rps: 400.00");
         let truncated =
-            "Wakeup Latencies percentiles (usec) runtime 4 (s) (9 total samples)\n\t* 99.0th: 999 (1 samples)\n";
+            "Wakeup Latencies percentiles (usec) runtime 4 (s) (9 total samples)\n\t* 99.0th: \
+                999 (1 samples)\n";
         let m = extract_text(&format!("{interval}{FIXTURE}{truncated}")).unwrap();
         assert_eq!(value(&m, "wakeup_latency_p99"), Some(28.0));
         assert_eq!(value(&m, "wakeup_latency_samples"), Some(1413.0));
@@ -192,8 +193,8 @@ mod tests {
 
     #[test]
     fn old_release_format() {
-        let old =
-            "Latency percentiles (usec)\n\t50.0000th: 13\n\t*99.0000th: 44\n\t99.9000th: 234\n\tmin=0, max=14357\n";
+        let old = "Latency percentiles (usec)\n\t50.0000th: 13\n\t*99.0000th: 44\n\t99.9000th: \
+                234\n\tmin=0, max=14357\n";
         let m = extract_text(old).unwrap();
         assert_eq!(value(&m, "wakeup_latency_p99"), Some(44.0));
         assert_eq!(value(&m, "wakeup_latency_p99.9"), Some(234.0));

@@ -58,7 +58,8 @@ impl Plugin for StressNg {
         Manifest::extractor(
             NAME,
             env!("CARGO_PKG_VERSION"),
-            "stress-ng: bogo-ops, rates and CPU times per stressor, from --yaml or the --metrics-brief table",
+            "stress-ng: bogo-ops, rates and CPU times per stressor, from --yaml or the \
+                --metrics-brief table",
             ExtractorSpec::new(&["stress-ng-yaml", "stress-ng-metrics-brief"]),
         )
     }

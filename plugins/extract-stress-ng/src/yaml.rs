@@ -19,7 +19,9 @@ pub fn extract_yaml(text: &str) -> Result<Vec<Metric>, String> {
     let doc: Value = serde_yaml::from_str(document(text))
         .map_err(|e| format!("malformed stress-ng YAML: {e}"))?;
     let Some(list) = doc.get("metrics") else {
-        return Err("stress-ng YAML has no `metrics` section: run stress-ng with --metrics-brief or --metrics".into());
+        return Err("stress-ng YAML has no `metrics` section: run stress-ng with --metrics-brief \
+            or --metrics"
+            .into());
     };
     let list = list.as_sequence().ok_or("stress-ng YAML: `metrics` is not a list")?;
     let mut out = Vec::new();

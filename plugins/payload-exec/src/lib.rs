@@ -11,7 +11,8 @@ pub struct Exec;
 
 /// What runs when no command is given: a pointer to how to give one.
 const NO_COMMAND: &str =
-    "echo 'exec: no command; give one with ktstr run --exec CMD (or --arg=sh --arg=-c --arg=CMD)' >&2; exit 2";
+    "echo 'exec: no command; give one with ktstr run --exec CMD (or --arg=sh --arg=-c \
+        --arg=CMD)' >&2; exit 2";
 
 impl Plugin for Exec {
     fn manifest() -> Manifest {

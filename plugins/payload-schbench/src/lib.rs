@@ -13,7 +13,9 @@ impl Plugin for Schbench {
         let bin = BinaryLocator::new(
             "schbench",
             Some("KTSTR_SCHBENCH"),
-            "schbench is not packaged by Debian: build it from git://git.kernel.org/pub/scm/linux/kernel/git/mason/schbench.git (`make`) and put it on PATH",
+            "schbench is not packaged by Debian: build it from \
+                git://git.kernel.org/pub/scm/linux/kernel/git/mason/schbench.git (`make`) and \
+                put it on PATH",
         );
         let spec = PayloadSpec::new(Some(bin), "schbench", Stream::Stderr, "schbench-text")
             .with_default_args(&["-m", "1", "-t", "2", "-r", "{duration}"])

@@ -40,7 +40,8 @@ impl Plugin for Workers {
         Manifest::payload(
             "workers",
             env!("CARGO_PKG_VERSION"),
-            "built-in CPU workers (spin, yield-heavy, futex ping-pong, sleep/wake): work done and wake-up latency",
+            "built-in CPU workers (spin, yield-heavy, futex ping-pong, sleep/wake): work done \
+                and wake-up latency",
             spec,
         )
     }

@@ -69,7 +69,13 @@ mod tests {
             s.contains("\"work_units\": 10") && s.contains("\"wake_latency_p99_us\": 3.000"),
             "{s}"
         );
-        assert!(s.contains("\"wake_latency_p99.9_us\": 3.000, \"wake_latency_max_us\": 3.000, \"wake_samples\": 3"), "{s}");
+        assert!(
+            s.contains(
+                "\"wake_latency_p99.9_us\": 3.000, \"wake_latency_max_us\": 3.000, \
+            \"wake_samples\": 3"
+            ),
+            "{s}"
+        );
         assert!(s.contains("\"sleep\": {\"work_units\": 10"), "{s}");
     }
 

@@ -39,7 +39,10 @@ pub fn require_tool(name: &str) -> Option<PathBuf> {
         );
         return None;
     }
-    panic!("`{name}` is not on PATH: install it (e.g. `apt-get install {name}`) or set {SKIP_ENV}=1 to skip");
+    panic!(
+        "`{name}` is not on PATH: install it (e.g. `apt-get install {name}`) or set \
+        {SKIP_ENV}=1 to skip"
+    );
 }
 
 #[cfg(test)]

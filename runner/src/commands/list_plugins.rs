@@ -23,7 +23,9 @@ fn binary_status(p: &PluginRef) -> Option<BinaryStatus> {
         let found = crate::kernel::available_schedulers();
         let names: Vec<String> = found.iter().map(|(n, _)| n.clone()).collect();
         let line = if names.is_empty() {
-            "any sched_ext binary by name or path (none cached yet: `ktstr kernel build` builds scx_simple, scx_qmap, …)".to_string()
+            "any sched_ext binary by name or path (none cached yet: `ktstr kernel build` builds \
+                scx_simple, scx_qmap, …)"
+                .to_string()
         } else {
             format!("any sched_ext binary by name or path; cached: {}", names.join(", "))
         };

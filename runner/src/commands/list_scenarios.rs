@@ -20,7 +20,12 @@ pub fn run(args: &ListScenariosArgs) -> anyhow::Result<i32> {
         return Ok(crate::exit::PASS);
     }
     if args.json {
-        let list: Vec<_> = lib.iter().map(|(name, description, toml)| json!({ "name": name, "description": description, "toml": toml })).collect();
+        let list: Vec<_> = lib
+            .iter()
+            .map(|(name, description, toml)| {
+                json!({ "name": name, "description": description, "toml": toml })
+            })
+            .collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(crate::exit::PASS);
     }
@@ -28,6 +33,9 @@ pub fn run(args: &ListScenariosArgs) -> anyhow::Result<i32> {
     for (name, description, _) in &lib {
         println!("{name:<width$}  {description}");
     }
-    println!("\nRun one with `ktstr run --scenario NAME`; `--show NAME` prints its TOML (a starting point for your own file).");
+    println!(
+        "\nRun one with `ktstr run --scenario NAME`; `--show NAME` prints its TOML (a \
+        starting point for your own file)."
+    );
     Ok(crate::exit::PASS)
 }

@@ -50,7 +50,8 @@ pub fn execute(args: &CompareArgs) -> Result<i32> {
         "a": { "args": labels.0, "runs": runs_json(&a) },
         "b": { "args": labels.1, "runs": runs_json(&b) },
         "alpha": analysis::ALPHA,
-        "test": "Mann-Whitney U, two-sided, normal approximation with tie and continuity corrections",
+        "test": "Mann-Whitney U, two-sided, normal approximation with tie and continuity \
+            corrections",
         "interval": "95% bootstrap of (median B - median A) / |median A|, 2000 resamples",
         "metrics": metrics,
         "noise": noise_floor.as_ref().map(|n| json!({ "runs": runs_json(&noise), "metrics": n })),

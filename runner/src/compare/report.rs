@@ -10,7 +10,8 @@ const NEUTRAL_ROWS: usize = 10;
 pub fn table(metrics: &[MetricVerdict], runs: (usize, usize, usize, usize)) -> String {
     let (good_a, all_a, good_b, all_b) = runs;
     let mut out = format!(
-        "A: {good_a} of {all_a} runs passed · B: {good_b} of {all_b} runs passed (failed runs are left out)\n"
+        "A: {good_a} of {all_a} runs passed · B: {good_b} of {all_b} runs passed (failed runs \
+            are left out)\n"
     );
     let head =
         ["METRIC", "BETTER", "A median [IQR]", "B median [IQR]", "B vs A [95% CI]", "p", "VERDICT"];
@@ -44,7 +45,10 @@ pub fn table(metrics: &[MetricVerdict], runs: (usize, usize, usize, usize)) -> S
     if hidden > 0 {
         out.push_str(&format!("({hidden} more neutral metrics in the JSON)\n"));
     }
-    out.push_str("Mann-Whitney U (two-sided, normal approximation); interval: bootstrap of the median difference.\n");
+    out.push_str(
+        "Mann-Whitney U (two-sided, normal approximation); interval: bootstrap of the \
+        median difference.\n",
+    );
     out
 }
 
@@ -109,7 +113,8 @@ pub fn svg(metrics: &[MetricVerdict], a_label: &str, b_label: &str) -> String {
     let (w, row_h, left, right) = (760.0, 100.0, 40.0, 30.0);
     let h = 50.0 + row_h * shown.len().max(1) as f64;
     let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
+         font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
          <text x=\"10\" y=\"22\" font-size=\"14\">ktstr compare · A: {} · B: {}</text>\n",
         escape(a_label),
@@ -123,7 +128,8 @@ pub fn svg(metrics: &[MetricVerdict], a_label: &str, b_label: &str) -> String {
         let span = if hi > lo { hi - lo } else { 1.0 };
         let x = |v: f64| left + (v - lo) / span * (w - left - right);
         s.push_str(&format!(
-            "<text x=\"10\" y=\"{:.1}\" font-weight=\"bold\">{} ({} is better): B {}, {} vs A</text>\n",
+            "<text x=\"10\" y=\"{:.1}\" font-weight=\"bold\">\
+             {} ({} is better): B {}, {} vs A</text>\n",
             top + 4.0,
             escape(&m.name),
             m.better,
@@ -135,8 +141,10 @@ pub fn svg(metrics: &[MetricVerdict], a_label: &str, b_label: &str) -> String {
         {
             let y = top + 24.0 + 26.0 * k as f64;
             s.push_str(&format!(
-                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"16\" fill=\"{color}\" fill-opacity=\"0.25\" stroke=\"{color}\"/>\n\
-                 <line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"{color}\" stroke-width=\"2\"/>\n",
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"16\" fill=\"{color}\" \
+                 fill-opacity=\"0.25\" stroke=\"{color}\"/>\n\
+                 <line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"{color}\" \
+                     stroke-width=\"2\"/>\n",
                 x(spread.q1),
                 y - 8.0,
                 (x(spread.q3) - x(spread.q1)).max(1.0),

@@ -176,16 +176,21 @@ impl RunDisks {
                 let seen = reports.iter().find(|r| r.name == d.name);
                 json!({
                     "name": d.name,
-                    "requested": { "size_bytes": d.spec.size_bytes, "fs": d.spec.fs, "read_only": d.spec.read_only,
-                                   "mount": d.spec.mount, "iops": d.spec.iops, "bps": d.spec.bps },
+                    "requested": {
+                        "size_bytes": d.spec.size_bytes, "fs": d.spec.fs,
+                        "read_only": d.spec.read_only, "mount": d.spec.mount,
+                        "iops": d.spec.iops, "bps": d.spec.bps,
+                    },
                     "device": seen.map(|r| &r.device),
                     "size_bytes": seen.map(|r| r.size_bytes),
                     "fs": seen.and_then(|r| r.fs.as_ref()),
                     "fs_magic": seen.and_then(|r| r.fs_magic).map(|m| format!("{m:#x}")),
                     "mount": seen.and_then(|r| r.mount.as_ref()),
                     "template": d.template.as_ref().map(|t| json!({
-                        "key": t.meta.key, "image": t.image, "cache": if t.hit { "hit" } else { "built" },
-                        "build_ms": t.meta.build_ms, "mkfs_version": t.meta.mkfs_version })),
+                        "key": t.meta.key, "image": t.image,
+                        "cache": if t.hit { "hit" } else { "built" },
+                        "build_ms": t.meta.build_ms, "mkfs_version": t.meta.mkfs_version,
+                    })),
                     "clone": d.clone.map(CloneMethod::as_str),
                     "clone_ms": d.clone_ms,
                     "kept": d.kept,

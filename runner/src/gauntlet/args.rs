@@ -75,7 +75,11 @@ pub struct GauntletArgs {
     pub shard: Option<String>,
     /// Run again the cells that did not pass in an earlier gauntlet's --out DIR,
     /// with the arguments they had.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["topologies", "topology_from", "schedulers", "plugins", "scenarios"])]
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with_all = ["topologies", "topology_from", "schedulers", "plugins", "scenarios"]
+    )]
     pub rerun_failed: Option<PathBuf>,
     /// Run every cell N times (ids get `-r2`, `-r3`…): does it hold, run after run?
     #[arg(long, value_name = "N", default_value_t = 1)]
@@ -133,7 +137,8 @@ pub struct GauntletArgs {
     #[arg(long, value_enum, default_value = "auto", help_heading = "Arguments of every cell")]
     pub vmm: VmmArg,
     /// A disk for every cell (repeatable; `ktstr run --disk`).
-    #[arg(long = "disk", value_name = "SPEC", value_parser = parse_disk, help_heading = "Arguments of every cell")]
+    #[arg(long = "disk", value_name = "SPEC", value_parser = parse_disk, help_heading = "Arguments \
+        of every cell")]
     pub disks: Vec<String>,
     /// `ktstr run --watchdog` of every cell.
     #[arg(long, value_name = "SECS", help_heading = "Arguments of every cell")]

@@ -53,7 +53,8 @@ pub fn execute(args: &GauntletArgs) -> Result<i32> {
     let out = out_dir(args.out.as_deref(), "gauntlet")?;
     let pool = Pool::of_host(args.jobs);
     eprintln!(
-        "[gauntlet] {} cells{}, up to {} at once ({} CPUs, {} MiB for guests); kernel {kernel}; out {}",
+        "[gauntlet] {} cells{}, up to {} at once ({} CPUs, {} MiB for guests); kernel {kernel}; \
+            out {}",
         cells.len(),
         shard.map(|s| format!(" (shard {}/{})", s.index, s.count)).unwrap_or_default(),
         pool.jobs.min(cells.len().max(1)),

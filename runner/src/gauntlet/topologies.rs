@@ -45,7 +45,9 @@ pub fn resolve(args: &GauntletArgs, max_cpus: u32) -> Result<Vec<TopologyEntry>>
     }
     if out.is_empty() {
         return Err(UsageError(
-            "no topology: give --topology (NnNlNcNt, a preset or set, or `host`) or --topology-from".into(),
+            "no topology: give --topology (NnNlNcNt, a preset or set, or `host`) or \
+                --topology-from"
+                .into(),
         )
         .into());
     }

@@ -69,8 +69,10 @@ fn header(
 ) -> Result<()> {
     let size = u32::try_from(size)
         .with_context(|| format!("{name}: {size} bytes is too large for newc (4 GiB limit)"))?;
-    let namesize = name.len() as u32 + 1; // with its NUL
-                                          // ino mode uid gid nlink mtime filesize devmajor devminor rdevmajor rdevminor namesize check
+    // The name's size counts its NUL.
+    let namesize = name.len() as u32 + 1;
+    // ino, mode, uid, gid, nlink, mtime, filesize, devmajor, devminor,
+    // rdevmajor, rdevminor, namesize, check
     let fields = [ino, mode, 0, 0, nlink, 0, size, 0, 0, 0, 0, namesize, 0];
     let mut h = String::with_capacity(110);
     h.push_str("070701");

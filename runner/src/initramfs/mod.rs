@@ -253,7 +253,11 @@ pub fn concat(parts: &[&Path], out: &Path) -> Result<()> {
         let mut src = File::open(part).with_context(|| format!("open {}", part.display()))?;
         let len = src.metadata()?.len();
         if len & 3 != 0 {
-            bail!("{} is {len} bytes, not a multiple of 4: the kernel would misread the archive after it", part.display());
+            bail!(
+                "{} is {len} bytes, not a multiple of 4: the kernel would misread the archive \
+                after it",
+                part.display()
+            );
         }
         io::copy(&mut src, &mut dst)
             .with_context(|| format!("copy {} into {}", part.display(), out.display()))?;

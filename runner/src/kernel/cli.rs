@@ -159,9 +159,12 @@ fn clean_cmd(keep: usize, json: bool) -> Result<i32> {
     let cache = Cache::new(&cache_dir());
     let report = cache.clean(keep)?;
     if json {
+        let shown = |paths: &[std::path::PathBuf]| -> Vec<String> {
+            paths.iter().map(|p| p.display().to_string()).collect()
+        };
         let v = serde_json::json!({
-            "removed": report.removed.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-            "skipped_building": report.skipped.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "removed": shown(&report.removed),
+            "skipped_building": shown(&report.skipped),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(exit::PASS);

@@ -107,7 +107,12 @@ pub fn verify(fragment_text: &str, config_text: &str) -> Result<()> {
     if bad.is_empty() {
         return Ok(());
     }
-    bail!("{} option(s) of the kconfig fragment did not take effect (unmet dependency, renamed option, or wrong value):\n  {}", bad.len(), bad.join("\n  "))
+    bail!(
+        "{} option(s) of the kconfig fragment did not take effect (unmet dependency, renamed \
+        option, or wrong value):\n  {}",
+        bad.len(),
+        bad.join("\n  ")
+    )
 }
 
 fn not_set(line: &str) -> Option<&str> {
@@ -163,7 +168,8 @@ mod tests {
 
     #[test]
     fn verify_names_each_missing_option() {
-        let fragment = "CONFIG_A=y\nCONFIG_B=y\nCONFIG_N=64\n# CONFIG_C is not set\n# CONFIG_D is not set\nCONFIG_E=y\n";
+        let fragment = "CONFIG_A=y\nCONFIG_B=y\nCONFIG_N=64\n# CONFIG_C is not set\n# CONFIG_D \
+            is not set\nCONFIG_E=y\n";
         let config = "CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_N=32\nCONFIG_C=y\n";
         let err = verify(fragment, config).unwrap_err().to_string();
         assert!(err.starts_with("4 option(s)"), "{err}");

@@ -65,7 +65,12 @@ impl Metadata {
             "vmlinux": self.paths.vmlinux.as_deref().map(abs),
             "config": self.paths.config.as_deref().map(abs),
             "build_log": abs(&self.paths.build_log),
-            "schedulers": self.paths.schedulers.iter().map(|s| abs(&format!("schedulers/{s}"))).collect::<Vec<_>>(),
+            "schedulers": self
+                .paths
+                .schedulers
+                .iter()
+                .map(|s| abs(&format!("schedulers/{s}")))
+                .collect::<Vec<_>>(),
         });
         v
     }

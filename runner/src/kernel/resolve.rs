@@ -151,10 +151,13 @@ fn resolve_in(cache: &Cache, flag: Option<&str>, env: Option<&str>) -> Result<Ke
     match matches.as_slice() {
         [(dir, meta)] => Ok(KernelEntry::from_cache(dir.clone(), meta)),
         [] => bail!(
-            "{from} {spec}: no such file, and no cached kernel key starts with it (`ktstr kernel list` shows them; \
-             `ktstr kernel build` builds one)"
+            "{from} {spec}: no such file, and no cached kernel key starts with it \
+             (`ktstr kernel list` shows them; `ktstr kernel build` builds one)"
         ),
-        many => bail!("{from} {spec}: ambiguous, matches keys {}", many.iter().map(|(_, m)| m.key.as_str()).collect::<Vec<_>>().join(", ")),
+        many => {
+            let keys: Vec<&str> = many.iter().map(|(_, m)| m.key.as_str()).collect();
+            bail!("{from} {spec}: ambiguous, matches keys {}", keys.join(", "))
+        }
     }
 }
 

@@ -50,7 +50,12 @@ impl Source {
             || !path.join("scripts/kconfig/merge_config.sh").is_file()
             || !path.join("arch/x86").is_dir()
         {
-            return Err(UsageError(format!("--source {}: not a Linux kernel source tree (no Makefile, scripts/kconfig, arch/x86)", path.display())).into());
+            return Err(UsageError(format!(
+                "--source {}: not a Linux kernel source tree (no \
+                Makefile, scripts/kconfig, arch/x86)",
+                path.display()
+            ))
+            .into());
         }
         Ok(if path.join(".git").exists() { Source::Git(path) } else { Source::Dir(path) })
     }
@@ -125,7 +130,11 @@ fn tree_root(work: &Path) -> Result<PathBuf> {
         std::fs::read_dir(work)?.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
     match dirs.as_slice() {
         [one] if one.join("Makefile").is_file() => Ok(one.clone()),
-        _ => bail!("the tarball did not unpack to a kernel tree (expected one directory with a Makefile in {})", work.display()),
+        _ => bail!(
+            "the tarball did not unpack to a kernel tree (expected one directory with a \
+            Makefile in {})",
+            work.display()
+        ),
     }
 }
 

@@ -78,7 +78,8 @@ fn missing_message(missing: &[(&str, &str)]) -> String {
     let list: Vec<String> =
         missing.iter().map(|(what, pkg)| format!("  {what} (Debian package {pkg})")).collect();
     format!(
-        "missing host tools for building a kernel:\n{}\ninstall them with:\n  sudo apt-get install -y {}\nor install everything ktstr needs:\n  scripts/setup.sh",
+        "missing host tools for building a kernel:\n{}\ninstall them with:\n  sudo apt-get \
+            install -y {}\nor install everything ktstr needs:\n  scripts/setup.sh",
         list.join("\n"),
         packages.join(" ")
     )

@@ -68,13 +68,17 @@ for p in /sys/class/virtio-ports/*; do
 done
 # A heartbeat on the console: the host ends an L1 that falls silent.
 ( while :; do sleep {HEARTBEAT_S}; echo "{HEARTBEAT} $(cut -d' ' -f1 /proc/uptime)"; done ) &
-echo "[L1] up $(cut -d' ' -f1 /proc/uptime)s; /dev/kvm: $([ -e /dev/kvm ] && echo present || echo MISSING); running: ktstr "{shown}
+kvm=$([ -e /dev/kvm ] && echo present || echo MISSING)
+echo "[L1] up $(cut -d' ' -f1 /proc/uptime)s; /dev/kvm: $kvm; running: ktstr "{shown}
 {run}
 rc=$?
 if [ $rc -ne 0 ]; then
   # Evidence for the host: the console of the newest inner run.
   last=$(ls -1d {CACHE_DIR}/runs/*/ 2>/dev/null | tail -n 1)
-  [ -n "$last" ] && [ -f "$last/console.log" ] && {{ echo "L1: console of the inner run $last:"; sed 's/^/L1-inner: /' "$last/console.log"; }}
+  if [ -n "$last" ] && [ -f "$last/console.log" ]; then
+    echo "L1: console of the inner run $last:"
+    sed 's/^/L1-inner: /' "$last/console.log"
+  fi
 fi
 stty -F /dev/ttyS1 raw 2>/dev/null
 echo "KTSTR-NESTED-EXIT $rc" > /dev/ttyS1

@@ -24,7 +24,12 @@ use crate::vm::{Accel, QemuEngine, VmEngine as _};
 
 pub fn execute(args: &NestedArgs, discovery: &Discovery) -> Result<i32> {
     if args.args.is_empty() {
-        return Err(UsageError("ktstr nested needs the ktstr arguments to run in L1, after `--` (e.g. `ktstr nested -- run --vmm kvm --plugin workers`)".into()).into());
+        return Err(UsageError(
+            "ktstr nested needs the ktstr arguments to run in L1, after `--` \
+            (e.g. `ktstr nested -- run --vmm kvm --plugin workers`)"
+                .into(),
+        )
+        .into());
     }
     if args.args.first().is_some_and(|a| a == "nested") {
         return Err(UsageError("ktstr nested cannot run `nested` inside L1".into()).into());

@@ -9,7 +9,9 @@ use crate::vm::{Accel, KvmEngine, QemuEngine, VmEngine};
 /// Whether `/dev/kvm` can run a full-virtualisation guest here, and if not why.
 pub fn kvm_usable() -> Result<(), String> {
     if Path::new("/sys/module/kvm_pvm").exists() {
-        return Err("/dev/kvm is served by the emulating PVM hypervisor (kvm_pvm), which cannot run ordinary Linux guests".into());
+        return Err("/dev/kvm is served by the emulating PVM hypervisor (kvm_pvm), which cannot \
+            run ordinary Linux guests"
+            .into());
     }
     match std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
         Ok(_) => Ok(()),

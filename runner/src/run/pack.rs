@@ -102,7 +102,10 @@ impl<'a> Packer<'a> {
                 }
             });
             if packed.is_none() {
-                tracing::warn!("libstdbuf.so (coreutils) not found: payload output stays as the payload buffers it");
+                tracing::warn!(
+                    "libstdbuf.so (coreutils) not found: payload output stays as the \
+                    payload buffers it"
+                );
             }
             self.stdbuf = Some(packed);
         }

@@ -333,7 +333,12 @@ pub fn init_binary() -> anyhow::Result<PathBuf> {
     }
     let exe = std::env::current_exe()?;
     let p = exe.with_file_name("ktstr-init");
-    anyhow::ensure!(p.is_file(), "ktstr-init not found at {} (build the workspace with `cargo build --release`, or set KTSTR_INIT)", p.display());
+    anyhow::ensure!(
+        p.is_file(),
+        "ktstr-init not found at {} (build the workspace with `cargo \
+        build --release`, or set KTSTR_INIT)",
+        p.display()
+    );
     Ok(p)
 }
 

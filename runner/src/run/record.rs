@@ -105,12 +105,19 @@ impl Record {
         match msg {
             Message::Hello { protocol, init_version, kernel_release, cpus_online } => {
                 if protocol != PROTOCOL_VERSION {
-                    let e = format!("the guest init (ktstr-init {init_version}) speaks protocol {protocol}, this ktstr speaks {PROTOCOL_VERSION}: use the ktstr-init built with this ktstr");
+                    let e = format!(
+                        "the guest init (ktstr-init {init_version}) speaks protocol \
+                        {protocol}, this ktstr speaks {PROTOCOL_VERSION}: use the ktstr-init \
+                        built with this ktstr"
+                    );
                     self.protocol_mismatch = Some(e.clone());
                     return Some(e);
                 }
                 self.hello = Some((kernel_release.clone(), cpus_online.clone()));
-                return Some(format!("guest up: kernel {kernel_release}, cpus {cpus_online}, init {init_version}, protocol {protocol}"));
+                return Some(format!(
+                    "guest up: kernel {kernel_release}, cpus {cpus_online}, init \
+                    {init_version}, protocol {protocol}"
+                ));
             }
             Message::Log { text } => {
                 self.logs.push(text.clone());
@@ -118,7 +125,10 @@ impl Record {
             }
             Message::Topology { json } => self.topology_json = Some(json),
             Message::SchedulerStarted { name, pid, sched_ext_state, ops, ready_ms } => {
-                let line = format!("scheduler {name} ready after {ready_ms} ms (sched_ext {sched_ext_state}, ops `{ops}`)");
+                let line = format!(
+                    "scheduler {name} ready after {ready_ms} ms (sched_ext \
+                    {sched_ext_state}, ops `{ops}`)"
+                );
                 self.scheduler_ready =
                     Some(SchedulerReady { pid, state: sched_ext_state, ops, ready_ms });
                 return Some(line);

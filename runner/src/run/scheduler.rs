@@ -24,7 +24,12 @@ pub fn launcher<'c>(
             .plugins
             .iter()
             .find(|p| p.info.scheduler.as_ref().is_some_and(|s| s.accepts_any_binary))
-            .ok_or_else(|| UsageError(format!("no scheduler plugin named `{requested}` and no launcher for arbitrary sched_ext binaries (is the `scx` plugin installed?)")))?,
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "no scheduler plugin named `{requested}` and no \
+                launcher for arbitrary sched_ext binaries (is the `scx` plugin installed?)"
+                ))
+            })?,
     };
     let spec = launcher
         .launch(requested)
@@ -52,9 +57,14 @@ pub fn binary(spec: &LaunchSpec, kernel: &KernelEntry) -> anyhow::Result<Option<
     let cached: Vec<String> =
         crate::kernel::available_schedulers().into_iter().map(|(n, _)| n).collect();
     Err(UsageError(format!(
-        "scheduler `{binary}` not found in the kernel cache entry ({}) nor on PATH; cached schedulers: {}",
+        "scheduler `{binary}` not found in the kernel cache entry ({}) nor on PATH; cached \
+            schedulers: {}",
         kernel.dir.display(),
-        if cached.is_empty() { "none (run `ktstr kernel build`)".into() } else { cached.join(", ") }
+        if cached.is_empty() {
+            "none (run `ktstr kernel build`)".into()
+        } else {
+            cached.join(", ")
+        }
     ))
     .into())
 }

@@ -99,7 +99,10 @@ libbpf: failed to load BPF skeleton 'scx_bad': -13
                    [   11.04]    update_curr_scx+0x12/0x37\n";
         assert_eq!(
             kernel_disable_words(log).as_deref(),
-            Some("BPF scheduler \"qmap\" disabled (runnable task stall): qmap: workers[40] failed to run for 7.460s")
+            Some(
+                "BPF scheduler \"qmap\" disabled (runnable task stall): qmap: workers[40] \
+                failed to run for 7.460s"
+            )
         );
         let bare =
             "[ 9.1] sched_ext: BPF scheduler \"simple\" disabled (unregistered from user space)\n";

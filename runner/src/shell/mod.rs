@@ -98,7 +98,9 @@ mkdir -p /usr/local/bin /root && "$b" --install -s /usr/local/bin
 export PATH={include}:/usr/local/bin:/ktstr/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM={term}
 export PS1='ktstr:\w# '
 cd /root
-echo "ktstr shell: kernel $(uname -r), CPUs $(cat /sys/devices/system/cpu/online), sched_ext $(cat /sys/kernel/sched_ext/state 2>/dev/null) $(cat /sys/kernel/sched_ext/root/ops 2>/dev/null)"
+scx=/sys/kernel/sched_ext
+state="$(cat $scx/state 2>/dev/null) $(cat $scx/root/ops 2>/dev/null)"
+echo "ktstr shell: kernel $(uname -r), CPUs $(cat /sys/devices/system/cpu/online), sched_ext $state"
 echo "exit (or Ctrl-D) powers the VM off; Ctrl-] then q kills it."
 exec sh -i"#,
         include = include::GUEST_DIR,

@@ -52,7 +52,10 @@ impl QemuEngine {
                 p
             }
             None => crate::plugins::find_in_path(BINARY).with_context(|| {
-                format!("{BINARY} not found in PATH: install it (`apt-get install qemu-system-x86`) or point KTSTR_QEMU at it")
+                format!(
+                    "{BINARY} not found in PATH: install it (`apt-get install \
+                    qemu-system-x86`) or point KTSTR_QEMU at it"
+                )
             })?,
         };
         let out = Command::new(&binary)

@@ -74,7 +74,10 @@ pub const MIN_NODE_MIB: u64 = 64;
 pub fn node_memory_mib(total_mib: u64, nodes: u32) -> anyhow::Result<Vec<u64>> {
     let nodes = u64::from(nodes.max(1));
     if total_mib < nodes * MIN_NODE_MIB {
-        bail!("{total_mib} MiB of memory is too little for {nodes} NUMA node(s): give at least {MIN_NODE_MIB} MiB per node");
+        bail!(
+            "{total_mib} MiB of memory is too little for {nodes} NUMA node(s): give at least \
+            {MIN_NODE_MIB} MiB per node"
+        );
     }
     let each = total_mib / nodes;
     let mut split = vec![each; nodes as usize];

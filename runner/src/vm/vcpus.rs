@@ -116,7 +116,8 @@ mod tests {
         let waiting = Vcpu { pending: vec![34, 236], in_service: vec![48], ..v.clone() };
         assert_eq!(
             VcpuReport { vcpus: vec![waiting], raw: String::new() }.lines(None),
-            ["vCPU 0: kernel, halted, at 0xffffffff81a2f0ae; interrupts pending 34 236; in service 48"]
+            ["vCPU 0: kernel, halted, at 0xffffffff81a2f0ae; interrupts pending 34 236; in \
+                service 48"]
         );
         let moved = Vcpu { index: 1, rip: 0x10, ..Vcpu::default() };
         let earlier = VcpuReport { vcpus: vec![v.clone(), moved.clone()], raw: String::new() };

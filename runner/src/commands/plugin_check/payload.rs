@@ -46,7 +46,8 @@ pub fn check_payload(lib: &Lib<'_>, m: &Manifest, report: &mut Report) {
         );
     }
     if spec.format.trim().is_empty() {
-        report.problem(&who, "names no output format", "set PayloadSpec's format (json, text, …)");
+        let hint = "set PayloadSpec's format (json, text, …)";
+        report.problem(&who, "names no output format", hint);
     }
     let mut hinted = HashSet::new();
     for h in &spec.metric_hints {

@@ -139,7 +139,10 @@ impl Outcome<'_> {
         let at = |m: Mark| self.timeline.get(m).map(|ms| format!("{:.1} s", ms as f64 / 1e3));
         let ended = at(Mark::VmEnded).unwrap_or_else(|| "?".into());
         if r.hello.is_none() {
-            return format!("before the guest init said hello (the kernel never started it, or it hung; ended at {ended})");
+            return format!(
+                "before the guest init said hello (the kernel never started it, or it \
+                hung; ended at {ended})"
+            );
         }
         if r.scheduler_ready.is_none() && r.payload_pid.is_none() {
             return format!(
@@ -152,7 +155,10 @@ impl Outcome<'_> {
                     .timing
                     .map(|t| format!("; its own limit {} s", t.timeout_s))
                     .unwrap_or_default();
-                format!("while the payload ran (pid {pid}, started at {started}, still running at {ended}{limit})")
+                format!(
+                    "while the payload ran (pid {pid}, started at {started}, still running \
+                    at {ended}{limit})"
+                )
             }
             _ => {
                 format!("after the payload, while the init finished its report (ended at {ended})")
@@ -164,7 +170,8 @@ impl Outcome<'_> {
     fn console_reason(&self) -> String {
         let what = match self.class {
             Some(Class::StuckDisabling) => {
-                "the kernel began disabling the scheduler and never finished (sched_ext stayed `disabling`)"
+                "the kernel began disabling the scheduler and never finished (sched_ext stayed \
+                    `disabling`)"
             }
             Some(Class::Stall) => "tasks stalled under the scheduler",
             Some(Class::SchedulerError) => "the kernel disabled the scheduler",

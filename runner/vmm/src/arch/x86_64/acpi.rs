@@ -128,8 +128,9 @@ pub const IOAPIC_ID: u8 = 0;
 pub fn madt(t: &CpuTopo) -> Vec<u8> {
     let mut b = Vec::new();
     b.extend_from_slice(&(LAPIC_ADDR as u32).to_le_bytes());
-    b.extend_from_slice(&0u32.to_le_bytes()); // no dual 8259 (hardware-reduced)
-                                              // Listed in CPU order: Linux numbers CPUs in MADT order.
+    // No dual 8259 (hardware-reduced).
+    b.extend_from_slice(&0u32.to_le_bytes());
+    // Listed in CPU order: Linux numbers CPUs in MADT order.
     for p in t.places() {
         b.extend_from_slice(&[0, 8, p.cpu as u8, p.apic_id as u8]);
         b.extend_from_slice(&1u32.to_le_bytes()); // enabled

@@ -126,7 +126,8 @@ mod tests {
     fn serial_device_matches_iasl() {
         // iasl output for:
         //   Device (COM1) { Name (_HID, EisaId ("PNP0501")) Name (_UID, One)
-        //     Name (_CRS, ResourceTemplate () { IO (Decode16, 0x03F8, 0x03F8, 0x01, 0x08) IRQNoFlags () {4} }) }
+        //     Name (_CRS, ResourceTemplate () {
+        //       IO (Decode16, 0x03F8, 0x03F8, 0x01, 0x08) IRQNoFlags () {4} }) }
         let d = device(
             "COM1",
             &[

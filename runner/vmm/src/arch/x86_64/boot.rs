@@ -35,7 +35,10 @@ pub fn initrd_addr(
     let max_end = (u64::from(h.initrd_addr_max) + 1).min(low_ram_end);
     let addr = max_end.checked_sub(size).context("initrd larger than low memory")? & !0xfff;
     if addr < kernel_end {
-        bail!("initrd of {size} bytes does not fit between the kernel (ends {kernel_end:#x}) and {max_end:#x}: give the VM more memory");
+        bail!(
+            "initrd of {size} bytes does not fit between the kernel (ends {kernel_end:#x}) and \
+            {max_end:#x}: give the VM more memory"
+        );
     }
     Ok(addr)
 }

@@ -135,7 +135,8 @@ pub fn for_vcpu(
                 }
             }
             0x8000_0000 if v == Vendor::Amd => e.eax = e.eax.max(0x8000_001e),
-            0x8000_0001 if v == Vendor::Amd => e.ecx = (e.ecx | (1 << 22)) & !NO_SVM, // TOPOEXT, no SVM
+            // TOPOEXT, no SVM.
+            0x8000_0001 if v == Vendor::Amd => e.ecx = (e.ecx | (1 << 22)) & !NO_SVM,
             0x8000_0008 if v == Vendor::Amd => {
                 e.ecx = (t.pkg_shift() << 12) | (threads_per_pkg - 1)
             }
