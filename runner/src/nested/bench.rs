@@ -123,7 +123,7 @@ mod tests {
         let console_log = dir.join("l1-console.log");
         std::fs::write(&console_log, console)?;
         let code = if dies_after.is_some() { None } else { Some(0) };
-        Ok(L1Outcome { code, end: End::Exited, stdout: vec![], console_log })
+        Ok(L1Outcome { code, end: End::Exited { detail: None }, stdout: vec![], console_log })
     }
 
     #[test]

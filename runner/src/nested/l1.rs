@@ -66,7 +66,7 @@ impl L1Outcome {
             End::Hung { hang, seen } => {
                 format!("{L1_CRASHED}: it hung ({}); {seen}", hang_cause(hang))
             }
-            End::Exited => exit_cause(&self.console_log),
+            End::Exited { detail } => exit_cause(&self.console_log, detail.as_deref()),
         };
         format!("{why}; its console: {console}")
     }
@@ -86,8 +86,9 @@ fn hang_cause(hang: &Hang) -> String {
     }
 }
 
-/// Why L1 ended before ktstr inside it reported an exit code.
-fn exit_cause(console_log: &Path) -> String {
+/// Why L1 ended before ktstr inside it reported an exit code; `detail` is
+/// what its QEMU knows of the end (a triple fault).
+fn exit_cause(console_log: &Path, detail: Option<&str>) -> String {
     let text = std::fs::read_to_string(console_log).unwrap_or_default();
     match l1_kernel_crash(&text) {
         // ktstr's own init script ended: our fault, never retried as the emulator's.
@@ -97,9 +98,12 @@ fn exit_cause(console_log: &Path) -> String {
             format!("{what} (`{line}`)")
         }
         Some(line) => format!("{L1_CRASHED}: its kernel says `{line}`"),
-        None => format!(
-            "{L1_CRASHED}: it reset or stopped before ktstr inside it reported an exit code"
-        ),
+        None => match detail {
+            Some(d) => format!("{L1_CRASHED}: {d}, before ktstr inside it reported an exit code"),
+            None => format!(
+                "{L1_CRASHED}: it reset or stopped before ktstr inside it reported an exit code"
+            ),
+        },
     }
 }
 
@@ -140,7 +144,10 @@ impl L1Host<'_> {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum End {
-    Exited,
+    /// L1's QEMU exited; `detail`: what it knows of why (a triple fault).
+    Exited {
+        detail: Option<String>,
+    },
     /// `seen`: what its vCPUs and its QEMU were doing then.
     Watchdog {
         seen: String,
@@ -165,7 +172,7 @@ impl L1Host<'_> {
         let end = loop {
             console.echo(&vm.console_log);
             if running.try_wait()?.is_some() {
-                break End::Exited;
+                break End::Exited { detail: running.end_detail() };
             }
             if let (None, Some(line)) = (crashed_at, &console.crash) {
                 progress(&format!("L1's own kernel crashed (`{line}`); ending it"));
@@ -173,7 +180,7 @@ impl L1Host<'_> {
             }
             if crashed_at.is_some_and(|t| t.elapsed() > CRASH_GRACE) {
                 running.kill()?;
-                break End::Exited;
+                break End::Exited { detail: running.end_detail() };
             }
             if crate::interrupt::requested() {
                 running.kill()?;
@@ -299,7 +306,12 @@ mod tests {
         let outcome = |console: &str| {
             let console_log = dir.path().join("l1-console.log");
             std::fs::write(&console_log, console).unwrap();
-            super::L1Outcome { code: None, end: super::End::Exited, stdout: vec![], console_log }
+            super::L1Outcome {
+                code: None,
+                end: super::End::Exited { detail: None },
+                stdout: vec![],
+                console_log,
+            }
         };
         let watchdog = std::time::Duration::from_secs(1);
         let init = "/init: line 28: syntax error
@@ -309,6 +321,20 @@ mod tests {
         assert!(why.starts_with("L1's init (ktstr's script) ended"), "{why}");
         let oops = "[ 171.26] Oops: Bad pagetable: ffff [#1] SMP\n";
         assert!(outcome(oops).failure(watchdog).starts_with(super::L1_CRASHED));
+        // A silent end: what QEMU's CPU log says, when it says anything.
+        let silent = outcome("[L1] up 2.0s\n").failure(watchdog);
+        assert!(silent.contains("crashed: it reset or stopped before ktstr"), "{silent}");
+        let mut triple = outcome("[L1] up 2.0s\n");
+        triple.end =
+            super::End::Exited { detail: Some("triple fault (in /x/qemu-cpu.log)".into()) };
+        let why = triple.failure(watchdog);
+        assert!(
+            why.starts_with(&format!(
+                "{}: triple fault (in /x/qemu-cpu.log), before",
+                super::L1_CRASHED
+            )),
+            "{why}"
+        );
     }
 
     #[test]

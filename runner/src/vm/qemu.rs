@@ -24,6 +24,8 @@ const EARLY_EXIT_WINDOW: Duration = Duration::from_millis(300);
 /// QEMU's monitor socket, in a directory of its own under /tmp (a run's
 /// directory can be deeper than a socket path may be long).
 const QMP_SOCKET: &str = "qmp.sock";
+/// QEMU's log of CPU resets and guest errors, beside the console log.
+pub const CPU_LOG: &str = "qemu-cpu.log";
 /// A QEMU whose main loop is stuck does not answer its monitor; that is
 /// evidence too, and must not hold up the report.
 const MONITOR_TIMEOUT: Duration = Duration::from_secs(3);
@@ -129,6 +131,15 @@ impl VmEngine for QemuEngine {
             "-qmp".into(),
             format!("unix:{},server=on,wait=off", qemu_args::path_str(&socket)?),
         ]);
+        // QEMU's log of CPU resets: a triple fault says so there, and
+        // nowhere else (-no-reboot makes it an exit like a power-off).
+        let cpu_log = spec.console_log.with_file_name(CPU_LOG);
+        args.extend([
+            "-d".into(),
+            "cpu_reset,guest_errors".into(),
+            "-D".into(),
+            qemu_args::path_str(&cpu_log)?.into(),
+        ]);
         let stderr_path = spec.console_log.with_file_name("qemu.stderr");
         let stderr = File::create(&stderr_path)
             .with_context(|| format!("create {}", stderr_path.display()))?;
@@ -152,7 +163,7 @@ impl VmEngine for QemuEngine {
         }
         let child = cmd.spawn().with_context(|| format!("start {}", self.binary.display()))?;
         tracing::debug!("qemu pid {}: {} {}", child.id(), self.binary.display(), args.join(" "));
-        let mut vm = RunningQemu { child, exit: None, _initrd: joined, monitor };
+        let mut vm = RunningQemu { child, exit: None, _initrd: joined, monitor, cpu_log };
         let started = Instant::now();
         while started.elapsed() < EARLY_EXIT_WINDOW {
             if let Some(VmExit::Exited { code, signal }) = vm.try_wait()? {
@@ -178,6 +189,7 @@ struct RunningQemu {
     _initrd: Option<tempfile::TempPath>,
     /// Holds the QMP socket.
     monitor: tempfile::TempDir,
+    cpu_log: PathBuf,
 }
 
 impl RunningVm for RunningQemu {
@@ -205,9 +217,21 @@ impl RunningVm for RunningQemu {
         Ok(())
     }
 
+    fn end_detail(&self) -> Option<String> {
+        let log = std::fs::read_to_string(&self.cpu_log).unwrap_or_default();
+        triple_fault(&log).then(|| format!("triple fault (in {})", self.cpu_log.display()))
+    }
+
     fn vcpus(&mut self) -> anyhow::Result<VcpuReport> {
         qemu_vcpus::read(&self.monitor.path().join(QMP_SOCKET), MONITOR_TIMEOUT)
     }
+}
+
+/// Whether QEMU's CPU log (`-d cpu_reset`) records a triple fault: a vCPU
+/// whose exception handling itself faulted twice, which resets the machine.
+/// Inside an L1's own guest that is an exit to L1, not logged here.
+fn triple_fault(cpu_log: &str) -> bool {
+    cpu_log.lines().any(|l| l.trim() == "Triple fault")
 }
 
 impl Drop for RunningQemu {

@@ -321,3 +321,49 @@ fn a_running_guest_tells_where_its_vcpus_are() {
     assert!(report.vcpus.iter().any(|v| v.cpl == 0), "{}", lines.join("\n"));
     eprintln!("{}", lines.join("\n"));
 }
+
+/// A guest that reboots at once: with `reboot=t` by the triple-fault method
+/// (an empty IDT, then int3), otherwise as every run ends.
+const REBOOT_INIT: &str = r#"#!/bin/busybox sh
+/bin/busybox reboot -f
+"#;
+
+#[test]
+fn a_triple_fault_under_qemu_is_named_as_one() {
+    let (Prereq::Have(kernel), Prereq::Have(busybox), Prereq::Have(()), Ok(engine)) =
+        (newest_cached_kernel(), static_busybox(), which("cpio"), QemuEngine::detect(None))
+    else {
+        // guest_sees_the_requested_topology says what is missing, or skips loudly.
+        assert!(skip_allowed(), "see guest_sees_the_requested_topology");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let reboot = |name: &str, arg: &str| {
+        let sub = dir.path().join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        let spec = VmSpec {
+            kernel: kernel.clone(),
+            vmlinux: None,
+            initramfs: vec![build_initramfs(&busybox, REBOOT_INIT, &sub)],
+            cmdline: format!("rdinit=/init panic=-1 loglevel=1 {arg}"),
+            topology: "1n1l1c1t".parse().unwrap(),
+            memory_mib: 256,
+            console_log: sub.join("console.log"),
+            data_out: sub.join("data.bin"),
+            data_fallback_out: sub.join("com2.bin"),
+            disks: Vec::new(),
+            shell_socket: None,
+        };
+        let mut vm = engine.boot(&spec).expect("boot");
+        let started = Instant::now();
+        while vm.try_wait().unwrap().is_none() {
+            let console = || std::fs::read_to_string(&spec.console_log).unwrap_or_default();
+            assert!(started.elapsed() < WATCHDOG, "{name}: no reboot:\n{}", console());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        vm.end_detail()
+    };
+    let detail = reboot("triple", "reboot=t").expect("a triple fault is named");
+    assert!(detail.starts_with("triple fault (in ") && detail.contains("qemu-cpu.log"), "{detail}");
+    assert_eq!(reboot("orderly", ""), None, "an orderly reset is no triple fault");
+}
