@@ -94,8 +94,12 @@ and draws them as bars on one scale, so a difference between engines can
 be placed. Where /dev/kvm cannot run
 guests, benchmark inside an L1 guest:
 
+With `-- RUN_ARGS` it times that job instead (`ktstr run` arguments): the
+engines compared on a workload of yours, e.g. one with a disk.
+
 EXAMPLES:
     ktstr bench --runs 5
+    ktstr bench --runs 5 -- --plugin fio --disk 64M,fs=ext4 --duration 2
     ktstr nested --with-qemu -- bench --runs 5
     ktstr nested --with-qemu -- bench --vmm kvm,kvm-vmlinux,qemu --runs 20";
 
@@ -123,6 +127,10 @@ pub struct BenchArgs {
     /// Print each sample as a JSON line on stderr (for `ktstr nested`).
     #[arg(long, hide = true)]
     pub emit_samples: bool,
+    /// The job to time instead of the trivial one: `ktstr run` arguments
+    /// after `--` (the bench sets --vmm, --topology, --memory and --json).
+    #[arg(last = true, value_name = "RUN_ARGS")]
+    pub job: Vec<String>,
 }
 
 pub const NESTED_HELP: &str = "\

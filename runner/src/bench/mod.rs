@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use clap::Parser;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::BenchArgs;
@@ -40,6 +41,42 @@ pub struct Sample {
     pub timeline: serde_json::Value,
 }
 
+/// The `ktstr run` flags the bench sets itself, refused in a job.
+const BENCH_SETS: [&str; 5] = ["--vmm", "--topology", "--memory", "--json", "--boot-vmlinux"];
+
+/// A job (`-- RUN_ARGS`) must be arguments `ktstr run` takes, without the
+/// flags the bench sets: refused here, before any run, rather than in each.
+fn check_job(job: &[String]) -> Result<()> {
+    let set = |a: &str| BENCH_SETS.iter().any(|f| a == *f || a.starts_with(&format!("{f}=")));
+    if let Some(a) = job.iter().find(|a| set(a)) {
+        return Err(UsageError(format!(
+            "the bench sets {} itself; give it to the bench (before `--`), not to the job",
+            a.split('=').next().unwrap_or(a)
+        ))
+        .into());
+    }
+    let argv = ["ktstr", "run", "--vmm", "kvm"].into_iter().map(String::from);
+    if let Err(e) = crate::cli::Cli::try_parse_from(argv.chain(job.iter().cloned())) {
+        // clap's message up to its usage line: `error: …` and any list.
+        let text = e.to_string();
+        let lines = text.lines().take_while(|l| !l.is_empty() && !l.starts_with("Usage:"));
+        let said = lines.map(str::trim).collect::<Vec<_>>().join(" ");
+        let said = said.trim_start_matches("error: ");
+        let why = format!("the job after `--` is not for `ktstr run`: {said}");
+        return Err(UsageError(why).into());
+    }
+    Ok(())
+}
+
+/// The job's `ktstr run` arguments: the user's, or the trivial one.
+pub(crate) fn job(args: &BenchArgs) -> Vec<String> {
+    if args.job.is_empty() {
+        TRIVIAL_RUN.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.job.clone()
+    }
+}
+
 /// The engines and the interleaved order of their runs.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -68,6 +105,7 @@ impl Plan {
         if engines.is_empty() {
             return Err(UsageError("--vmm names no engine".into()).into());
         }
+        check_job(&job(args))?;
         Ok(Plan { engines, runs: args.runs })
     }
 
@@ -139,7 +177,7 @@ fn one_run(exe: &Path, vmm: &str, round: usize, args: &BenchArgs, json: &Path) -
         .arg("run")
         .args(run_args(vmm).context("a bench engine")?)
         .args(["--topology", &args.topology, "--memory", &args.memory])
-        .args(TRIVIAL_RUN)
+        .args(job(args))
         .arg("--json")
         .arg(json)
         .stdin(Stdio::null())
@@ -236,7 +274,33 @@ mod tests {
             json: false,
             skip: 0,
             emit_samples: false,
+            job: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_job_of_ones_own_replaces_the_trivial_one_unless_it_sets_what_the_bench_does() {
+        let mut a = args("kvm,qemu", 1);
+        assert_eq!(job(&a), TRIVIAL_RUN);
+        a.job = ["--plugin", "fio", "--disk", "64M,fs=ext4"].map(String::from).to_vec();
+        assert!(Plan::new(&a).is_ok());
+        assert_eq!(job(&a), a.job);
+        let refused = |job: &[&str]| {
+            let a =
+                BenchArgs { job: job.iter().map(|s| s.to_string()).collect(), ..args("kvm", 1) };
+            Plan::new(&a).unwrap_err().to_string()
+        };
+        let e = refused(&["--plugin", "fio", "--vmm=qemu"]);
+        assert_eq!(
+            e,
+            "the bench sets --vmm itself; give it to the bench (before `--`), not to the job"
+        );
+        assert!(refused(&["--json", "x"]).contains("sets --json itself"));
+        let e = refused(&["--plugin", "fio", "--no-such-flag"]);
+        assert!(
+            e.starts_with("the job after `--` is not for `ktstr run`: unexpected argument"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -70,11 +70,12 @@ pub fn print(
     };
     if args.json {
         let doc = serde_json::json!({
-            "runs": args.runs, "topology": args.topology, "engines": results,
-            "wall_ratio_first_to_second": ratio,
+            "runs": args.runs, "topology": args.topology, "job": super::job(args),
+            "engines": results, "wall_ratio_first_to_second": ratio,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
+        println!("job: ktstr run {}", super::job(args).join(" "));
         print!("{}", table(&results, ratio));
     }
     let complete = results.iter().all(|r| r.samples.len() == plan.runs && r.passed == plan.runs);

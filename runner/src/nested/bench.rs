@@ -49,7 +49,10 @@ fn drive(
     for attempt in 1.. {
         let start = samples.len();
         let mut inner = args.to_vec();
-        inner.extend(["--emit-samples".into(), "--skip".into(), start.to_string()]);
+        // Bench flags go before a job's `--`, which ends the bench's own.
+        let at = inner.iter().position(|a| a == "--").unwrap_or(inner.len());
+        let flags = ["--emit-samples".into(), "--skip".into(), start.to_string()];
+        inner.splice(at..at, flags);
         let out = run_l1(&inner, &dir.join(format!("l1-{attempt}")))?;
         let console = std::fs::read_to_string(&out.console_log).unwrap_or_default();
         let new = parse_samples(&console);
@@ -124,6 +127,21 @@ mod tests {
         std::fs::write(&console_log, console)?;
         let code = if dies_after.is_some() { None } else { Some(0) };
         Ok(L1Outcome { code, end: End::Exited { detail: None }, stdout: vec![], console_log })
+    }
+
+    #[test]
+    fn the_bench_flags_go_before_a_jobs_separator() {
+        let plan = Plan { engines: vec!["kvm".into()], runs: 1 };
+        let dir = tempfile::tempdir().unwrap();
+        let args: Vec<String> = ["bench", "--", "--plugin", "fio"].map(String::from).to_vec();
+        let mut seen = Vec::new();
+        let mut script = vec![None];
+        drive(&plan, &args, dir.path(), Duration::from_secs(1), |inner, d| {
+            seen = inner.to_vec();
+            fake_l1(&plan, &mut script, inner, d)
+        })
+        .unwrap();
+        assert_eq!(seen, ["bench", "--emit-samples", "--skip", "0", "--", "--plugin", "fio"]);
     }
 
     #[test]
