@@ -59,7 +59,7 @@ pub enum Command {
     /// terminal, or one command with --exec CMD; its exit code is ours.
     #[command(after_help = crate::shell::SHELL_HELP)]
     Shell(Box<crate::shell::ShellArgs>),
-    /// Time-to-verdict and peak RSS of a trivial run, per VM engine.
+    /// Time-to-verdict and peak RSS of a trivial run (or a job of yours), per VM engine.
     #[command(after_help = BENCH_HELP)]
     Bench(BenchArgs),
     /// Run a matrix of topologies × schedulers × payloads, in parallel, for people and CI.
@@ -91,11 +91,9 @@ process, which is the VMM), and the ratio of the first engine to the second.
 A second table splits the time by the stages of `ktstr run`'s timeline
 (prepare, boot, kernel+init, scheduler, payload, results, power off, exit),
 and draws them as bars on one scale, so a difference between engines can
-be placed. Where /dev/kvm cannot run
-guests, benchmark inside an L1 guest:
-
-With `-- RUN_ARGS` it times that job instead (`ktstr run` arguments): the
-engines compared on a workload of yours, e.g. one with a disk.
+be placed. With `-- RUN_ARGS` it times that job instead (`ktstr run`
+arguments): the engines compared on a workload of yours, e.g. one with a
+disk. Where /dev/kvm cannot run guests, benchmark inside an L1 guest.
 
 EXAMPLES:
     ktstr bench --runs 5
@@ -113,8 +111,10 @@ pub struct BenchArgs {
     /// (`run --boot-vmlinux`), to weigh it against `kvm`'s bzImage.
     #[arg(long, default_value = "kvm,qemu")]
     pub vmm: String,
+    /// CPU topology of every run's guest, NnNlNcNt.
     #[arg(long, default_value = "1n2l2c1t")]
     pub topology: String,
+    /// Memory of every run's guest in MiB (or with a suffix: 512M, 2G).
     #[arg(long, default_value = "512")]
     pub memory: String,
     /// Print JSON instead of a table.
