@@ -24,8 +24,6 @@ const EARLY_EXIT_WINDOW: Duration = Duration::from_millis(300);
 /// QEMU's monitor socket, in a directory of its own under /tmp (a run's
 /// directory can be deeper than a socket path may be long).
 const QMP_SOCKET: &str = "qmp.sock";
-/// QEMU's log of CPU resets and guest errors, beside the console log.
-pub const CPU_LOG: &str = "qemu-cpu.log";
 /// A QEMU whose main loop is stuck does not answer its monitor; that is
 /// evidence too, and must not hold up the report.
 const MONITOR_TIMEOUT: Duration = Duration::from_secs(3);
@@ -131,18 +129,6 @@ impl VmEngine for QemuEngine {
             "-qmp".into(),
             format!("unix:{},server=on,wait=off", qemu_args::path_str(&socket)?),
         ]);
-        // QEMU's log of CPU resets: a triple fault says so there, and
-        // nowhere else (-no-reboot makes it an exit like a power-off).
-        // An L1's guest errors too; a test guest's payload runs as root and
-        // could poke unassigned MMIO in a loop, a line each time.
-        let cpu_log = spec.console_log.with_file_name(CPU_LOG);
-        let events = if self.virtualization { "cpu_reset,guest_errors" } else { "cpu_reset" };
-        args.extend([
-            "-d".into(),
-            events.into(),
-            "-D".into(),
-            qemu_args::path_str(&cpu_log)?.into(),
-        ]);
         let stderr_path = spec.console_log.with_file_name("qemu.stderr");
         let stderr = File::create(&stderr_path)
             .with_context(|| format!("create {}", stderr_path.display()))?;
@@ -166,6 +152,7 @@ impl VmEngine for QemuEngine {
         }
         let child = cmd.spawn().with_context(|| format!("start {}", self.binary.display()))?;
         tracing::debug!("qemu pid {}: {} {}", child.id(), self.binary.display(), args.join(" "));
+        let cpu_log = qemu_args::cpu_log(spec);
         let mut vm = RunningQemu { child, exit: None, _initrd: joined, monitor, cpu_log };
         let started = Instant::now();
         while started.elapsed() < EARLY_EXIT_WINDOW {

@@ -10,7 +10,7 @@
 //!   builds no SRAT, so several nodes need `-M q35`, with one RAM backend and
 //!   one `-numa node` per node over consecutive CPUs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
@@ -180,7 +180,18 @@ pub fn build(cfg: &QemuConfig, spec: &VmSpec) -> anyhow::Result<Vec<String>> {
     for (i, disk) in spec.disks.iter().enumerate() {
         a.extend(disk_args(i, disk, machine)?);
     }
+    // CPU resets: a triple fault is logged there and nowhere else (-no-reboot
+    // makes it an exit like a power-off). An L1's guest errors too; a test
+    // guest's payload runs as root and could poke unassigned MMIO in a loop,
+    // a line each time.
+    let events = if cfg.virtualization { "cpu_reset,guest_errors" } else { "cpu_reset" };
+    a.extend(["-d".into(), events.into(), "-D".into(), path_str(&cpu_log(spec))?.into()]);
     Ok(a)
+}
+
+/// QEMU's log of CPU resets (and an L1's guest errors), beside the console log.
+pub fn cpu_log(spec: &VmSpec) -> PathBuf {
+    spec.console_log.with_file_name("qemu-cpu.log")
 }
 
 /// A raw image as a virtio-blk device the guest finds by its serial; limits
@@ -260,6 +271,7 @@ mod tests {
         assert_eq!(values(&args, "-kernel"), ["/k/bzImage"]);
         assert_eq!(values(&args, "-initrd"), ["/i/initrd.cpio"]);
         assert_eq!(values(&args, "-append"), ["rdinit=/init panic=-1 console=ttyS0"]);
+        assert_eq!(values(&args, "-d"), ["cpu_reset"], "a test guest logs its CPU resets only");
         assert_eq!(
             values(&args, "-chardev"),
             [
@@ -367,6 +379,8 @@ mod tests {
         let args = build(&kvm, &spec("1n1l2c1t", 512)).unwrap();
         assert_eq!(values(&args, "-accel"), ["kvm"]);
         assert_eq!(values(&args, "-cpu"), ["host"], "a nested host keeps SVM/VMX");
+        assert_eq!(values(&args, "-d"), ["cpu_reset,guest_errors"], "an L1 logs guest errors");
+        assert_eq!(values(&args, "-D"), ["/out/qemu-cpu.log"]);
         let test_guest = QemuConfig { virtualization: false, ..kvm };
         assert_eq!(
             values(&build(&test_guest, &spec("1n1l2c1t", 512)).unwrap(), "-cpu"),
