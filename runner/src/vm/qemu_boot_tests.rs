@@ -122,6 +122,43 @@ fn build_initramfs(busybox: &Path, init_script: &str, dir: &Path) -> PathBuf {
     out
 }
 
+/// A test guest's VM: its logs and data channels in `out`; `loglevel=1` keeps
+/// printk from splitting the lines the init prints.
+fn guest_spec(
+    kernel: &Path,
+    initramfs: PathBuf,
+    extra: &str,
+    topology: Topology,
+    mib: u64,
+    out: &Path,
+) -> VmSpec {
+    VmSpec {
+        kernel: kernel.to_path_buf(),
+        vmlinux: None,
+        initramfs: vec![initramfs],
+        cmdline: format!("rdinit=/init panic=-1 loglevel=1 {extra}").trim_end().into(),
+        topology,
+        memory_mib: mib,
+        console_log: out.join("console.log"),
+        data_out: out.join("data.bin"),
+        data_fallback_out: out.join("com2.bin"),
+        disks: Vec::new(),
+        shell_socket: None,
+    }
+}
+
+/// The kernel, busybox and engine of the tests after the first, which says
+/// what is missing (or skips loudly); None when one is.
+fn prerequisites() -> Option<(PathBuf, PathBuf, QemuEngine)> {
+    match (newest_cached_kernel(), static_busybox(), which("cpio"), QemuEngine::detect(None)) {
+        (Prereq::Have(k), Prereq::Have(b), Prereq::Have(()), Ok(e)) => Some((k, b, e)),
+        _ => {
+            assert!(skip_allowed(), "see guest_sees_the_requested_topology");
+            None
+        }
+    }
+}
+
 /// Rebuilds the guest's sysfs files from the console under `root`.
 fn sysfs_from_console(console: &str, root: &Path) -> usize {
     let mut n = 0;
@@ -141,20 +178,7 @@ fn boot_and_check(engine: &QemuEngine, kernel: &Path, initramfs: &Path, topo: &s
     let topology: Topology = topo.parse().unwrap();
     let out = dir.join(topo);
     std::fs::create_dir_all(&out).unwrap();
-    let spec = VmSpec {
-        kernel: kernel.to_path_buf(),
-        vmlinux: None,
-        initramfs: vec![initramfs.to_path_buf()],
-        // Keep printk from splitting the lines the init prints.
-        cmdline: "rdinit=/init panic=-1 loglevel=1".into(),
-        topology: topology.clone(),
-        memory_mib: 512,
-        console_log: out.join("console.log"),
-        data_out: out.join("data.bin"),
-        data_fallback_out: out.join("com2.bin"),
-        disks: Vec::new(),
-        shell_socket: None,
-    };
+    let spec = guest_spec(kernel, initramfs.to_path_buf(), "", topology.clone(), 512, &out);
     let started = Instant::now();
     let mut vm = engine.boot(&spec).expect("boot");
     let exit = loop {
@@ -271,28 +295,11 @@ while :; do :; done
 /// and the vmlinux beside the bzImage names the kernel code they are in.
 #[test]
 fn a_running_guest_tells_where_its_vcpus_are() {
-    let (Prereq::Have(kernel), Prereq::Have(busybox), Prereq::Have(()), Ok(engine)) =
-        (newest_cached_kernel(), static_busybox(), which("cpio"), QemuEngine::detect(None))
-    else {
-        // guest_sees_the_requested_topology says what is missing, or skips loudly.
-        assert!(skip_allowed(), "see guest_sees_the_requested_topology");
-        return;
-    };
+    let Some((kernel, busybox, engine)) = prerequisites() else { return };
     let dir = tempfile::tempdir().unwrap();
     let initramfs = build_initramfs(&busybox, SPIN_INIT, dir.path());
-    let spec = VmSpec {
-        kernel: kernel.clone(),
-        vmlinux: None,
-        initramfs: vec![initramfs],
-        cmdline: "rdinit=/init panic=-1 loglevel=1".into(),
-        topology: "1n1l2c1t".parse().unwrap(),
-        memory_mib: 256,
-        console_log: dir.path().join("console.log"),
-        data_out: dir.path().join("data.bin"),
-        data_fallback_out: dir.path().join("com2.bin"),
-        disks: Vec::new(),
-        shell_socket: None,
-    };
+    let topology = "1n1l2c1t".parse().unwrap();
+    let spec = guest_spec(&kernel, initramfs, "", topology, 256, dir.path());
     let mut vm = engine.boot(&spec).expect("boot");
     let started = Instant::now();
     let console = || std::fs::read_to_string(&spec.console_log).unwrap_or_default();
@@ -330,30 +337,13 @@ const REBOOT_INIT: &str = r#"#!/bin/busybox sh
 
 #[test]
 fn a_triple_fault_under_qemu_is_named_as_one() {
-    let (Prereq::Have(kernel), Prereq::Have(busybox), Prereq::Have(()), Ok(engine)) =
-        (newest_cached_kernel(), static_busybox(), which("cpio"), QemuEngine::detect(None))
-    else {
-        // guest_sees_the_requested_topology says what is missing, or skips loudly.
-        assert!(skip_allowed(), "see guest_sees_the_requested_topology");
-        return;
-    };
+    let Some((kernel, busybox, engine)) = prerequisites() else { return };
     let dir = tempfile::tempdir().unwrap();
     let reboot = |name: &str, arg: &str| {
         let sub = dir.path().join(name);
         std::fs::create_dir_all(&sub).unwrap();
-        let spec = VmSpec {
-            kernel: kernel.clone(),
-            vmlinux: None,
-            initramfs: vec![build_initramfs(&busybox, REBOOT_INIT, &sub)],
-            cmdline: format!("rdinit=/init panic=-1 loglevel=1 {arg}"),
-            topology: "1n1l1c1t".parse().unwrap(),
-            memory_mib: 256,
-            console_log: sub.join("console.log"),
-            data_out: sub.join("data.bin"),
-            data_fallback_out: sub.join("com2.bin"),
-            disks: Vec::new(),
-            shell_socket: None,
-        };
+        let initramfs = build_initramfs(&busybox, REBOOT_INIT, &sub);
+        let spec = guest_spec(&kernel, initramfs, arg, "1n1l1c1t".parse().unwrap(), 256, &sub);
         let mut vm = engine.boot(&spec).expect("boot");
         let started = Instant::now();
         while vm.try_wait().unwrap().is_none() {
