@@ -90,6 +90,12 @@ fn a_command_line_ktstr_refuses_is_answered_before_booting_l1() {
     let help = ktstr(&["nested", "--", "run", "--help"]);
     assert_eq!(help.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: ktstr run"));
+    // A bench's job is checked here too, not after L1 is prepared.
+    let out = ktstr(&["nested", "--", "bench", "--", "--plugin", "workers", "--vmm", "qemu"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the bench sets --vmm itself"), "{stderr}");
+    assert!(!stderr.contains("L1") && !stderr.contains("kept in"), "nothing prepared: {stderr}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::CommandFactory;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::BenchArgs;
@@ -41,30 +41,38 @@ pub struct Sample {
     pub timeline: serde_json::Value,
 }
 
-/// The `ktstr run` flags the bench sets itself, refused in a job.
-const BENCH_SETS: [&str; 5] = ["--vmm", "--topology", "--memory", "--json", "--boot-vmlinux"];
+/// The `ktstr run` flags the bench sets itself (clap's ids), refused in a job.
+const BENCH_SETS: [&str; 5] = ["vmm", "topology", "memory", "json", "boot_vmlinux"];
 
 /// A job (`-- RUN_ARGS`) must be arguments `ktstr run` takes, without the
 /// flags the bench sets: refused here, before any run, rather than in each.
+/// What clap parsed is asked, so `--arg --json` (a payload's argument) passes.
 fn check_job(job: &[String]) -> Result<()> {
-    let set = |a: &str| BENCH_SETS.iter().any(|f| a == *f || a.starts_with(&format!("{f}=")));
-    if let Some(a) = job.iter().find(|a| set(a)) {
-        return Err(UsageError(format!(
-            "the bench sets {} itself; give it to the bench (before `--`), not to the job",
-            a.split('=').next().unwrap_or(a)
-        ))
-        .into());
-    }
-    let argv = ["ktstr", "run", "--vmm", "kvm"].into_iter().map(String::from);
-    if let Err(e) = crate::cli::Cli::try_parse_from(argv.chain(job.iter().cloned())) {
+    let run = |extra: &[&str]| {
+        let argv = ["ktstr", "run"].iter().chain(extra).map(|s| s.to_string());
+        crate::cli::Cli::command().try_get_matches_from(argv.chain(job.iter().cloned()))
+    };
+    let refused = |e: clap::Error| {
         // clap's message up to its usage line: `error: …` and any list.
         let text = e.to_string();
         let lines = text.lines().take_while(|l| !l.is_empty() && !l.starts_with("Usage:"));
         let said = lines.map(str::trim).collect::<Vec<_>>().join(" ");
-        let said = said.trim_start_matches("error: ");
-        let why = format!("the job after `--` is not for `ktstr run`: {said}");
+        let said = said.trim_start_matches("error: ").to_string();
+        UsageError(format!("the job after `--` is not for `ktstr run`: {said}"))
+    };
+    let matches = run(&[]).map_err(refused)?;
+    let run_matches = matches.subcommand_matches("run").context("`ktstr run` matches")?;
+    let given =
+        |id: &&&str| run_matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    if let Some(id) = BENCH_SETS.iter().find(given) {
+        let flag = format!("--{}", id.replace('_', "-"));
+        let why = format!(
+            "the bench sets {flag} itself; give it to the bench (before `--`), not to the job"
+        );
         return Err(UsageError(why).into());
     }
+    // Then with what the bench adds, which the job may conflict with.
+    run(&["--vmm", "kvm", "--topology", "1n1l1c1t", "--memory", "512"]).map_err(refused)?;
     Ok(())
 }
 
@@ -295,7 +303,14 @@ mod tests {
             e,
             "the bench sets --vmm itself; give it to the bench (before `--`), not to the job"
         );
-        assert!(refused(&["--json", "x"]).contains("sets --json itself"));
+        assert!(refused(&["--plugin", "fio", "--json", "x"]).contains("sets --json itself"));
+        assert!(refused(&["--plugin=fio", "--boot-vmlinux"]).contains("sets --boot-vmlinux"));
+        // What clap parsed counts: a payload's argument may look like a bench flag.
+        a.job = ["--plugin", "workers", "--arg", "--json"].map(String::from).to_vec();
+        assert!(Plan::new(&a).is_ok());
+        // A job that conflicts with a flag the bench adds.
+        let e = refused(&["--plugin", "fio", "--topology-from", "x"]);
+        assert!(e.contains("--topology-from") && e.contains("--topology"), "{e}");
         let e = refused(&["--plugin", "fio", "--no-such-flag"]);
         assert!(
             e.starts_with("the job after `--` is not for `ktstr run`: unexpected argument"),

@@ -23,13 +23,13 @@ const MAX_DEATHS_IN_A_ROW: u32 = 3;
 pub fn execute(
     host: &L1Host,
     args: &[String],
+    plan: &Plan,
     bench: &BenchArgs,
     dir: &Path,
 ) -> Result<(i32, u32)> {
-    let plan = Plan::new(bench)?;
     let (samples, deaths) =
-        drive(&plan, args, dir, host.watchdog, |inner, dir| host.run(inner, dir))?;
-    let code = report::print(&plan, &samples, Some(&deaths), bench)?;
+        drive(plan, args, dir, host.watchdog, |inner, dir| host.run(inner, dir))?;
+    let code = report::print(plan, &samples, Some(&deaths), bench)?;
     Ok((code, deaths.iter().sum()))
 }
 

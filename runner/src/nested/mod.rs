@@ -45,8 +45,9 @@ pub fn execute(args: &NestedArgs, discovery: &Discovery) -> Result<i32> {
             }
         };
     // A bench inside L1 is driven from here, so that it outlives L1 dying.
+    // Its plan (engines, the job) is checked here too, before L1 boots.
     let (bench_args, interactive) = match inner.command {
-        Command::Bench(b) => (Some(b), false),
+        Command::Bench(b) => (Some((crate::bench::Plan::new(&b)?, b)), false),
         Command::Shell(s) => (None, s.exec.is_none()),
         _ => (None, false),
     };
@@ -102,10 +103,12 @@ pub fn execute(args: &NestedArgs, discovery: &Discovery) -> Result<i32> {
     let relay = relay.map(crate::terminal::Relay::start).transpose()?;
     let mut l1_deaths = 0;
     let result = match &bench_args {
-        Some(b) => bench::execute(&host, &args.args, b, &artifacts).map(|(code, deaths)| {
-            l1_deaths = deaths;
-            code
-        }),
+        Some((plan, b)) => {
+            bench::execute(&host, &args.args, plan, b, &artifacts).map(|(code, deaths)| {
+                l1_deaths = deaths;
+                code
+            })
+        }
         None => single(&host, &args.args, &artifacts),
     };
     if let Some(relay) = relay {
