@@ -87,7 +87,9 @@ Each round runs `ktstr run --plugin workers` (one second of spinning under
 EEVDF) once per engine, engines interleaved; the report gives the median
 time-to-verdict (the wall time of the whole `ktstr run`, boot to verdict) and
 the median peak RSS of the VM process (for --vmm kvm that is the ktstr
-process, which is the VMM), and the ratio of the first engine to the second.
+process, which is the VMM), and the ratio of the first engine to the second,
+with a 95% bootstrap interval once each has 5 passing runs (single runs vary
+a lot under emulation: the interval says how sure the ratio is).
 A second table splits the time by the stages of `ktstr run`'s timeline
 (prepare, boot, kernel+init, scheduler, payload, results, power off, exit),
 and draws them as bars on one scale, so a difference between engines can

@@ -19,6 +19,7 @@ mod plugins;
 mod run;
 mod shell;
 mod stamp;
+mod stats;
 mod terminal;
 mod usage;
 mod vm;

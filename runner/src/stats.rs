@@ -1,6 +1,6 @@
-//! The statistics of `ktstr compare`: medians and quartiles, the
-//! Mann-Whitney U test, and a bootstrap interval for the relative
-//! difference of medians. Checked against SciPy and NumPy
+//! The statistics of `ktstr compare` and `ktstr bench`: medians and
+//! quartiles, the Mann-Whitney U test, and a bootstrap interval for the
+//! relative difference of medians. Checked against SciPy and NumPy
 //! (tests/fixtures/stats/reference.json, made by make_reference.py there).
 //!
 //! Written here because no maintained crate has the rank test with SciPy's

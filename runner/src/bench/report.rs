@@ -68,18 +68,45 @@ pub fn print(
         (Some(a), Some(b)) if b > 0 => Some(a as f64 / b as f64),
         _ => None,
     };
+    let interval = match &results[..] {
+        [a, b, ..] => ratio_interval(&a.samples, &b.samples),
+        _ => None,
+    };
     if args.json {
         let doc = serde_json::json!({
             "runs": args.runs, "topology": args.topology, "job": super::job(args),
             "engines": results, "wall_ratio_first_to_second": ratio,
+            "wall_ratio_interval": interval.map(|(lo, hi)| [lo, hi]),
+            "wall_ratio_interval_method": INTERVAL_METHOD,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         println!("job: ktstr run {}", super::job(args).join(" "));
-        print!("{}", table(&results, ratio));
+        print!("{}", table(&results, ratio, interval));
     }
     let complete = results.iter().all(|r| r.samples.len() == plan.runs && r.passed == plan.runs);
     Ok(if complete { crate::exit::PASS } else { crate::exit::INFRA_ERROR })
+}
+
+const INTERVAL_METHOD: &str =
+    "95% bootstrap of median(first) / median(second) over the passing runs, 2000 resamples";
+
+/// Below this many passing runs a side, resampling says little: no interval.
+const MIN_RUNS_FOR_INTERVAL: usize = 5;
+
+/// How sure the ratio of the medians is: a 95% bootstrap interval over the
+/// passing runs' times (the noise of single runs is large under emulation).
+fn ratio_interval(first: &[&Sample], second: &[&Sample]) -> Option<(f64, f64)> {
+    let walls = |s: &[&Sample]| -> Vec<f64> {
+        s.iter().filter(|s| s.verdict == "PASS").map(|s| s.wall_ms as f64).collect()
+    };
+    let (a, b) = (walls(first), walls(second));
+    if a.len() < MIN_RUNS_FOR_INTERVAL || b.len() < MIN_RUNS_FOR_INTERVAL {
+        return None;
+    }
+    // (median(a) - median(b)) / median(b) is the ratio less one.
+    let (lo, hi) = crate::stats::relative_difference_interval(&b, &a, 2000);
+    (lo.is_finite() && hi.is_finite()).then_some((1.0 + lo, 1.0 + hi))
 }
 
 pub(super) fn median<T: Ord + Copy>(mut v: Vec<T>) -> Option<T> {
@@ -96,7 +123,7 @@ pub fn fmt_kib(k: Option<u64>) -> String {
     k.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "?".into())
 }
 
-fn table(results: &[EngineResult], ratio: Option<f64>) -> String {
+fn table(results: &[EngineResult], ratio: Option<f64>, interval: Option<(f64, f64)>) -> String {
     let nested = results.iter().any(|r| r.l1_deaths.is_some());
     let w = engine_width(results.iter().map(|r| r.vmm));
     let mut s = format!(
@@ -119,7 +146,11 @@ fn table(results: &[EngineResult], ratio: Option<f64>) -> String {
         s.push_str(&format!("  {}\n", r.description));
     }
     if let (Some(ratio), [a, b, ..]) = (ratio, results) {
-        s.push_str(&format!("time-to-verdict ratio {}/{}: {ratio:.2}\n", a.vmm, b.vmm));
+        s.push_str(&format!("time-to-verdict ratio {}/{}: {ratio:.2}", a.vmm, b.vmm));
+        if let Some((lo, hi)) = interval {
+            s.push_str(&format!(" (95% bootstrap interval {lo:.2}-{hi:.2})"));
+        }
+        s.push('\n');
     }
     let deaths: Vec<String> = results
         .iter()
@@ -178,7 +209,7 @@ mod tests {
         ];
         let p = plan();
         let r = results(&p, &s, None);
-        let t = table(&r, Some(0.5));
+        let t = table(&r, Some(0.5), None);
         assert!(t.contains("time-to-verdict ratio kvm/qemu: 0.50"), "{t}");
         assert!(t.contains("kvm     1/2") && t.contains("500 ms") && t.contains("2.0 MiB"), "{t}");
         assert!(t.contains("guest at /init") && t.contains("777 ms"), "the /init column: {t}");
@@ -186,10 +217,32 @@ mod tests {
     }
 
     #[test]
+    fn the_ratio_has_an_interval_once_each_side_has_enough_runs() {
+        let p = Plan { engines: vec!["kvm".into(), "qemu".into()], runs: 6 };
+        let mut s: Vec<Sample> = (0..6)
+            .flat_map(|i| {
+                let i = i as u128;
+                [sample("kvm", 0, 500 + 10 * i, "PASS"), sample("qemu", 0, 1000 + 20 * i, "PASS")]
+            })
+            .collect();
+        let r = results(&p, &s, None);
+        let (lo, hi) = ratio_interval(&r[0].samples, &r[1].samples).unwrap();
+        assert!(lo <= 0.5 && 0.5 <= hi && hi - lo < 0.1, "{lo} {hi}");
+        let t = table(&r, Some(0.5), Some((lo, hi)));
+        assert!(t.contains("ratio kvm/qemu: 0.50 (95% bootstrap interval 0."), "{t}");
+        // A failed run is no time-to-verdict; too few passing runs, no interval.
+        for x in s.iter_mut().filter(|x| x.vmm == "kvm").skip(1) {
+            x.verdict = "GUEST_CRASH".into();
+        }
+        let r = results(&p, &s, None);
+        assert_eq!(ratio_interval(&r[0].samples, &r[1].samples), None);
+    }
+
+    #[test]
     fn a_longer_engine_name_widens_its_column() {
         let p = Plan { engines: vec!["kvm".into(), "kvm-vmlinux".into()], runs: 1 };
         let s = [sample("kvm", 0, 500, "PASS"), sample("kvm-vmlinux", 0, 400, "PASS")];
-        let t = table(&results(&p, &s, None), None);
+        let t = table(&results(&p, &s, None), None, None);
         let at = |l: &str| l.find("1/1").unwrap();
         let rows: Vec<&str> = t.lines().skip(1).take(2).collect();
         assert_eq!(at(rows[0]), at(rows[1]), "{t}");
@@ -200,7 +253,7 @@ mod tests {
     fn l1_deaths_are_a_column_and_a_finding_when_one_engine_has_them() {
         let s = [sample("kvm", 0, 500, "PASS"), sample("qemu", 0, 1000, "PASS")];
         let p = plan();
-        let t = table(&results(&p, &s, Some(&[0, 2])), None);
+        let t = table(&results(&p, &s, Some(&[0, 2])), None, None);
         assert!(t.contains("L1 deaths"), "{t}");
         assert!(t.contains("died only during qemu runs"), "{t}");
     }

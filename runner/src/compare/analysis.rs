@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::stats::{mann_whitney, relative, relative_difference_interval, spread, Spread};
+use crate::stats::{mann_whitney, relative, relative_difference_interval, spread, Spread};
 
 /// Below this p-value, and with an interval that excludes zero, a
 /// difference is significant.

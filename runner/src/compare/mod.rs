@@ -5,7 +5,6 @@
 mod analysis;
 pub mod args;
 mod report;
-mod stats;
 
 use std::path::{Path, PathBuf};
 
