@@ -159,9 +159,10 @@ pub fn execute(args: &RunArgs, discovery: &Discovery) -> anyhow::Result<i32> {
             peak_rss_kib: ended.peak_rss_kib,
             end_detail: ended.detail.clone(),
             stop_ms: ended.stop_ms,
-            vcpus_at_stop: ended.vcpus.as_ref().map_or_else(Vec::new, |seen| {
-                vcpus_at_stop::record(seen, Some(&kernel), &artifacts)
-            }),
+            vcpus_at_stop: ended
+                .vcpus
+                .as_ref()
+                .map_or_else(Vec::new, |seen| vcpus_at_stop::record(seen, &kernel, &artifacts)),
         },
         topology: prepared.topology.to_string(),
         topology_mismatches: mismatches,

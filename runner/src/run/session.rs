@@ -192,8 +192,8 @@ pub fn run_vm(
                 "the guest did not finish within {}s of the console's report; stopping the VM",
                 limits.stall_grace.as_secs()
             ));
-            vcpus = Some(vm.vcpus().map_err(|e| format!("{e:#}")));
-            stop_ms = Some(stop(&mut *vm));
+            let (seen, ms) = read_then_stop(&mut *vm);
+            (vcpus, stop_ms) = (Some(seen), Some(ms));
             break VmEnd::Stalled;
         }
         let watchdog = limits.watchdog;
@@ -202,8 +202,8 @@ pub fn run_vm(
                 "watchdog: no result after {}s; stopping the VM",
                 watchdog.as_secs()
             ));
-            vcpus = Some(vm.vcpus().map_err(|e| format!("{e:#}")));
-            stop_ms = Some(stop(&mut *vm));
+            let (seen, ms) = read_then_stop(&mut *vm);
+            (vcpus, stop_ms) = (Some(seen), Some(ms));
             break VmEnd::WatchdogKilled;
         }
         // Ends early when the VM does (at once for the in-process VMM).
@@ -226,6 +226,13 @@ fn peak_rss_of(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A VM given up on: where its vCPUs are is read before it is killed (the
+/// evidence dies with it); returns that and how long the kill took, in ms.
+fn read_then_stop(vm: &mut dyn RunningVm) -> (Result<VcpuReport, String>, u128) {
+    let seen = vm.vcpus().map_err(|e| format!("{e:#}"));
+    (seen, stop(vm))
 }
 
 /// Kills the VM; returns how long that took, in ms.

@@ -11,27 +11,36 @@ use crate::vm::vcpus::VcpuReport;
 
 pub const FILE: &str = "vcpus.txt";
 
-/// The lines, after writing `FILE` into `artifacts`.
+/// The lines, after writing `FILE` into `artifacts`; the addresses named
+/// with `kernel`'s symbols when it has them.
 pub fn record(
     seen: &Result<VcpuReport, String>,
-    kernel: Option<&KernelEntry>,
+    kernel: &KernelEntry,
+    artifacts: &Path,
+) -> Vec<String> {
+    let symbols = match Symbols::for_kernel(kernel) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("vCPU addresses stay unnamed: {e:#}");
+            None
+        }
+    };
+    record_with(seen, symbols.as_ref(), artifacts)
+}
+
+fn record_with(
+    seen: &Result<VcpuReport, String>,
+    symbols: Option<&Symbols>,
     artifacts: &Path,
 ) -> Vec<String> {
     let report = match seen {
         Ok(r) => r,
         Err(e) => return vec![format!("could not be read: {e}")],
     };
-    let symbols = kernel.and_then(|k| match Symbols::for_kernel(k) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!("vCPU addresses stay unnamed: {e:#}");
-            None
-        }
-    });
-    if let Err(e) = std::fs::write(artifacts.join(FILE), report.text(symbols.as_ref())) {
+    if let Err(e) = std::fs::write(artifacts.join(FILE), report.text(symbols)) {
         tracing::warn!("could not write {}: {e}", artifacts.join(FILE).display());
     }
-    report.lines(symbols.as_ref())
+    report.lines(symbols)
 }
 
 #[cfg(test)]
@@ -43,11 +52,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let v = Vcpu { index: 0, rip: 0x1234, cpl: 3, ..Vcpu::default() };
         let seen = Ok(VcpuReport { vcpus: vec![v], raw: "RIP=0000000000001234".into() });
-        let lines = super::record(&seen, None, dir.path());
+        let lines = super::record_with(&seen, None, dir.path());
         assert_eq!(lines, ["vCPU 0: user, running, at 0x1234"]);
         let kept = std::fs::read_to_string(dir.path().join(super::FILE)).unwrap();
         assert!(kept.contains("vCPU 0: user") && kept.contains("RIP=0000000000001234"), "{kept}");
-        let failed = super::record(&Err("the VM has ended".into()), None, dir.path());
+        let failed = super::record_with(&Err("the VM has ended".into()), None, dir.path());
         assert_eq!(failed, ["could not be read: the VM has ended"]);
     }
 }
