@@ -163,7 +163,7 @@ pub struct NestedArgs {
     /// Memory of the L1 guest (MiB, or 512M, 3G); L2 guests live inside it.
     #[arg(long, default_value = "3G")]
     pub memory: String,
-    /// Kernel for L1 and L2 (a cache entry; default: the newest).
+    /// Kernel for L1 and L2 (a cache entry; default: as for `run --kernel`).
     #[arg(long)]
     pub kernel: Option<String>,
     /// Also pack QEMU into L1 (for `--vmm qemu` or `bench` inside it).
@@ -333,7 +333,8 @@ pub struct VmArgs {
     #[arg(long, default_value = "1024")]
     pub memory: String,
     /// Kernel: a bzImage path, a cache entry or key. Default: $KTSTR_KERNEL,
-    /// then the newest cached kernel.
+    /// then the newest cached kernel built with this ktstr's kconfig fragment
+    /// (`ktstr kernel list` marks it).
     #[arg(long)]
     pub kernel: Option<String>,
     /// VM engine.

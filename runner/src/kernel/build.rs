@@ -86,7 +86,7 @@ pub fn build(opts: &BuildOpts) -> Result<Outcome> {
                 key: key.clone(),
                 kernel_version: built.version,
                 config_hash: built.config_hash,
-                fragment_hash: cache::sha256_hex(FRAGMENT.as_bytes()),
+                fragment_hash: config::fragment_hash(),
                 source: source.describe(),
                 source_identity: identity,
                 compilers,

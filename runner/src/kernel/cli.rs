@@ -120,8 +120,19 @@ fn print_entry(dir: &std::path::Path, meta: &Metadata) {
 fn list_cmd(json: bool) -> Result<i32> {
     let cache = Cache::new(&cache_dir());
     let entries = cache.entries();
+    let fragment = super::config::fragment_hash();
+    let default =
+        super::resolve::default_entry(entries.clone(), &fragment).map(|((_, m), _)| m.key);
     if json {
-        let v: Vec<serde_json::Value> = entries.iter().map(|(d, m)| m.to_json(d)).collect();
+        let v: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|(d, m)| {
+                let mut v = m.to_json(d);
+                v["this_ktstrs_fragment"] = (m.fragment_hash == fragment).into();
+                v["default_for_boots"] = (default.as_deref() == Some(m.key.as_str())).into();
+                v
+            })
+            .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(exit::PASS);
     }
@@ -133,12 +144,14 @@ fn list_cmd(json: bool) -> Result<i32> {
         return Ok(exit::PASS);
     }
     println!(
-        "{:<16}  {:<10}  {:>9}  {:>7}  {:<10}  SOURCE",
-        "KEY", "VERSION", "CREATED", "BUILD", "SCHEDULERS"
+        "  {:<16}  {:<10}  {:>9}  {:>7}  {:<10}  {:<9}  SOURCE",
+        "KEY", "VERSION", "CREATED", "BUILD", "SCHEDULERS", "FRAGMENT"
     );
     for (_, m) in &entries {
+        let mark = if default.as_deref() == Some(m.key.as_str()) { "*" } else { " " };
+        let made_with = if m.fragment_hash == fragment { "this" } else { "another" };
         println!(
-            "{:<16}  {:<10}  {:>9}  {:>7}  {:<10}  {}",
+            "{mark} {:<16}  {:<10}  {:>9}  {:>7}  {:<10}  {made_with:<9}  {}",
             m.key,
             m.kernel_version,
             format!("{} ago", ago(m.created_unix)),
@@ -148,7 +161,8 @@ fn list_cmd(json: bool) -> Result<i32> {
         );
     }
     println!(
-        "({} in {}; the first is the default for boots)",
+        "({} in {}; * boots when no kernel is named: the newest built with this \
+         ktstr's kconfig fragment, else the newest)",
         entries.len(),
         cache.root().display()
     );

@@ -11,6 +11,12 @@ use anyhow::{bail, Result};
 /// ktstr's fragment, merged on top of `make ARCH=x86_64 tinyconfig`.
 pub const FRAGMENT: &str = include_str!("../../kernel/fragment.config");
 
+/// What a cache entry records of the fragment it was built with
+/// (`fragment_hash` in its metadata): this ktstr's.
+pub fn fragment_hash() -> String {
+    super::cache::sha256_hex(FRAGMENT.as_bytes())
+}
+
 /// What a fragment line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Want {

@@ -33,7 +33,7 @@ pub use cli::{run, KernelCmd};
 pub use resolve::{resolve, KernelEntry};
 
 /// Schedulers available from the kernel a plain boot would use
-/// (`$KTSTR_KERNEL`, else the newest cached one): (name, path).
+/// (`$KTSTR_KERNEL`, else the default cache entry): (name, path).
 pub fn available_schedulers() -> Vec<(String, PathBuf)> {
     resolve(None).map(|k| k.schedulers()).unwrap_or_default()
 }

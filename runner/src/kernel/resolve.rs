@@ -1,11 +1,13 @@
 //! Which kernel a boot uses: `--kernel PATH|KEY`, else `$KTSTR_KERNEL`,
-//! else the newest cached entry.
+//! else the newest cached entry built with this ktstr's kconfig fragment
+//! (else the newest of all, with a warning).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
 use super::cache::{cache_dir, Cache};
+use super::config::fragment_hash;
 use super::metadata::Metadata;
 
 /// A kernel to boot, with what was built beside it.
@@ -96,19 +98,53 @@ impl KernelEntry {
 }
 
 /// The kernel to boot: `flag` (`--kernel`), else `$KTSTR_KERNEL`, else the
-/// newest cached entry.
+/// default cache entry (see [`default_entry`]).
 pub fn resolve(flag: Option<&str>) -> Result<KernelEntry> {
     let env = std::env::var("KTSTR_KERNEL").ok().filter(|v| !v.is_empty());
-    resolve_in(&Cache::new(&cache_dir()), flag, env.as_deref())
+    resolve_in(&Cache::new(&cache_dir()), flag, env.as_deref(), &fragment_hash())
 }
 
-fn resolve_in(cache: &Cache, flag: Option<&str>, env: Option<&str>) -> Result<KernelEntry> {
+/// Which of the cache's `entries` (newest first) boots when none is named:
+/// the newest built with the fragment `fragment` (this ktstr's), so that a
+/// kernel built by another ktstr, or by hand with another fragment, never
+/// becomes the default by being newer. Else the newest, and `false`.
+pub fn default_entry(
+    entries: Vec<(PathBuf, Metadata)>,
+    fragment: &str,
+) -> Option<((PathBuf, Metadata), bool)> {
+    let current = entries.iter().position(|(_, m)| m.fragment_hash == fragment);
+    match current {
+        Some(i) => entries.into_iter().nth(i).map(|e| (e, true)),
+        None => entries.into_iter().next().map(|e| (e, false)),
+    }
+}
+
+fn resolve_in(
+    cache: &Cache,
+    flag: Option<&str>,
+    env: Option<&str>,
+    fragment: &str,
+) -> Result<KernelEntry> {
     let (spec, from) = match (flag, env) {
         (Some(f), _) => (f, "--kernel"),
         (None, Some(e)) => (e, "KTSTR_KERNEL"),
         (None, None) => {
-            return match cache.entries().into_iter().next() {
-                Some((dir, meta)) => Ok(KernelEntry::from_cache(dir, &meta)),
+            return match default_entry(cache.entries(), fragment) {
+                Some(((dir, meta), current)) => {
+                    // Once a process: boots and scheduler listings both ask.
+                    static SAID: std::sync::Once = std::sync::Once::new();
+                    if !current {
+                        SAID.call_once(|| {
+                            tracing::warn!(
+                                "no cached kernel was built with this ktstr's kconfig fragment; \
+                             using the newest, {} (built with another): `ktstr kernel \
+                             build` builds this ktstr's",
+                                meta.key
+                            )
+                        });
+                    }
+                    Ok(KernelEntry::from_cache(dir, &meta))
+                }
                 None => bail!(
                     "no test kernel: the cache ({}) is empty. Build one with `ktstr kernel build` \
                      (after `scripts/setup.sh` installs the toolchain and linux-source-6.12), \
@@ -199,7 +235,7 @@ mod tests {
     #[test]
     fn empty_cache_says_how_to_build() {
         let root = tempfile::tempdir().unwrap();
-        let err = resolve_in(&Cache::new(root.path()), None, None).unwrap_err().to_string();
+        let err = resolve_in(&Cache::new(root.path()), None, None, "f").unwrap_err().to_string();
         assert!(err.contains("`ktstr kernel build`"), "{err}");
         assert!(err.contains("scripts/setup.sh"), "{err}");
     }
@@ -210,28 +246,52 @@ mod tests {
         let cache = Cache::new(root.path());
         put_entry(&cache, "aaaa1111", 100);
         put_entry(&cache, "bbbb2222", 200);
-        assert_eq!(resolve_in(&cache, None, None).unwrap().key.as_deref(), Some("bbbb2222"));
+        assert_eq!(resolve_in(&cache, None, None, "f").unwrap().key.as_deref(), Some("bbbb2222"));
         assert_eq!(
-            resolve_in(&cache, None, Some("aaaa")).unwrap().key.as_deref(),
+            resolve_in(&cache, None, Some("aaaa"), "f").unwrap().key.as_deref(),
             Some("aaaa1111")
         );
         assert_eq!(
-            resolve_in(&cache, Some("bbbb"), Some("aaaa")).unwrap().key.as_deref(),
+            resolve_in(&cache, Some("bbbb"), Some("aaaa"), "f").unwrap().key.as_deref(),
             Some("bbbb2222")
         );
         let by_dir =
-            resolve_in(&cache, Some(cache.entry_dir("aaaa1111").to_str().unwrap()), None).unwrap();
+            resolve_in(&cache, Some(cache.entry_dir("aaaa1111").to_str().unwrap()), None, "f")
+                .unwrap();
         assert_eq!(by_dir.key.as_deref(), Some("aaaa1111"));
         assert_eq!(by_dir.version, "6.12.117");
-        assert!(resolve_in(&cache, Some("zzzz"), None)
+        assert!(resolve_in(&cache, Some("zzzz"), None, "f")
             .unwrap_err()
             .to_string()
             .contains("ktstr kernel list"));
         put_entry(&cache, "aaaa9999", 50);
-        assert!(resolve_in(&cache, Some("aaaa"), None)
+        assert!(resolve_in(&cache, Some("aaaa"), None, "f")
             .unwrap_err()
             .to_string()
             .contains("ambiguous"));
+    }
+
+    #[test]
+    fn the_default_is_the_newest_built_with_this_ktstrs_fragment() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::new(root.path());
+        put_entry(&cache, "aaaa1111", 100);
+        // Newer, but built with another fragment (another ktstr, an experiment).
+        let other = put_entry(&cache, "bbbb2222", 200);
+        let mut meta = Metadata::read(&other).unwrap();
+        meta.fragment_hash = "another".into();
+        std::fs::write(other.join(Metadata::FILE), serde_json::to_vec(&meta).unwrap()).unwrap();
+        assert_eq!(resolve_in(&cache, None, None, "f").unwrap().key.as_deref(), Some("aaaa1111"));
+        let ((_, m), current) = default_entry(cache.entries(), "f").unwrap();
+        assert_eq!((m.key.as_str(), current), ("aaaa1111", true));
+        // None built with this ktstr's: the newest, said to be another's.
+        let ((_, m), current) = default_entry(cache.entries(), "mine").unwrap();
+        assert_eq!((m.key.as_str(), current), ("bbbb2222", false));
+        let k = resolve_in(&cache, None, None, "mine").unwrap();
+        assert_eq!(k.key.as_deref(), Some("bbbb2222"));
+        // Named kernels are taken as named, whatever their fragment.
+        let named = resolve_in(&cache, Some("bbbb"), None, "f").unwrap();
+        assert_eq!(named.key.as_deref(), Some("bbbb2222"));
     }
 
     #[test]
@@ -239,7 +299,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let cache = Cache::new(root.path());
         let dir = put_entry(&cache, "cccc", 1);
-        let k = resolve_in(&cache, Some(dir.join("bzImage").to_str().unwrap()), None).unwrap();
+        let k = resolve_in(&cache, Some(dir.join("bzImage").to_str().unwrap()), None, "f").unwrap();
         assert_eq!(k.dir, dir.canonicalize().unwrap());
         assert_eq!(k.version, "6.12.117");
         assert_eq!(k.find_scheduler("scx_simple"), Some(k.dir.join("schedulers/scx_simple")));
@@ -250,7 +310,7 @@ mod tests {
         // Outside the cache: version from the header (none here), no key.
         let other = tempfile::tempdir().unwrap();
         std::fs::write(other.path().join("bzImage"), b"not a kernel").unwrap();
-        let bare = resolve_in(&cache, Some(other.path().to_str().unwrap()), None).unwrap();
+        let bare = resolve_in(&cache, Some(other.path().to_str().unwrap()), None, "f").unwrap();
         assert_eq!(
             (bare.version.as_str(), bare.key.as_deref(), bare.vmlinux.as_deref()),
             ("unknown", None, None)
