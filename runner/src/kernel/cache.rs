@@ -172,11 +172,13 @@ impl Cache {
         out
     }
 
-    /// Removes all but the `keep` newest entries, plus leftovers of killed
-    /// builds and failed-build logs. Entries being rebuilt are skipped.
-    pub fn clean(&self, keep: usize) -> Result<CleanReport> {
+    /// Removes all but the `keep` newest entries and the one keyed `also`,
+    /// plus leftovers of killed builds and failed-build logs. Entries being
+    /// rebuilt are skipped.
+    pub fn clean(&self, keep: usize, also: Option<&str>) -> Result<CleanReport> {
         let mut report = CleanReport::default();
-        for (dir, meta) in self.entries().into_iter().skip(keep) {
+        let doomed = self.entries().into_iter().skip(keep);
+        for (dir, meta) in doomed.filter(|(_, m)| Some(m.key.as_str()) != also) {
             let Some(_lock) = self.lock(&meta.key, false)? else {
                 report.skipped.push(dir);
                 continue;
@@ -319,12 +321,15 @@ mod tests {
         }
         let stale = cache.root().join(".tmp-aaaa-999999");
         std::fs::create_dir_all(stale.join("src")).unwrap();
-        let report = cache.clean(1).unwrap();
-        assert_eq!(report.removed.len(), 3, "{report:?}");
+        let keys = || -> Vec<String> { cache.entries().into_iter().map(|(_, m)| m.key).collect() };
+        // The default kernel (built with this ktstr's fragment) stays too.
+        let report = cache.clean(1, Some("aaaa")).unwrap();
+        assert_eq!(report.removed.len(), 2, "{report:?}");
         assert!(!stale.exists());
-        let keys: Vec<String> = cache.entries().into_iter().map(|(_, m)| m.key).collect();
-        assert_eq!(keys, ["bbbb"]);
-        cache.clean(0).unwrap();
+        assert_eq!(keys(), ["bbbb", "aaaa"]);
+        cache.clean(1, None).unwrap();
+        assert_eq!(keys(), ["bbbb"]);
+        cache.clean(0, None).unwrap();
         assert!(cache.entries().is_empty());
     }
 
@@ -335,7 +340,7 @@ mod tests {
         let running = cache.root().join(".tmp-abcd-1");
         std::fs::create_dir_all(&running).unwrap();
         let _held = cache.lock("abcd", true).unwrap().unwrap();
-        cache.clean(0).unwrap();
+        cache.clean(0, None).unwrap();
         assert!(running.exists());
     }
 

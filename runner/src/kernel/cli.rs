@@ -27,7 +27,8 @@ pub enum KernelCmd {
     },
     /// Remove cached kernels (and leftovers of killed builds).
     Clean {
-        /// Keep the N newest kernels.
+        /// Keep the N newest kernels, and (N > 0) the one runs boot when none
+        /// is named (`*` in `ktstr kernel list`) even when it is older.
         #[arg(long, value_name = "N", default_value_t = 0)]
         keep: usize,
         /// Print what was removed as JSON.
@@ -171,7 +172,11 @@ fn list_cmd(json: bool) -> Result<i32> {
 
 fn clean_cmd(keep: usize, json: bool) -> Result<i32> {
     let cache = Cache::new(&cache_dir());
-    let report = cache.clean(keep)?;
+    let default = (keep > 0)
+        .then(|| super::resolve::default_entry(cache.entries(), &super::config::fragment_hash()))
+        .flatten()
+        .map(|((_, m), _)| m.key);
+    let report = cache.clean(keep, default.as_deref())?;
     if json {
         let shown = |paths: &[std::path::PathBuf]| -> Vec<String> {
             paths.iter().map(|p| p.display().to_string()).collect()
