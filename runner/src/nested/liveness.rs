@@ -16,6 +16,9 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 
 /// No heartbeat for this long: L1 hung.
 pub const SILENCE_LIMIT: Duration = Duration::from_secs(90);
+/// No heartbeat for this long (two missed and some): time to look whether
+/// L1 sleeps on a wakeup its emulator lost, and to nudge it (see `l1.rs`).
+pub const NUDGE_AFTER: Duration = Duration::from_secs(25);
 /// After L1's kernel reports a stall, how long a heartbeat may take to show
 /// that L1 got over it: two heartbeats and some.
 pub const STALL_GRACE: Duration = Duration::from_secs(25);
@@ -42,11 +45,13 @@ pub struct Liveness {
     last_heartbeat: Option<Instant>,
     /// The first stall report since the last heartbeat, and when it came.
     stall: Option<(String, Instant)>,
+    /// Whether this silence (since the last heartbeat) was looked into.
+    looked: bool,
 }
 
 impl Liveness {
     pub fn new(started: Instant) -> Liveness {
-        Liveness { started, last_heartbeat: None, stall: None }
+        Liveness { started, last_heartbeat: None, stall: None, looked: false }
     }
 
     /// Takes one whole console line, seen at `now`.
@@ -55,9 +60,18 @@ impl Liveness {
         if text.starts_with(HEARTBEAT) {
             self.last_heartbeat = Some(now);
             self.stall = None;
+            self.looked = false;
         } else if self.stall.is_none() && stall_report(text) {
             self.stall = Some((text.to_string(), now));
         }
+    }
+
+    /// True once a silence, when it has lasted [`NUDGE_AFTER`].
+    pub fn look_due(&mut self, now: Instant) -> bool {
+        let alive_at = self.last_heartbeat.unwrap_or(self.started);
+        let due = !self.looked && now.duration_since(alive_at) > NUDGE_AFTER;
+        self.looked |= due;
+        due
     }
 
     pub fn hung(&self, now: Instant) -> Option<Hang> {
@@ -100,6 +114,19 @@ mod tests {
             l.line(&format!("{HEARTBEAT} {}.0", i * 10), t0 + HEARTBEAT_EVERY * i);
         }
         assert_eq!(l.hung(t0 + HEARTBEAT_EVERY * 20), None);
+    }
+
+    #[test]
+    fn a_silence_is_looked_into_once_until_the_next_heartbeat() {
+        let t0 = Instant::now();
+        let mut l = Liveness::new(t0);
+        let after = |s| t0 + Duration::from_secs(s);
+        assert!(!l.look_due(after(20)));
+        assert!(l.look_due(after(26)));
+        assert!(!l.look_due(after(40)), "once a silence");
+        l.line(&format!("{HEARTBEAT} 41.0"), after(41));
+        assert!(!l.look_due(after(60)));
+        assert!(l.look_due(after(67)), "a new silence");
     }
 
     #[test]

@@ -113,4 +113,8 @@ pub trait RunningVm: Send {
     fn vcpus(&mut self) -> anyhow::Result<vcpus::VcpuReport> {
         anyhow::bail!("this engine cannot tell where its vCPUs are")
     }
+    /// An NMI to every vCPU: wakes a halted one whatever its interrupt flag.
+    fn inject_nmi(&mut self) -> anyhow::Result<()> {
+        anyhow::bail!("this engine cannot inject an NMI")
+    }
 }

@@ -215,6 +215,11 @@ impl RunningVm for RunningQemu {
     fn vcpus(&mut self) -> anyhow::Result<VcpuReport> {
         qemu_vcpus::read(&self.monitor.path().join(QMP_SOCKET), MONITOR_TIMEOUT)
     }
+
+    fn inject_nmi(&mut self) -> anyhow::Result<()> {
+        let socket = self.monitor.path().join(QMP_SOCKET);
+        super::qmp::Monitor::connect(&socket, MONITOR_TIMEOUT)?.inject_nmi()
+    }
 }
 
 /// Whether QEMU's CPU log (`-d cpu_reset`) records a triple fault: a vCPU

@@ -357,3 +357,35 @@ fn a_triple_fault_under_qemu_is_named_as_one() {
     assert!(detail.starts_with("triple fault (in ") && detail.contains("qemu-cpu.log"), "{detail}");
     assert_eq!(reboot("orderly", ""), None, "an orderly reset is no triple fault");
 }
+
+/// A guest that idles once its init has spoken: its vCPUs halt.
+const IDLE_INIT: &str = r#"#!/bin/busybox sh
+echo KTSTR-IDLE
+/bin/busybox sleep 1000
+"#;
+
+#[test]
+fn an_idle_guest_is_woken_by_an_injected_nmi() {
+    // What `ktstr nested` sends an L1 that sleeps on a lost wakeup.
+    let Some((kernel, busybox, engine)) = prerequisites() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let initramfs = build_initramfs(&busybox, IDLE_INIT, dir.path());
+    let spec = guest_spec(&kernel, initramfs, "", "1n1l2c1t".parse().unwrap(), 256, dir.path());
+    let mut vm = engine.boot(&spec).expect("boot");
+    let started = Instant::now();
+    let console = || std::fs::read_to_string(&spec.console_log).unwrap_or_default();
+    let wait_for = |what: &str, vm: &mut Box<dyn crate::vm::RunningVm>| {
+        while !console().contains(what) {
+            assert!(started.elapsed() < WATCHDOG, "no `{what}`:\n{}", console());
+            assert!(vm.try_wait().unwrap().is_none(), "the guest ended:\n{}", console());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("KTSTR-IDLE", &mut vm);
+    vm.inject_nmi().expect("QEMU's monitor takes inject-nmi");
+    // The halted vCPUs take it and the kernel goes on (KERN_EMERG lines:
+    // microvm has no NMI reason port, so it reads a PCI SERR).
+    wait_for("Dazed and confused, but trying to continue", &mut vm);
+    assert!(vm.try_wait().unwrap().is_none(), "the guest survives it:\n{}", console());
+    vm.kill().unwrap();
+}

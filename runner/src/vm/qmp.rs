@@ -1,7 +1,7 @@
-//! QEMU's machine protocol (QMP) over a Unix socket, used for one thing:
-//! asking a QEMU whose guest stopped answering where its vCPUs are. QMP is
-//! one JSON object a line; the two commands used here did not warrant a
-//! crate (the `qapi` crates bring an async runtime along).
+//! QEMU's machine protocol (QMP) over a Unix socket, used to ask a QEMU
+//! whose guest stopped answering where its vCPUs are, and to nudge it with
+//! an NMI. QMP is one JSON object a line; the few commands used here did
+//! not warrant a crate (the `qapi` crates bring an async runtime along).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -42,6 +42,11 @@ impl Monitor {
         }
         let reply = self.execute("human-monitor-command", args)?;
         Ok(reply.as_str().unwrap_or_default().replace("\r\n", "\n"))
+    }
+
+    /// An NMI to every vCPU of the guest (`inject-nmi`).
+    pub fn inject_nmi(&mut self) -> Result<()> {
+        self.execute("inject-nmi", json!({})).map(drop)
     }
 
     fn execute(&mut self, command: &str, arguments: Value) -> Result<Value> {

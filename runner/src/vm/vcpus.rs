@@ -60,12 +60,40 @@ impl VcpuReport {
     }
 }
 
+impl VcpuReport {
+    /// A wakeup the emulator lost: every vCPU halted, and one with a pending
+    /// interrupt that nothing masks (above the priority class 1 Linux keeps
+    /// in its TPR, and above any in service). Such a guest sleeps for ever;
+    /// QEMU 7.2's TCG left L1 guests so now and then. Says which vCPUs.
+    pub fn lost_wakeup(&self) -> Option<String> {
+        if self.vcpus.is_empty() || !self.vcpus.iter().all(|v| v.halted) {
+            return None;
+        }
+        let stuck: Vec<String> = (self.vcpus.iter().filter(|v| deliverable(v)))
+            .map(|v| {
+                format!("vCPU {} halted with interrupts {} pending", v.index, list(&v.pending))
+            })
+            .collect();
+        (!stuck.is_empty()).then(|| stuck.join(", "))
+    }
+}
+
+/// Whether a pending interrupt outranks what masks it: Linux's TPR (class
+/// 1, vectors 0x10-0x1f) and the highest interrupt in service.
+fn deliverable(v: &Vcpu) -> bool {
+    let masked_up_to = v.in_service.iter().map(|i| i >> 4).max().unwrap_or(0).max(1);
+    v.pending.iter().any(|p| p >> 4 > masked_up_to)
+}
+
+fn list(vectors: &[u8]) -> String {
+    vectors.iter().map(u8::to_string).collect::<Vec<_>>().join(" ")
+}
+
 fn vcpu_line(v: &Vcpu, symbols: Option<&Symbols>) -> String {
     let mode = if v.cpl == 0 { "kernel" } else { "user" };
     let state = if v.halted { "halted" } else { "running" };
     let name = |a: u64| symbols.and_then(|s| s.name(a)).unwrap_or_else(|| format!("{a:#x}"));
     let mut line = format!("vCPU {}: {mode}, {state}, at {}", v.index, name(v.rip));
-    let list = |vectors: &[u8]| vectors.iter().map(u8::to_string).collect::<Vec<_>>().join(" ");
     if !v.pending.is_empty() {
         line.push_str(&format!("; interrupts pending {}", list(&v.pending)));
     }
@@ -134,5 +162,32 @@ mod tests {
         let lines = later.lines_since(&unanswered, None);
         assert_eq!(lines[1], "vCPU 1: kernel, running, at 0x20", "{lines:?}");
         assert_eq!(later.text(None), format!("{}\n\n\n", later.lines(None).join("\n")));
+    }
+
+    #[test]
+    fn a_lost_wakeup_is_every_vcpu_halted_and_one_with_an_unmasked_interrupt_pending() {
+        let idle = |index, pending: Vec<u8>, in_service: Vec<u8>| Vcpu {
+            index,
+            halted: true,
+            pending,
+            in_service,
+            ..Vcpu::default()
+        };
+        let report = |vcpus| VcpuReport { vcpus, raw: String::new() };
+        // As seen in a hung L1: the timer (236) and an IPI (251) never delivered.
+        let hung = report(vec![idle(0, vec![236, 251], vec![]), idle(1, vec![], vec![])]);
+        assert_eq!(
+            hung.lost_wakeup().as_deref(),
+            Some("vCPU 0 halted with interrupts 236 251 pending")
+        );
+        // Idle with nothing pending, or busy: no wakeup is owed.
+        assert_eq!(report(vec![idle(0, vec![], vec![])]).lost_wakeup(), None);
+        let running = Vcpu { halted: false, ..idle(1, vec![], vec![]) };
+        assert_eq!(report(vec![idle(0, vec![236], vec![]), running]).lost_wakeup(), None);
+        // Masked: below Linux's TPR class, or by a higher interrupt in service.
+        assert_eq!(report(vec![idle(0, vec![0x1f], vec![])]).lost_wakeup(), None);
+        assert_eq!(report(vec![idle(0, vec![0x31], vec![0xec])]).lost_wakeup(), None);
+        assert!(report(vec![idle(0, vec![0xfd], vec![0xec])]).lost_wakeup().is_some());
+        assert_eq!(report(vec![]).lost_wakeup(), None);
     }
 }
