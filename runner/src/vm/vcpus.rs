@@ -54,13 +54,6 @@ impl VcpuReport {
             .collect()
     }
 
-    /// The lines, then the engine's own dump: what a report file keeps.
-    pub fn text(&self, symbols: Option<&Symbols>) -> String {
-        format!("{}\n\n{}\n", self.lines(symbols).join("\n"), self.raw.trim_end())
-    }
-}
-
-impl VcpuReport {
     /// A wakeup the emulator lost: every vCPU halted, and one with a pending
     /// interrupt that nothing masks (above the priority class 1 Linux keeps
     /// in its TPR, and above any in service). Such a guest sleeps for ever;
@@ -69,12 +62,20 @@ impl VcpuReport {
         if self.vcpus.is_empty() || !self.vcpus.iter().all(|v| v.halted) {
             return None;
         }
-        let stuck: Vec<String> = (self.vcpus.iter().filter(|v| deliverable(v)))
+        let stuck: Vec<String> = self
+            .vcpus
+            .iter()
+            .filter(|v| deliverable(v))
             .map(|v| {
                 format!("vCPU {} halted with interrupts {} pending", v.index, list(&v.pending))
             })
             .collect();
         (!stuck.is_empty()).then(|| stuck.join(", "))
+    }
+
+    /// The lines, then the engine's own dump: what a report file keeps.
+    pub fn text(&self, symbols: Option<&Symbols>) -> String {
+        format!("{}\n\n{}\n", self.lines(symbols).join("\n"), self.raw.trim_end())
     }
 }
 
