@@ -58,27 +58,12 @@ fn skip_allowed() -> bool {
     std::env::var("KTSTR_SKIP_VM_TESTS").is_ok_and(|v| v == "1")
 }
 
-fn newest_cached_kernel() -> Prereq<PathBuf> {
-    let cache = match std::env::var_os("KTSTR_CACHE_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => match std::env::var_os("HOME") {
-            Some(h) => PathBuf::from(h).join(".cache/ktstr"),
-            None => return Prereq::Missing("neither KTSTR_CACHE_DIR nor HOME is set".into()),
-        },
-    };
-    let kernels = cache.join("kernels");
-    let newest = std::fs::read_dir(&kernels)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok().map(|e| e.path().join("bzImage")))
-        .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
-        .max();
-    match newest {
-        Some((_, p)) => Prereq::Have(p),
-        None => Prereq::Missing(format!(
-            "no cached kernel under {}/*/bzImage (run `ktstr kernel build`)",
-            kernels.display()
-        )),
+/// The kernel a run would boot (`$KTSTR_KERNEL`, else the default cache
+/// entry: the newest built with this ktstr's fragment).
+fn test_kernel() -> Prereq<PathBuf> {
+    match crate::kernel::resolve(None) {
+        Ok(k) => Prereq::Have(k.bzimage),
+        Err(e) => Prereq::Missing(format!("{e:#}")),
     }
 }
 
@@ -150,7 +135,7 @@ fn guest_spec(
 /// The kernel, busybox and engine of the tests after the first, which says
 /// what is missing (or skips loudly); None when one is.
 fn prerequisites() -> Option<(PathBuf, PathBuf, QemuEngine)> {
-    match (newest_cached_kernel(), static_busybox(), which("cpio"), QemuEngine::detect(None)) {
+    match (test_kernel(), static_busybox(), which("cpio"), QemuEngine::detect(None)) {
         (Prereq::Have(k), Prereq::Have(b), Prereq::Have(()), Ok(e)) => Some((k, b, e)),
         _ => {
             assert!(skip_allowed(), "see guest_sees_the_requested_topology");
@@ -239,8 +224,7 @@ fn boot_and_check(engine: &QemuEngine, kernel: &Path, initramfs: &Path, topo: &s
 
 #[test]
 fn guest_sees_the_requested_topology() {
-    let prereqs =
-        (newest_cached_kernel(), static_busybox(), which("cpio"), QemuEngine::detect(None));
+    let prereqs = (test_kernel(), static_busybox(), which("cpio"), QemuEngine::detect(None));
     let (kernel, busybox, engine) = match prereqs {
         (Prereq::Have(k), Prereq::Have(b), Prereq::Have(()), Ok(e)) => (k, b, e),
         (k, b, c, e) => {
