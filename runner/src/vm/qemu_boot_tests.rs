@@ -269,6 +269,18 @@ impl<T> Prereq<T> {
     }
 }
 
+/// Waits until the guest's console says `what`; fails if it ends first or
+/// the watchdog passes.
+fn wait_for_console(vm: &mut Box<dyn crate::vm::RunningVm>, spec: &VmSpec, what: &str) {
+    let started = Instant::now();
+    let console = || std::fs::read_to_string(&spec.console_log).unwrap_or_default();
+    while !console().contains(what) {
+        assert!(started.elapsed() < WATCHDOG, "no `{what}` on the console:\n{}", console());
+        assert!(vm.try_wait().unwrap().is_none(), "the guest ended:\n{}", console());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A guest that never stops: one vCPU spins in a shell loop, the other idles.
 const SPIN_INIT: &str = r#"#!/bin/busybox sh
 echo KTSTR-SPINNING
@@ -285,13 +297,7 @@ fn a_running_guest_tells_where_its_vcpus_are() {
     let topology = "1n1l2c1t".parse().unwrap();
     let spec = guest_spec(&kernel, initramfs, "", topology, 256, dir.path());
     let mut vm = engine.boot(&spec).expect("boot");
-    let started = Instant::now();
-    let console = || std::fs::read_to_string(&spec.console_log).unwrap_or_default();
-    while !console().contains("KTSTR-SPINNING") {
-        assert!(started.elapsed() < WATCHDOG, "the guest never started spinning:\n{}", console());
-        assert!(vm.try_wait().unwrap().is_none(), "the guest ended:\n{}", console());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_console(&mut vm, &spec, "KTSTR-SPINNING");
     let report = vm.vcpus().expect("QEMU's monitor answers");
     vm.kill().unwrap();
     let indices: Vec<u32> = report.vcpus.iter().map(|v| v.index).collect();
@@ -356,20 +362,11 @@ fn an_idle_guest_is_woken_by_an_injected_nmi() {
     let initramfs = build_initramfs(&busybox, IDLE_INIT, dir.path());
     let spec = guest_spec(&kernel, initramfs, "", "1n1l2c1t".parse().unwrap(), 256, dir.path());
     let mut vm = engine.boot(&spec).expect("boot");
-    let started = Instant::now();
-    let console = || std::fs::read_to_string(&spec.console_log).unwrap_or_default();
-    let wait_for = |what: &str, vm: &mut Box<dyn crate::vm::RunningVm>| {
-        while !console().contains(what) {
-            assert!(started.elapsed() < WATCHDOG, "no `{what}`:\n{}", console());
-            assert!(vm.try_wait().unwrap().is_none(), "the guest ended:\n{}", console());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    wait_for("KTSTR-IDLE", &mut vm);
+    wait_for_console(&mut vm, &spec, "KTSTR-IDLE");
     vm.inject_nmi().expect("QEMU's monitor takes inject-nmi");
     // The halted vCPUs take it and the kernel goes on (KERN_EMERG lines:
     // microvm has no NMI reason port, so it reads a PCI SERR).
-    wait_for("Dazed and confused, but trying to continue", &mut vm);
-    assert!(vm.try_wait().unwrap().is_none(), "the guest survives it:\n{}", console());
+    wait_for_console(&mut vm, &spec, "Dazed and confused, but trying to continue");
+    assert!(vm.try_wait().unwrap().is_none(), "the guest survives the NMI");
     vm.kill().unwrap();
 }
