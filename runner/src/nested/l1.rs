@@ -216,13 +216,20 @@ impl L1Host<'_> {
 
 /// When L1's heartbeats stop, it has either hung for good or sleeps on an
 /// interrupt its emulator never delivered: QEMU 7.2's TCG left an L1 so now
-/// and then, every vCPU halted with the timer pending in a local APIC and
-/// QEMU idle (`l1-hang.txt` of such hangs). An NMI wakes a halted vCPU
-/// whatever it waits for, and the first interrupt it then raises makes the
-/// emulator deliver the lost ones. Said loudly (with `LOST_WAKEUP`), and the
-/// heartbeat still decides: if none follows, L1 is ended as hung.
+/// and then, a vCPU halted with the timer and IPIs pending in its local
+/// APIC, the other idle too or spinning on an IPI to it (`l1-hang.txt` of
+/// such hangs). Seen in two looks a second apart, it is sent an NMI: that
+/// wakes a halted vCPU whatever it waits for, and the interrupt its handler
+/// raises makes the emulator deliver the lost ones. Said loudly (with
+/// `LOST_WAKEUP`), and the heartbeat still decides: if none follows, L1 is
+/// ended as hung.
 fn nudge_if_a_wakeup_was_lost(vm: &mut dyn crate::vm::RunningVm) {
-    let Some(what) = vm.vcpus().ok().and_then(|r| r.lost_wakeup()) else { return };
+    let mut look = || vm.vcpus().ok().and_then(|r| r.lost_wakeup());
+    if look().is_none() {
+        return;
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let Some(what) = look() else { return };
     match vm.inject_nmi() {
         Ok(()) => progress(&format!("!!! {LOST_WAKEUP} ({what}); sent it an NMI")),
         Err(e) => progress(&format!("!!! {LOST_WAKEUP} ({what}); the NMI failed: {e:#}")),

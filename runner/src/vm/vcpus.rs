@@ -54,18 +54,14 @@ impl VcpuReport {
             .collect()
     }
 
-    /// A wakeup the emulator lost: every vCPU halted, and one with a pending
-    /// interrupt that nothing masks (above the priority class 1 Linux keeps
-    /// in its TPR, and above any in service). Such a guest sleeps for ever;
-    /// QEMU 7.2's TCG left L1 guests so now and then. Says which vCPUs.
+    /// Wakeups the emulator lost: a halted vCPU with a pending interrupt
+    /// that nothing masks (above the priority class 1 Linux keeps in its
+    /// TPR, and above any in service) should already be running it. QEMU
+    /// 7.2's TCG left L1 guests so now and then, the other vCPU idle too or
+    /// spinning on an IPI to the sleeper. Says which vCPUs.
     pub fn lost_wakeup(&self) -> Option<String> {
-        if self.vcpus.is_empty() || !self.vcpus.iter().all(|v| v.halted) {
-            return None;
-        }
-        let stuck: Vec<String> = self
-            .vcpus
-            .iter()
-            .filter(|v| deliverable(v))
+        let stuck: Vec<String> = (self.vcpus.iter())
+            .filter(|v| v.halted && deliverable(v))
             .map(|v| {
                 format!("vCPU {} halted with interrupts {} pending", v.index, list(&v.pending))
             })
@@ -181,10 +177,17 @@ mod tests {
             hung.lost_wakeup().as_deref(),
             Some("vCPU 0 halted with interrupts 236 251 pending")
         );
-        // Idle with nothing pending, or busy: no wakeup is owed.
+        // Also seen: vCPU 1 spinning on an IPI (251) to the sleeping vCPU 0.
+        let spinning = Vcpu { halted: false, ..idle(1, vec![], vec![]) };
+        let waited_on = report(vec![idle(0, vec![33, 236, 251], vec![]), spinning.clone()]);
+        assert_eq!(
+            waited_on.lost_wakeup().as_deref(),
+            Some("vCPU 0 halted with interrupts 33 236 251 pending")
+        );
+        // Idle with nothing pending, or running with interrupts pending: none owed.
         assert_eq!(report(vec![idle(0, vec![], vec![])]).lost_wakeup(), None);
-        let running = Vcpu { halted: false, ..idle(1, vec![], vec![]) };
-        assert_eq!(report(vec![idle(0, vec![236], vec![]), running]).lost_wakeup(), None);
+        let busy = Vcpu { pending: vec![236], ..spinning };
+        assert_eq!(report(vec![idle(0, vec![], vec![]), busy]).lost_wakeup(), None);
         // Masked: below Linux's TPR class, or by a higher interrupt in service.
         assert_eq!(report(vec![idle(0, vec![0x1f], vec![])]).lost_wakeup(), None);
         assert_eq!(report(vec![idle(0, vec![0x31], vec![0xec])]).lost_wakeup(), None);
