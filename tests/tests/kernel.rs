@@ -190,6 +190,21 @@ fn pad4(out: &mut Vec<u8>) {
     out.resize(out.len().next_multiple_of(4), 0);
 }
 
+/// What ktstr's QEMU engine tells a TCG guest (runner/src/vm/qemu_args.rs):
+/// the TSC's rate, so it skips PIT calibration, and `lpj=`, so it skips the
+/// delay-loop calibration, which waits for timer ticks and now and then
+/// waited for ever under TCG (a guest found spinning in `calibrate_delay`,
+/// its timer interrupt never raised). CONFIG_HZ is the fragment's 250.
+fn tcg_timing() -> String {
+    // SAFETY: RDTSC has no preconditions on x86_64.
+    let tsc = || unsafe { core::arch::x86_64::_rdtsc() };
+    let (t0, c0) = (Instant::now(), tsc());
+    std::thread::sleep(Duration::from_millis(20));
+    let (c1, nanos) = (tsc(), t0.elapsed().as_nanos() as u64);
+    let khz = c1.saturating_sub(c0).saturating_mul(1_000_000) / nanos.max(1);
+    format!("tsc=reliable tsc_early_khz={khz} lpj={}", khz * 1000 / 250)
+}
+
 /// Boots under QEMU TCG (`/dev/kvm` here cannot run Linux guests) and
 /// returns the serial console output; kills QEMU after [`BOOT_WATCHDOG`].
 fn boot(bzimage: &Path, initrd: &Path) -> String {
@@ -212,7 +227,7 @@ fn boot(bzimage: &Path, initrd: &Path) -> String {
         .arg(bzimage)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", "console=ttyS0 quiet panic=-1 reboot=t"])
+        .args(["-append", &format!("console=ttyS0 quiet panic=-1 reboot=t {}", tcg_timing())])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
