@@ -123,7 +123,7 @@ fn list_cmd(json: bool) -> Result<i32> {
     let entries = cache.entries();
     let fragment = super::config::fragment_hash();
     let default =
-        super::resolve::default_entry(entries.clone(), &fragment).map(|((_, m), _)| m.key);
+        super::resolve::default_entry(&entries, &fragment).map(|((_, m), _)| m.key.clone());
     if json {
         let v: Vec<serde_json::Value> = entries
             .iter()
@@ -172,10 +172,9 @@ fn list_cmd(json: bool) -> Result<i32> {
 
 fn clean_cmd(keep: usize, json: bool) -> Result<i32> {
     let cache = Cache::new(&cache_dir());
-    let default = (keep > 0)
-        .then(|| super::resolve::default_entry(cache.entries(), &super::config::fragment_hash()))
-        .flatten()
-        .map(|((_, m), _)| m.key);
+    let entries = if keep > 0 { cache.entries() } else { Vec::new() };
+    let default = super::resolve::default_entry(&entries, &super::config::fragment_hash())
+        .map(|((_, m), _)| m.key.clone());
     let report = cache.clean(keep, default.as_deref())?;
     if json {
         let shown = |paths: &[std::path::PathBuf]| -> Vec<String> {

@@ -108,14 +108,13 @@ pub fn resolve(flag: Option<&str>) -> Result<KernelEntry> {
 /// the newest built with the fragment `fragment` (this ktstr's), so that a
 /// kernel built by another ktstr, or by hand with another fragment, never
 /// becomes the default by being newer. Else the newest, and `false`.
-pub fn default_entry(
-    entries: Vec<(PathBuf, Metadata)>,
+pub fn default_entry<'a>(
+    entries: &'a [(PathBuf, Metadata)],
     fragment: &str,
-) -> Option<((PathBuf, Metadata), bool)> {
-    let current = entries.iter().position(|(_, m)| m.fragment_hash == fragment);
-    match current {
-        Some(i) => entries.into_iter().nth(i).map(|e| (e, true)),
-        None => entries.into_iter().next().map(|e| (e, false)),
+) -> Option<(&'a (PathBuf, Metadata), bool)> {
+    match entries.iter().find(|(_, m)| m.fragment_hash == fragment) {
+        Some(e) => Some((e, true)),
+        None => entries.first().map(|e| (e, false)),
     }
 }
 
@@ -129,7 +128,7 @@ fn resolve_in(
         (Some(f), _) => (f, "--kernel"),
         (None, Some(e)) => (e, "KTSTR_KERNEL"),
         (None, None) => {
-            return match default_entry(cache.entries(), fragment) {
+            return match default_entry(&cache.entries(), fragment) {
                 Some(((dir, meta), current)) => {
                     // Once a process: boots and scheduler listings both ask.
                     static SAID: std::sync::Once = std::sync::Once::new();
@@ -143,7 +142,7 @@ fn resolve_in(
                             )
                         });
                     }
-                    Ok(KernelEntry::from_cache(dir, &meta))
+                    Ok(KernelEntry::from_cache(dir.clone(), meta))
                 }
                 None => bail!(
                     "no test kernel: the cache ({}) is empty. Build one with `ktstr kernel build` \
@@ -282,10 +281,11 @@ mod tests {
         meta.fragment_hash = "another".into();
         std::fs::write(other.join(Metadata::FILE), serde_json::to_vec(&meta).unwrap()).unwrap();
         assert_eq!(resolve_in(&cache, None, None, "f").unwrap().key.as_deref(), Some("aaaa1111"));
-        let ((_, m), current) = default_entry(cache.entries(), "f").unwrap();
+        let entries = cache.entries();
+        let ((_, m), current) = default_entry(&entries, "f").unwrap();
         assert_eq!((m.key.as_str(), current), ("aaaa1111", true));
         // None built with this ktstr's: the newest, said to be another's.
-        let ((_, m), current) = default_entry(cache.entries(), "mine").unwrap();
+        let ((_, m), current) = default_entry(&entries, "mine").unwrap();
         assert_eq!((m.key.as_str(), current), ("bbbb2222", false));
         let k = resolve_in(&cache, None, None, "mine").unwrap();
         assert_eq!(k.key.as_deref(), Some("bbbb2222"));
