@@ -213,10 +213,10 @@ pub fn ktstr_nested(args: &[&str]) -> Output {
     again
 }
 
-/// An L1 that slept on a wakeup its emulator lost is sent an NMI by
+/// An L1 that waits on an interrupt its emulator lost is sent an NMI by
 /// `ktstr nested`, which says so: each one is noted, passing or not.
 fn note_nudges(test: &str, stderr: &str) {
-    for line in stderr.lines().filter(|l| l.contains("the emulated L1 host lost a wakeup")) {
+    for line in stderr.lines().filter(|l| l.contains("the emulated L1 host lost an interrupt")) {
         eprintln!("\n!!! {test}: {line}\n");
         record_note(&format!("NUDGED {test}: {}", line.trim()));
     }

@@ -187,7 +187,7 @@ impl L1Host<'_> {
                 break End::Interrupted;
             }
             if console.liveness.look_due(Instant::now()) {
-                nudge_if_a_wakeup_was_lost(&mut *running);
+                nudge_if_an_interrupt_was_lost(&mut *running);
             }
             if let Some(hang) = console.liveness.hung(Instant::now()) {
                 progress(&format!(
@@ -214,30 +214,30 @@ impl L1Host<'_> {
     }
 }
 
-/// When L1's heartbeats stop, it has either hung for good or sleeps on an
+/// When L1's heartbeats stop, it has either hung for good or waits on an
 /// interrupt its emulator never delivered: QEMU 7.2's TCG left an L1 so now
-/// and then, a vCPU halted with the timer and IPIs pending in its local
-/// APIC, the other idle too or spinning on an IPI to it (`l1-hang.txt` of
-/// such hangs). Seen in two looks a second apart, it is sent an NMI: that
-/// wakes a halted vCPU whatever it waits for, and the interrupt its handler
-/// raises makes the emulator deliver the lost ones. Said loudly (with
-/// `LOST_WAKEUP`), and the heartbeat still decides: if none follows, L1 is
-/// ended as hung.
-fn nudge_if_a_wakeup_was_lost(vm: &mut dyn crate::vm::RunningVm) {
-    let mut look = || vm.vcpus().ok().and_then(|r| r.lost_wakeup());
+/// and then, a vCPU halted or running user code with the timer and IPIs
+/// pending in its local APIC, the other idle too or spinning on an IPI to
+/// it (`l1-hang.txt` of such hangs). Seen in two looks a second apart, it
+/// is sent an NMI: the emulator delivers an NMI whatever the vCPU does, and
+/// the interrupt its handler raises makes it deliver the lost ones. Said
+/// loudly (with `LOST_INTERRUPT`), and the heartbeat still decides: if none
+/// follows, L1 is ended as hung.
+fn nudge_if_an_interrupt_was_lost(vm: &mut dyn crate::vm::RunningVm) {
+    let mut look = || vm.vcpus().ok().and_then(|r| r.lost_interrupt());
     if look().is_none() {
         return;
     }
     std::thread::sleep(Duration::from_secs(1));
     let Some(what) = look() else { return };
     match vm.inject_nmi() {
-        Ok(()) => progress(&format!("!!! {LOST_WAKEUP} ({what}); sent it an NMI")),
-        Err(e) => progress(&format!("!!! {LOST_WAKEUP} ({what}); the NMI failed: {e:#}")),
+        Ok(()) => progress(&format!("!!! {LOST_INTERRUPT} ({what}); sent it an NMI")),
+        Err(e) => progress(&format!("!!! {LOST_INTERRUPT} ({what}); the NMI failed: {e:#}")),
     }
 }
 
 /// How a nudged L1 is said (tests count these).
-pub const LOST_WAKEUP: &str = "the emulated L1 host lost a wakeup";
+pub const LOST_INTERRUPT: &str = "the emulated L1 host lost an interrupt";
 
 /// Echoes new console lines that come from ktstr inside L1, notes the
 /// first line in which L1's own kernel reports a crash, and follows L1's

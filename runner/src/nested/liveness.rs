@@ -17,7 +17,7 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 /// No heartbeat for this long: L1 hung.
 pub const SILENCE_LIMIT: Duration = Duration::from_secs(90);
 /// No heartbeat for this long (two missed and some): time to look whether
-/// L1 sleeps on a wakeup its emulator lost, and to nudge it (see `l1.rs`).
+/// L1 waits on an interrupt its emulator lost, and to nudge it (see `l1.rs`).
 pub const NUDGE_AFTER: Duration = Duration::from_secs(25);
 /// After L1's kernel reports a stall, how long a heartbeat may take to show
 /// that L1 got over it: two heartbeats and some.

@@ -173,13 +173,34 @@ fn report(answers: Vec<Option<ktstr_vmm::VcpuState>>) -> VcpuReport {
             continue;
         };
         let state = if s.halted { "halted" } else { "runnable" };
-        let ktstr_vmm::VcpuState { index, rip, rsp, cpl, halted, stack, pending, in_service } = s;
+        let ktstr_vmm::VcpuState {
+            index,
+            rip,
+            rsp,
+            cpl,
+            halted,
+            interrupts_enabled,
+            stack,
+            pending,
+            in_service,
+        } = s;
+        let interrupts = if interrupts_enabled { "IF=1" } else { "IF=0" };
         raw.push_str(&format!(
-            "vCPU {i}: RIP={rip:016x} RSP={rsp:016x} CPL={cpl} {state}; {} stack words read; \
-             IRR {pending:?} ISR {in_service:?}\n",
+            "vCPU {i}: RIP={rip:016x} RSP={rsp:016x} CPL={cpl} {interrupts} {state}; {} stack \
+             words read; IRR {pending:?} ISR {in_service:?}\n",
             stack.len()
         ));
-        vcpus.push(Vcpu { index, rip, rsp, cpl, halted, stack, pending, in_service });
+        vcpus.push(Vcpu {
+            index,
+            rip,
+            rsp,
+            cpl,
+            halted,
+            interrupts_enabled,
+            stack,
+            pending,
+            in_service,
+        });
     }
     VcpuReport { vcpus, raw }
 }

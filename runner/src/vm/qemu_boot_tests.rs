@@ -356,7 +356,7 @@ echo KTSTR-IDLE
 
 #[test]
 fn an_idle_guest_is_woken_by_an_injected_nmi() {
-    // What `ktstr nested` sends an L1 that sleeps on a lost wakeup.
+    // What `ktstr nested` sends an L1 that waits on a lost interrupt.
     let Some((kernel, busybox, engine)) = prerequisites() else { return };
     let dir = tempfile::tempdir().unwrap();
     let initramfs = build_initramfs(&busybox, IDLE_INIT, dir.path());

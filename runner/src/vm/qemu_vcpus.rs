@@ -9,6 +9,8 @@ use std::time::Duration;
 use super::qmp::Monitor;
 use super::vcpus::{Vcpu, VcpuReport};
 
+const RFLAGS_IF: u64 = 1 << 9;
+
 /// How many words of each vCPU's kernel stack a report reads.
 const STACK_WORDS: usize = 64;
 
@@ -50,6 +52,7 @@ fn parse_registers(text: &str) -> Vec<Vcpu> {
                 "RIP" | "EIP" => v.rip = hex().unwrap_or(v.rip),
                 "RSP" | "ESP" => v.rsp = hex().unwrap_or(v.rsp),
                 "CPL" => v.cpl = value.parse().unwrap_or(v.cpl),
+                "RFL" | "EFL" => v.interrupts_enabled = hex().is_some_and(|f| f & RFLAGS_IF != 0),
                 "HLT" => v.halted = value == "1",
                 _ => {}
             }
@@ -107,12 +110,13 @@ EIP=0000fff0 EFL=00000002 [-------] CPL=3 II=0 A20=1 SMM=0 HLT=0
             rsp: 0xffffffff82003e80,
             cpl: 0,
             halted: true,
+            interrupts_enabled: true,
             ..Vcpu::default()
         };
         assert_eq!(v[0], first);
         assert_eq!(
-            (v[1].index, v[1].rip, v[1].rsp, v[1].cpl, v[1].halted),
-            (1, 0xfff0, 0x7ff0, 3, false)
+            (v[1].index, v[1].rip, v[1].rsp, v[1].cpl, v[1].halted, v[1].interrupts_enabled),
+            (1, 0xfff0, 0x7ff0, 3, false, false)
         );
     }
 

@@ -13,11 +13,13 @@ pub struct Vcpu {
     /// 0: the kernel; 3: userspace.
     pub cpl: u8,
     pub halted: bool,
+    /// RFLAGS.IF: it takes an unmasked pending interrupt at its next instruction.
+    pub interrupts_enabled: bool,
     /// The words on top of its stack, innermost first (kernel stacks only).
     pub stack: Vec<u64>,
     /// Interrupt vectors its local APIC has requested and not yet given it
-    /// (IRR), and those it took and has not yet ended (ISR). A halted vCPU
-    /// with one pending, unmasked, is a wakeup that was never delivered.
+    /// (IRR), and those it took and has not yet ended (ISR). A vCPU halted,
+    /// or taking interrupts, with one pending and unmasked was never given it.
     pub pending: Vec<u8>,
     pub in_service: Vec<u8>,
 }
@@ -54,16 +56,19 @@ impl VcpuReport {
             .collect()
     }
 
-    /// Wakeups the emulator lost: a halted vCPU with a pending interrupt
-    /// that nothing masks (above the priority class 1 Linux keeps in its
-    /// TPR, and above any in service) should already be running it. QEMU
-    /// 7.2's TCG left L1 guests so now and then, the other vCPU idle too or
-    /// spinning on an IPI to the sleeper. Says which vCPUs.
-    pub fn lost_wakeup(&self) -> Option<String> {
+    /// Interrupts the emulator never delivered: a vCPU that is halted, or
+    /// runs with interrupts enabled, and has a pending interrupt that
+    /// nothing masks (above the priority class 1 Linux keeps in its TPR,
+    /// and above any in service) should already be running its handler.
+    /// QEMU 7.2's TCG left L1 guests so now and then: a vCPU halted, or
+    /// running user code, with the timer and an IPI pending, the other idle
+    /// too or spinning on an IPI to it. Says which vCPUs.
+    pub fn lost_interrupt(&self) -> Option<String> {
         let stuck: Vec<String> = (self.vcpus.iter())
-            .filter(|v| v.halted && deliverable(v))
+            .filter(|v| (v.halted || v.interrupts_enabled) && deliverable(v))
             .map(|v| {
-                format!("vCPU {} halted with interrupts {} pending", v.index, list(&v.pending))
+                let state = if v.halted { "halted" } else { "running with interrupts enabled" };
+                format!("vCPU {}, {state}, has interrupts {} pending", v.index, list(&v.pending))
             })
             .collect();
         (!stuck.is_empty()).then(|| stuck.join(", "))
@@ -162,7 +167,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_wakeup_is_every_vcpu_halted_and_one_with_an_unmasked_interrupt_pending() {
+    fn a_lost_interrupt_is_one_pending_unmasked_on_a_halted_or_interruptible_vcpu() {
         let idle = |index, pending: Vec<u8>, in_service: Vec<u8>| Vcpu {
             index,
             halted: true,
@@ -174,24 +179,33 @@ mod tests {
         // As seen in a hung L1: the timer (236) and an IPI (251) never delivered.
         let hung = report(vec![idle(0, vec![236, 251], vec![]), idle(1, vec![], vec![])]);
         assert_eq!(
-            hung.lost_wakeup().as_deref(),
-            Some("vCPU 0 halted with interrupts 236 251 pending")
+            hung.lost_interrupt().as_deref(),
+            Some("vCPU 0, halted, has interrupts 236 251 pending")
         );
         // Also seen: vCPU 1 spinning on an IPI (251) to the sleeping vCPU 0.
         let spinning = Vcpu { halted: false, ..idle(1, vec![], vec![]) };
         let waited_on = report(vec![idle(0, vec![33, 236, 251], vec![]), spinning.clone()]);
         assert_eq!(
-            waited_on.lost_wakeup().as_deref(),
-            Some("vCPU 0 halted with interrupts 33 236 251 pending")
+            waited_on.lost_interrupt().as_deref(),
+            Some("vCPU 0, halted, has interrupts 33 236 251 pending")
         );
-        // Idle with nothing pending, or running with interrupts pending: none owed.
-        assert_eq!(report(vec![idle(0, vec![], vec![])]).lost_wakeup(), None);
+        // And in another hung L1: vCPU 0 running user code (RFL 0x206, so
+        // interrupts enabled) with the same two pending, vCPU 1 spinning.
+        let user = Vcpu { index: 0, cpl: 3, interrupts_enabled: true, ..spinning.clone() };
+        let running = report(vec![Vcpu { pending: vec![236, 251], ..user }, spinning.clone()]);
+        assert_eq!(
+            running.lost_interrupt().as_deref(),
+            Some("vCPU 0, running with interrupts enabled, has interrupts 236 251 pending")
+        );
+        // Idle with nothing pending, or running with interrupts disabled
+        // (a spinlock taken with them off): none owed.
+        assert_eq!(report(vec![idle(0, vec![], vec![])]).lost_interrupt(), None);
         let busy = Vcpu { pending: vec![236], ..spinning };
-        assert_eq!(report(vec![idle(0, vec![], vec![]), busy]).lost_wakeup(), None);
+        assert_eq!(report(vec![idle(0, vec![], vec![]), busy]).lost_interrupt(), None);
         // Masked: below Linux's TPR class, or by a higher interrupt in service.
-        assert_eq!(report(vec![idle(0, vec![0x1f], vec![])]).lost_wakeup(), None);
-        assert_eq!(report(vec![idle(0, vec![0x31], vec![0xec])]).lost_wakeup(), None);
-        assert!(report(vec![idle(0, vec![0xfd], vec![0xec])]).lost_wakeup().is_some());
-        assert_eq!(report(vec![]).lost_wakeup(), None);
+        assert_eq!(report(vec![idle(0, vec![0x1f], vec![])]).lost_interrupt(), None);
+        assert_eq!(report(vec![idle(0, vec![0x31], vec![0xec])]).lost_interrupt(), None);
+        assert!(report(vec![idle(0, vec![0xfd], vec![0xec])]).lost_interrupt().is_some());
+        assert_eq!(report(vec![]).lost_interrupt(), None);
     }
 }

@@ -26,6 +26,8 @@ pub struct VcpuState {
     /// The privilege level: 0 the kernel, 3 userspace.
     pub cpl: u8,
     pub halted: bool,
+    /// RFLAGS.IF: whether it takes interrupts now.
+    pub interrupts_enabled: bool,
     /// The words on top of the stack, innermost first, up to the end of
     /// its page (kernel stacks only).
     pub stack: Vec<u64>,
@@ -87,12 +89,15 @@ impl Snapshots {
     }
 }
 
+const RFLAGS_IF: u64 = 1 << 9;
+
 /// This vCPU's registers and the top of its kernel stack; what cannot be
 /// read stays at its default.
 fn read_state(index: u32, fd: &VcpuFd, mem: &GuestMemoryMmap) -> VcpuState {
     let mut s = VcpuState { index, ..VcpuState::default() };
     if let Ok(regs) = fd.get_regs() {
         (s.rip, s.rsp) = (regs.rip, regs.rsp);
+        s.interrupts_enabled = regs.rflags & RFLAGS_IF != 0;
     }
     if let Ok(sregs) = fd.get_sregs() {
         s.cpl = (sregs.cs.selector & 3) as u8;
