@@ -173,33 +173,27 @@ fn report(answers: Vec<Option<ktstr_vmm::VcpuState>>) -> VcpuReport {
             continue;
         };
         let state = if s.halted { "halted" } else { "runnable" };
-        let ktstr_vmm::VcpuState {
-            index,
-            rip,
-            rsp,
-            cpl,
-            halted,
-            interrupts_enabled,
-            stack,
-            pending,
-            in_service,
-        } = s;
-        let interrupts = if interrupts_enabled { "IF=1" } else { "IF=0" };
+        let interrupts = if s.interrupts_enabled { "IF=1" } else { "IF=0" };
         raw.push_str(&format!(
-            "vCPU {i}: RIP={rip:016x} RSP={rsp:016x} CPL={cpl} {interrupts} {state}; {} stack \
-             words read; IRR {pending:?} ISR {in_service:?}\n",
-            stack.len()
+            "vCPU {i}: RIP={:016x} RSP={:016x} CPL={} {interrupts} {state}; {} stack words \
+             read; IRR {:?} ISR {:?}\n",
+            s.rip,
+            s.rsp,
+            s.cpl,
+            s.stack.len(),
+            s.pending,
+            s.in_service
         ));
         vcpus.push(Vcpu {
-            index,
-            rip,
-            rsp,
-            cpl,
-            halted,
-            interrupts_enabled,
-            stack,
-            pending,
-            in_service,
+            index: s.index,
+            rip: s.rip,
+            rsp: s.rsp,
+            cpl: s.cpl,
+            halted: s.halted,
+            interrupts_enabled: s.interrupts_enabled,
+            stack: s.stack,
+            pending: s.pending,
+            in_service: s.in_service,
         });
     }
     VcpuReport { vcpus, raw }
