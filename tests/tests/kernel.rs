@@ -194,15 +194,21 @@ fn pad4(out: &mut Vec<u8>) {
 /// the TSC's rate, so it skips PIT calibration, and `lpj=`, so it skips the
 /// delay-loop calibration, which waits for timer ticks and now and then
 /// waited for ever under TCG (a guest found spinning in `calibrate_delay`,
-/// its timer interrupt never raised). CONFIG_HZ is the fragment's 250.
-fn tcg_timing() -> String {
+/// its timer interrupt never raised). `lpj=` is per tick: CONFIG_HZ from
+/// the `config` the cache keeps beside `bzimage`.
+fn tcg_timing(bzimage: &Path) -> String {
+    let config = bzimage.with_file_name("config");
+    let text = std::fs::read_to_string(&config).expect("the entry's config");
+    let hz: u64 = (text.lines().find_map(|l| l.strip_prefix("CONFIG_HZ=")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no CONFIG_HZ in {}", config.display()));
     // SAFETY: RDTSC has no preconditions on x86_64.
     let tsc = || unsafe { core::arch::x86_64::_rdtsc() };
     let (t0, c0) = (Instant::now(), tsc());
     std::thread::sleep(Duration::from_millis(20));
     let (c1, nanos) = (tsc(), t0.elapsed().as_nanos() as u64);
     let khz = c1.saturating_sub(c0).saturating_mul(1_000_000) / nanos.max(1);
-    format!("tsc=reliable tsc_early_khz={khz} lpj={}", khz * 1000 / 250)
+    format!("tsc=reliable tsc_early_khz={khz} lpj={}", khz * 1000 / hz)
 }
 
 /// Boots under QEMU TCG (`/dev/kvm` here cannot run Linux guests) and
@@ -227,7 +233,10 @@ fn boot(bzimage: &Path, initrd: &Path) -> String {
         .arg(bzimage)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", &format!("console=ttyS0 quiet panic=-1 reboot=t {}", tcg_timing())])
+        .args([
+            "-append",
+            &format!("console=ttyS0 quiet panic=-1 reboot=t {}", tcg_timing(bzimage)),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
